@@ -1,0 +1,83 @@
+// A tour of goldylox in one program: build a cache, store values of different types, read them
+// back type-checked, use the atomic operations, then hammer it from two threads and print stats.
+#include <cstdint>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <goldylox/goldylox.hpp>
+
+struct User {
+  int id;
+  std::string name;
+  bool operator==(const User&) const = default;
+};
+
+int main() {
+  absl::StatusOr<goldylox::cache<std::string>> made = goldylox::cache<std::string>::builder()
+                                                          .hot_tier_max_entries(100'000)
+                                                          .enable_simd(true)
+                                                          .enable_background_workers(false)
+                                                          .enable_telemetry(true)
+                                                          .build();
+  if (!made.ok()) {
+    std::cerr << "build failed: " << made.status() << "\n";
+    return 1;
+  }
+  goldylox::cache<std::string>& cache = *made;
+
+  // Values of any copyable type share one cache; each entry remembers its type.
+  if (!cache.put("user:1", User{1, "Ada"}).ok() || !cache.put("config:timeout", 30).ok()) return 1;
+
+  absl::StatusOr<std::optional<User>> user = cache.get<User>("user:1");
+  std::cout << "get<User>(\"user:1\")      -> " << (*user)->name << "\n";
+
+  absl::StatusOr<std::optional<int>> wrong = cache.get<int>("user:1");
+  std::cout << "get<int>(\"user:1\")       -> " << wrong.status() << "\n";
+
+  absl::StatusOr<std::optional<int>> old = cache.replace("config:timeout", 60);
+  std::cout << "replace(timeout, 60)     -> previous " << **old << "\n";
+
+  absl::StatusOr<bool> swapped = cache.compare_and_swap("config:timeout", 60, 120);
+  std::cout << "compare_and_swap(60,120) -> " << std::boolalpha << *swapped << "\n";
+
+  int factory_calls = 0;
+  absl::StatusOr<std::string> greeting = cache.get_or_insert<std::string>("greeting", [&] {
+    ++factory_calls;
+    return std::string("hello");
+  });
+  greeting = cache.get_or_insert<std::string>("greeting", [&] {
+    ++factory_calls;
+    return std::string("never built");
+  });
+  std::cout << "get_or_insert twice      -> " << *greeting << " (factory ran " << factory_calls
+            << " time)\n";
+
+  // A typed cache for one value type: no type checks at all, the fastest path.
+  auto counters = goldylox::typed_cache<std::uint64_t, std::uint64_t>::builder()
+                      .hot_tier_max_entries(1 << 16)
+                      .build();
+  if (!counters.ok()) return 1;
+  std::vector<std::jthread> workers;
+  for (int t = 0; t < 2; ++t) {
+    workers.emplace_back([&counters, t] {
+      for (std::uint64_t i = 0; i < 200'000; ++i) {
+        const std::uint64_t key = (i * 2654435761U + static_cast<std::uint64_t>(t)) % 100'000;
+        if (i % 10 == 0) {
+          (void)counters->put(key, i);
+        } else {
+          (void)counters->get(key);
+        }
+      }
+    });
+  }
+  workers.clear();  // joins
+
+  const goldylox::cache_stats s = counters->stats();
+  std::cout << "typed_cache after 400k ops on 2 threads: size " << s.size << "/" << s.capacity
+            << ", hits " << s.hits << ", misses " << s.misses << ", inserts " << s.inserts
+            << ", updates " << s.updates << ", evictions " << s.evictions << ", ~"
+            << s.memory_bytes / 1024 << " KiB\n";
+  return 0;
+}

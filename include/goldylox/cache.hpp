@@ -1,0 +1,246 @@
+// goldylox::cache<K> — a concurrent cache whose entries may hold values of any copyable type.
+//
+//   auto made = goldylox::cache<std::string>::builder().hot_tier_max_entries(100'000).build();
+//   goldylox::cache<std::string>& cache = *made;
+//   cache.put("user:1", User{1, "Ada"});
+//   absl::StatusOr<std::optional<User>> u = cache.get<User>("user:1");   // the User
+//   absl::StatusOr<std::optional<int>> x = cache.get<int>("user:1");     // kFailedPrecondition
+//
+// Each entry remembers its value's type; asking for it as another type returns
+// kFailedPrecondition (the message names both types) and leaves the entry untouched. put()
+// overwrites whatever was stored, of any type. Concurrency guarantees are typed_cache's: reads are
+// lock-free and write nothing shared; writes to a key are atomic with respect to each other.
+// Values up to 24 bytes live inside the entry; larger ones cost one more allocation.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "goldylox/concepts.hpp"
+#include "goldylox/config.hpp"
+#include "goldylox/detail/any_value.hpp"
+#include "goldylox/detail/engine.hpp"
+#include "goldylox/detail/facade_builder.hpp"
+#include "goldylox/stats.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+
+namespace detail {
+
+inline absl::Status type_mismatch(const type_descriptor& stored, const type_descriptor& asked) {
+  // Debian's abseil has its own absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW is 0), which
+  // StrCat wants; std::string_view does not convert to it implicitly.
+  const absl::string_view have(stored.name.data(), stored.name.size());
+  const absl::string_view want(asked.name.data(), asked.name.size());
+  return absl::FailedPreconditionError(absl::StrCat("goldylox: type mismatch: the entry holds '",
+                                                    have, "' but '", want, "' was requested"));
+}
+
+// Copies the value out of `stored` as V, or records a type mismatch.
+template <class V>
+struct typed_reader {
+  std::optional<V> value;
+  const type_descriptor* mismatch = nullptr;
+
+  void operator()(const any_value& stored) {
+    if (stored.holds<V>()) {
+      value.emplace(stored.get<V>());
+    } else {
+      mismatch = &stored.type();
+    }
+  }
+  absl::StatusOr<std::optional<V>> result() && {
+    if (mismatch != nullptr) return type_mismatch(*mismatch, descriptor_of<V>);
+    return std::move(value);
+  }
+};
+
+}  // namespace detail
+
+template <class K, class Hash = default_hash<K>, class KeyEqual = std::equal_to<>>
+  requires cache_key<K, Hash>
+class cache {
+ public:
+  using key_type = K;
+  using builder_type = detail::facade_builder<cache>;
+
+  static builder_type builder() { return {}; }
+
+  cache(cache&&) noexcept = default;
+  cache& operator=(cache&&) noexcept = default;  // a moved-from cache may only be destroyed or
+                                                 // assigned to
+
+  // Inserts or overwrites, whatever type the key held before.
+  template <cache_value V>
+  absl::Status put(K key, V value) {
+    engine_->compute(std::move(key), [&](const detail::any_value*) {
+      return decision::assign(std::in_place_type<V>, std::move(value));
+    });
+    return absl::OkStatus();
+  }
+
+  // The value as V; nullopt if absent; kFailedPrecondition if the key holds another type.
+  template <cache_value V>
+  absl::StatusOr<std::optional<V>> get(const K& key) const {
+    return get_impl<V>(key);
+  }
+  template <cache_value V, class Q>
+    requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
+  absl::StatusOr<std::optional<V>> get(const Q& key) const {
+    return get_impl<V>(key);
+  }
+
+  // Calls f(const V&) on the stored value without copying it. Returns whether the key was found,
+  // or kFailedPrecondition (f not called) if it holds another type. Keep f short; do not block.
+  template <cache_value V, class F>
+  absl::StatusOr<bool> visit(const K& key, F&& f) const {
+    return visit_impl<V>(key, f);
+  }
+  template <cache_value V, class Q, class F>
+    requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
+  absl::StatusOr<bool> visit(const Q& key, F&& f) const {
+    return visit_impl<V>(key, f);
+  }
+
+  // Looks up many keys at once, overlapping their memory accesses; out[i] is keys[i]'s result.
+  template <cache_value V>
+  void get_many(std::span<const K> keys, std::span<absl::StatusOr<std::optional<V>>> out) const {
+    engine_->visit_many(keys.data(), std::min(keys.size(), out.size()),
+                        [&](std::size_t i, const detail::any_value* stored) {
+                          detail::typed_reader<V> reader;
+                          if (stored != nullptr) reader(*stored);
+                          out[i] = std::move(reader).result();
+                        });
+  }
+
+  bool contains(const K& key) const { return engine_->contains(key); }
+  template <class Q>
+    requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
+  bool contains(const Q& key) const {
+    return engine_->contains(key);
+  }
+
+  // Returns whether the key was present (of any type).
+  absl::StatusOr<bool> remove(const K& key) { return engine_->erase(key); }
+  template <class Q>
+    requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
+  absl::StatusOr<bool> remove(const Q& key) {
+    return engine_->erase(key);
+  }
+
+  // Removes every entry (entries inserted concurrently with clear() may survive it).
+  absl::Status clear() {
+    engine_->clear();
+    return absl::OkStatus();
+  }
+
+  // Inserts only if absent: nullopt if inserted, else the existing value; kFailedPrecondition if
+  // the existing value has another type.
+  template <cache_value V>
+  absl::StatusOr<std::optional<V>> put_if_absent(K key, V value) {
+    detail::typed_reader<V> existing;
+    engine_->compute(std::move(key), [&](const detail::any_value* current) {
+      if (current != nullptr) {
+        existing(*current);
+        return decision::keep();
+      }
+      return decision::assign(std::in_place_type<V>, std::move(value));
+    });
+    return std::move(existing).result();
+  }
+
+  // Overwrites only if present: the previous value, or nullopt if absent (nothing stored);
+  // kFailedPrecondition, entry untouched, if the existing value has another type.
+  template <cache_value V>
+  absl::StatusOr<std::optional<V>> replace(K key, V value) {
+    detail::typed_reader<V> previous;
+    engine_->compute(std::move(key), [&](const detail::any_value* current) {
+      if (current == nullptr) return decision::keep();
+      previous(*current);
+      if (previous.mismatch != nullptr) return decision::keep();
+      return decision::assign(std::in_place_type<V>, std::move(value));
+    });
+    return std::move(previous).result();
+  }
+
+  // Stores `desired` only if the key holds a V equal to `expected` (V's operator==). Returns
+  // whether it swapped; kFailedPrecondition if the key holds another type.
+  template <cache_value V>
+    requires std::equality_comparable<V>
+  absl::StatusOr<bool> compare_and_swap(K key, const V& expected, V desired) {
+    bool swapped = false;
+    const detail::type_descriptor* mismatch = nullptr;
+    engine_->compute(std::move(key), [&](const detail::any_value* current) {
+      if (current == nullptr) return decision::keep();
+      if (!current->holds<V>()) {
+        mismatch = &current->type();
+        return decision::keep();
+      }
+      if (!(current->get<V>() == expected)) return decision::keep();
+      swapped = true;
+      return decision::assign(std::in_place_type<V>, std::move(desired));
+    });
+    if (mismatch != nullptr) return detail::type_mismatch(*mismatch, detail::descriptor_of<V>);
+    return swapped;
+  }
+
+  // Returns the key's value, calling factory() to make it if absent; the factory runs at most
+  // once per absent key however many threads ask. A throwing factory's exception reaches this
+  // caller and nothing is inserted. kFailedPrecondition if the key holds another type.
+  template <cache_value V, class F>
+    requires std::is_invocable_r_v<V, F&>
+  absl::StatusOr<V> get_or_insert(K key, F&& factory) {
+    detail::typed_reader<V> reader;
+    engine_->get_or_insert(
+        key, [&] { return detail::any_value(std::in_place_type<V>, V(std::invoke(factory))); },
+        [&](const detail::any_value& stored) { reader(stored); });
+    absl::StatusOr<std::optional<V>> result = std::move(reader).result();
+    if (!result.ok()) return result.status();
+    return std::move(**result);
+  }
+
+  std::size_t size() const noexcept { return engine_->size(); }
+  std::size_t capacity() const noexcept { return engine_->capacity(); }
+  cache_stats stats() const { return engine_->stats(); }
+  const cache_config& config() const noexcept { return engine_->config(); }
+
+ private:
+  using engine_type = detail::engine<K, detail::any_value, Hash, KeyEqual>;
+  using decision = typename engine_type::decision;
+  friend builder_type;
+
+  explicit cache(std::unique_ptr<engine_type> engine) : engine_(std::move(engine)) {}
+
+  template <class V, class Q>
+  absl::StatusOr<std::optional<V>> get_impl(const Q& key) const {
+    detail::typed_reader<V> reader;
+    engine_->visit(key, reader);
+    return std::move(reader).result();
+  }
+
+  template <class V, class Q, class F>
+  absl::StatusOr<bool> visit_impl(const Q& key, F& f) const {
+    const detail::type_descriptor* mismatch = nullptr;
+    const bool found = engine_->visit(key, [&](const detail::any_value& stored) {
+      if (stored.holds<V>()) {
+        f(stored.get<V>());
+      } else {
+        mismatch = &stored.type();
+      }
+    });
+    if (mismatch != nullptr) return detail::type_mismatch(*mismatch, detail::descriptor_of<V>);
+    return found;
+  }
+
+  std::unique_ptr<engine_type> engine_;
+};
+
+GOLDYLOX_END_NAMESPACE

@@ -1,0 +1,55 @@
+// The contracts between goldylox's parts, as C++20 concepts.
+//
+//  * cache_key / cache_value — what user keys and values must provide.
+//  * hasher_for             — what a custom hasher must provide.
+//  * hot_tier               — what the engine needs from its first tier.
+// The warm tier's eviction_policy and the cold tier's codec contracts join this header when those
+// tiers land.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <functional>
+#include <type_traits>
+
+#include "goldylox/detail/hash.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+
+template <class Hash, class K>
+concept hasher_for = std::default_initializable<Hash> && requires(const Hash& h, const K& k) {
+  { h(k) } -> std::convertible_to<std::size_t>;
+};
+
+// A key must be copyable (it is stored), equality comparable (candidates are verified) and
+// hashable by the cache's Hash (absl::Hash by default: give the type an AbslHashValue overload).
+template <class K, class Hash = default_hash<K>>
+concept cache_key = std::is_object_v<K> && !std::is_const_v<K> && std::copy_constructible<K> &&
+                    std::equality_comparable<K> && hasher_for<Hash, K>;
+
+// A value must be a non-const object type that can be copied out of the cache.
+template <class V>
+concept cache_value = std::is_object_v<V> && !std::is_const_v<V> && !std::is_array_v<V> &&
+                      std::copy_constructible<V> && std::move_constructible<V>;
+
+// The hot tier contract the engine relies on. `T::decision` is what a compute() callback returns:
+// keep, assign a new value, or erase. visit() must be safe to call concurrently with everything
+// else and must not block; compute() must be atomic with respect to every other operation on the
+// same key.
+template <class T>
+concept hot_tier = requires(T& t, const T& ct, typename T::key_type key,
+                            const typename T::key_type& ckey, typename T::eviction_sink sink) {
+  typename T::mapped_type;
+  {
+    ct.visit(ckey, [](const typename T::mapped_type&) {})
+  } -> std::same_as<bool>;
+  t.compute(key, [](const typename T::mapped_type*) { return typename T::decision{}; });
+  { t.erase(ckey) } -> std::same_as<bool>;
+  t.clear();
+  t.set_eviction_sink(sink);
+  { ct.size() } -> std::convertible_to<std::size_t>;
+  { ct.capacity() } -> std::convertible_to<std::size_t>;
+  { ct.memory_bytes() } -> std::convertible_to<std::size_t>;
+};
+
+GOLDYLOX_END_NAMESPACE

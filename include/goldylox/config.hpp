@@ -1,0 +1,216 @@
+// Configuration: presets, the resolved cache_config, and the builder options shared by
+// cache<K>::builder() and typed_cache<K, V>::builder().
+//
+// What each option does today (the hot tier is the only tier so far):
+//   hot_tier_max_entries        bounds the cache: the hot tier holds at most this many entries and
+//                               evicts (CLOCK) beyond it.
+//   enable_simd                 picks the SSE2 tag compare (true) or the portable SWAR compare.
+//   enable_telemetry            counts hits and misses (false skips that work on the read path).
+//   warm_tier_max_entries,
+//   cold_tier_storage_path,
+//   compression_level           validated and recorded in config(); they take effect when the warm
+//                               and cold tiers land. Nothing is created on disk yet.
+//   enable_background_workers   validated and recorded; there is no background work yet (the hot
+//                               tier evicts inline, on the inserting thread).
+//   preset                      supplies defaults for every size option not set explicitly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <unistd.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "goldylox/version.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+
+enum class preset { high_performance, balanced, high_capacity, ml_optimized };
+
+constexpr std::string_view to_string(preset p) noexcept {
+  switch (p) {
+    case preset::high_performance:
+      return "high_performance";
+    case preset::balanced:
+      return "balanced";
+    case preset::high_capacity:
+      return "high_capacity";
+    case preset::ml_optimized:
+      return "ml_optimized";
+  }
+  return "unknown";
+}
+
+// The configuration a cache was built with, after presets were applied and validation passed.
+struct cache_config {
+  preset profile = preset::balanced;
+  std::size_t hot_tier_max_entries = 0;
+  std::size_t warm_tier_max_entries = 0;  // 0 = no warm tier
+  std::string cold_tier_storage_path;     // empty = memory only
+  int compression_level = 0;              // 0 = store uncompressed, 1..22 faster..smaller
+  bool enable_simd = true;
+  bool enable_background_workers = true;
+  bool enable_telemetry = true;
+};
+
+// Defaults a preset supplies for options the user did not set.
+struct preset_defaults {
+  std::size_t hot_tier_max_entries;
+  std::size_t warm_tier_max_entries;
+  int compression_level;
+};
+
+constexpr preset_defaults defaults_for(preset p) noexcept {
+  switch (p) {
+    case preset::high_performance:
+      return {250'000, 250'000, 1};
+    case preset::high_capacity:
+      return {50'000, 450'000, 9};
+    case preset::ml_optimized:
+    case preset::balanced:
+      break;
+  }
+  return {100'000, 300'000, 3};
+}
+
+inline constexpr std::size_t max_hot_tier_entries = std::size_t{1} << 32;
+inline constexpr std::size_t max_warm_tier_entries = std::size_t{1} << 36;
+inline constexpr int max_compression_level = 22;
+
+namespace detail {
+
+struct config_request {
+  preset profile = preset::balanced;
+  std::optional<std::size_t> hot_tier_max_entries;
+  std::optional<std::size_t> warm_tier_max_entries;
+  std::optional<std::string> cold_tier_storage_path;
+  std::optional<int> compression_level;
+  bool enable_simd = true;
+  bool enable_background_workers = true;
+  bool enable_telemetry = true;
+};
+
+inline std::size_t physical_memory_bytes() noexcept {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return SIZE_MAX;
+  return static_cast<std::size_t>(pages) * static_cast<std::size_t>(page_size);
+}
+
+// Applies the preset and validates. `hot_bytes_per_entry` is the hot tier's memory per entry for
+// the concrete key and value types, used to reject sizes this machine cannot hold.
+inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
+                                                   std::size_t hot_bytes_per_entry) {
+  const preset_defaults d = defaults_for(r.profile);
+  cache_config c;
+  c.profile = r.profile;
+  c.hot_tier_max_entries = r.hot_tier_max_entries.value_or(d.hot_tier_max_entries);
+  c.warm_tier_max_entries = r.warm_tier_max_entries.value_or(d.warm_tier_max_entries);
+  c.cold_tier_storage_path = r.cold_tier_storage_path.value_or("");
+  c.compression_level = r.compression_level.value_or(d.compression_level);
+  c.enable_simd = r.enable_simd;
+  c.enable_background_workers = r.enable_background_workers;
+  c.enable_telemetry = r.enable_telemetry;
+
+  if (c.hot_tier_max_entries == 0) {
+    return absl::InvalidArgumentError("goldylox: hot_tier_max_entries must be at least 1");
+  }
+  if (c.hot_tier_max_entries > max_hot_tier_entries) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("goldylox: hot_tier_max_entries = ", c.hot_tier_max_entries,
+                     " exceeds the limit of ", max_hot_tier_entries, " entries"));
+  }
+  const std::size_t ram = physical_memory_bytes();
+  if (hot_bytes_per_entry != 0 && c.hot_tier_max_entries > ram / hot_bytes_per_entry) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "goldylox: hot_tier_max_entries = ", c.hot_tier_max_entries, " needs about ",
+        c.hot_tier_max_entries / (std::size_t{1} << 20) * hot_bytes_per_entry,
+        " MiB for the hot tier alone, more than this machine's ", ram >> 20, " MiB of memory"));
+  }
+  if (c.warm_tier_max_entries > max_warm_tier_entries) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("goldylox: warm_tier_max_entries = ", c.warm_tier_max_entries,
+                     " exceeds the limit of ", max_warm_tier_entries, " entries"));
+  }
+  if (c.compression_level < 0 || c.compression_level > max_compression_level) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("goldylox: compression_level = ", c.compression_level, " is outside 0..",
+                     max_compression_level));
+  }
+  if (r.cold_tier_storage_path) {
+    if (r.cold_tier_storage_path->empty()) {
+      return absl::InvalidArgumentError(
+          "goldylox: cold_tier_storage_path is empty; omit it for a memory-only cache");
+    }
+    if (r.cold_tier_storage_path->find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError("goldylox: cold_tier_storage_path contains a NUL byte");
+    }
+  }
+  if (r.compression_level && !r.cold_tier_storage_path) {
+    return absl::InvalidArgumentError(
+        "goldylox: compression_level applies to the cold tier, which is off; set "
+        "cold_tier_storage_path too, or drop compression_level");
+  }
+  return c;
+}
+
+}  // namespace detail
+
+// Options shared by every builder; Derived is the concrete builder (CRTP) so chains keep its type.
+template <class Derived>
+class basic_builder {
+ public:
+  // Maximum entries in the hot (in-memory, lock-free) tier. Required to be >= 1.
+  Derived& hot_tier_max_entries(std::size_t n) {
+    request_.hot_tier_max_entries = n;
+    return self();
+  }
+  // Maximum entries in the warm tier (0 disables it). Recorded; takes effect with the warm tier.
+  Derived& warm_tier_max_entries(std::size_t n) {
+    request_.warm_tier_max_entries = n;
+    return self();
+  }
+  // Directory of the persistent cold tier. Recorded; takes effect with the cold tier.
+  Derived& cold_tier_storage_path(std::string path) {
+    request_.cold_tier_storage_path = std::move(path);
+    return self();
+  }
+  // Cold-tier compression, 0 (none) to 22 (smallest). Requires cold_tier_storage_path.
+  Derived& compression_level(int level) {
+    request_.compression_level = level;
+    return self();
+  }
+  Derived& preset(goldylox::preset p) {
+    request_.profile = p;
+    return self();
+  }
+  // SSE2 tag matching (true, the default) or the portable SWAR path (false).
+  Derived& enable_simd(bool on) {
+    request_.enable_simd = on;
+    return self();
+  }
+  Derived& enable_background_workers(bool on) {
+    request_.enable_background_workers = on;
+    return self();
+  }
+  // Hit/miss counting in stats() (true, the default).
+  Derived& enable_telemetry(bool on) {
+    request_.enable_telemetry = on;
+    return self();
+  }
+
+ protected:
+  const detail::config_request& request() const noexcept { return request_; }
+
+ private:
+  Derived& self() noexcept { return static_cast<Derived&>(*this); }
+  detail::config_request request_;
+};
+
+GOLDYLOX_END_NAMESPACE

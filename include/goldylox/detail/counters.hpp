@@ -1,0 +1,119 @@
+// Striped statistics counters that keep the read path free of shared writes.
+//
+// Each live thread owns a small index (recycled when it exits). A cache keeps one cache-line
+// stripe per index; a thread whose index fits updates its own stripe with a relaxed load and store
+// (no read-modify-write, no shared line): it is that stripe's only writer. Threads beyond the
+// stripe count use a separate set of shared overflow stripes with relaxed fetch_add — never an
+// owned stripe, whose owner's plain load/store would lose their increments. Readers sum all
+// stripes with relaxed loads: totals are a consistent-enough snapshot, as in Caffeine's LongAdder.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "goldylox/detail/platform.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+namespace detail {
+
+class thread_index_pool {
+ public:
+  static thread_index_pool& global() {
+    static thread_index_pool* const pool = new thread_index_pool;  // outlives thread exits
+    return *pool;
+  }
+  std::uint32_t acquire() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!free_.empty()) {
+      const std::uint32_t i = free_.back();
+      free_.pop_back();
+      return i;
+    }
+    return next_++;
+  }
+  void release(std::uint32_t i) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(i);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::uint32_t> free_;
+  std::uint32_t next_ = 0;
+};
+
+inline constexpr std::uint32_t no_thread_index = 0xffffffffU;
+inline thread_local std::uint32_t tls_thread_index = no_thread_index;
+
+struct thread_index_exit {
+  std::uint32_t index = no_thread_index;
+  ~thread_index_exit() {
+    if (index != no_thread_index) thread_index_pool::global().release(index);
+    tls_thread_index = no_thread_index;
+  }
+};
+
+GOLDYLOX_NOINLINE inline std::uint32_t register_thread_index() {
+  static thread_local thread_index_exit exit_hook;
+  exit_hook.index = thread_index_pool::global().acquire();
+  tls_thread_index = exit_hook.index;
+  return exit_hook.index;
+}
+
+GOLDYLOX_ALWAYS_INLINE std::uint32_t this_thread_index() {
+  const std::uint32_t i = tls_thread_index;
+  return GOLDYLOX_LIKELY(i != no_thread_index) ? i : register_thread_index();
+}
+
+enum class counter : unsigned { hits, misses, inserts, updates, removals, evictions, count };
+
+class striped_counters {
+ public:
+  static constexpr unsigned kinds = static_cast<unsigned>(counter::count);
+
+  static constexpr std::uint32_t overflow_stripes = 8;
+
+  striped_counters()
+      : owned_(std::bit_ceil(std::clamp(2 * std::thread::hardware_concurrency(), 16U, 1024U))),
+        stripes_(std::make_unique<stripe[]>(owned_ + overflow_stripes)) {}
+
+  GOLDYLOX_ALWAYS_INLINE void add(counter c, std::uint64_t n = 1) noexcept {
+    const std::uint32_t i = this_thread_index();
+    const auto k = static_cast<unsigned>(c);
+    if (GOLDYLOX_LIKELY(i < owned_)) {
+      auto& cell = stripes_[i].values[k];  // this thread is the only writer of this stripe
+      cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    } else {
+      stripes_[owned_ + i % overflow_stripes].values[k].fetch_add(n, std::memory_order_relaxed);
+    }
+  }
+
+  // Stripes a thread can own; threads with a larger index share the overflow stripes.
+  std::uint32_t owned_stripes() const noexcept { return owned_; }
+
+  std::uint64_t total(counter c) const noexcept {
+    std::uint64_t sum = 0;
+    for (std::uint32_t i = 0; i < owned_ + overflow_stripes; ++i) {
+      sum += stripes_[i].values[static_cast<unsigned>(c)].load(std::memory_order_relaxed);
+    }
+    return sum;
+  }
+
+  std::size_t memory_bytes() const noexcept { return (owned_ + overflow_stripes) * sizeof(stripe); }
+
+ private:
+  struct alignas(cache_line) stripe {
+    std::atomic<std::uint64_t> values[kinds] = {};
+  };
+  std::uint32_t owned_;
+  std::unique_ptr<stripe[]> stripes_;
+};
+
+}  // namespace detail
+GOLDYLOX_END_NAMESPACE

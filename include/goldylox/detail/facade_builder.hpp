@@ -1,0 +1,37 @@
+// The build() shared by cache<K> and typed_cache<K, V>: resolve and validate the options, then
+// allocate the engine. Facades expose a private `engine_type` and a private constructor taking
+// the engine, and befriend this builder.
+#pragma once
+
+#include <memory>
+#include <new>
+
+#include "absl/status/statusor.h"
+#include "goldylox/config.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+namespace detail {
+
+// The build() shared by every facade: resolve and validate the options, then allocate the engine.
+template <class Cache>
+class facade_builder : public basic_builder<facade_builder<Cache>> {
+ public:
+  // kInvalidArgument for invalid or conflicting options, kResourceExhausted if the tables cannot
+  // be allocated.
+  absl::StatusOr<Cache> build() const {
+    using engine_type = typename Cache::engine_type;
+    absl::StatusOr<cache_config> config =
+        resolve_config(this->request(), engine_type::hot_tier_type::bytes_per_entry());
+    if (!config.ok()) return config.status();
+    try {
+      return Cache(std::make_unique<engine_type>(*config));
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(
+          "goldylox: could not allocate the hot tier; lower hot_tier_max_entries");
+    }
+  }
+};
+
+}  // namespace detail
+
+GOLDYLOX_END_NAMESPACE

@@ -1,0 +1,678 @@
+// The hot tier: a bounded, concurrent open-addressing table with lock-free reads.
+//
+// Layout. The table is an array of groups. A group is a 32-byte header — 16 one-byte tags (see
+// tag_group.hpp), a 16-bit CLOCK reference mask, an 8-bit overflow mask and the group's CLOCK
+// hand position — plus 16 slots kept in a parallel array. A slot is either
+//   * packed (K and V trivially copyable, together <= 32 bytes): a seqlock word plus the key and
+//     value bytes, stored as relaxed atomic 64-bit words; readers copy them optimistically and
+//     retry if the sequence moved. No pointers, so nothing to reclaim; or
+//   * a node pointer: std::atomic<node*> to an immutable heap node {hash, key, value}. Updates
+//     publish a new node and retire the old one through epoch-based reclamation (epoch.hpp).
+// Group count is chosen so the table runs at <= 80 % load at capacity; it never resizes.
+//
+// Probing. A key's home group comes from the high bits of its mixed hash (multiply-high), its tag
+// from the low byte. Probing is linear over at most `probe_window` (16) groups. Instead of
+// tombstones, each group has an overflow mask (as in Boost's concurrent_flat_map): an insert that
+// passes a group with no free slot sets bit (hash >> 8) & 7 there, and a lookup stops at the first
+// group whose bit for its hash is clear. Erase simply empties the slot. Overflow bits are never
+// cleared while the table is shared, which is harmless because the window bounds every probe.
+//
+// Reads. visit() loads the tags of each probed group with two relaxed atomic loads, compares all
+// 16 with one SIMD instruction, verifies the key of each candidate and hands the value to the
+// caller. A read writes nothing shared: the only store is setting the slot's CLOCK reference bit,
+// and only when it is clear. Node-mode reads pin an epoch, which writes the reader's own record.
+//
+// Writes. Every mutation of a key happens under the lock of the key's home group (group_lock,
+// separate from the headers so readers never see lock traffic). That serializes all writers of one
+// key, which is what makes compute() — and with it put_if_absent, replace, compare-and-swap —
+// atomic per key. Writers of different keys that race for the same empty slot resolve it with a
+// CAS of the tag from empty to reserved. Publication order: slot contents first, then the tag
+// (release); removal order: slot contents cleared first, then the tag, so a slot is never
+// reclaimed by another writer while its old contents are still being torn down.
+//
+// Eviction. When an insert takes the size past capacity, the inserter (after releasing its lock)
+// runs a CLOCK sweep: a shared hand walks groups, each group resumes from its own hand position;
+// referenced slots lose their bit (second chance), the first unreferenced one is removed under its
+// own home lock and handed to the eviction sink. The insert's own new entry is spared.
+// If an insert's whole probe window is full (about 2 inserts per million while filling to 80 %
+// load, measured), it evicts within the window,
+// using try_lock on foreign home locks so two writers can never deadlock.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "goldylox/detail/counters.hpp"
+#include "goldylox/detail/epoch.hpp"
+#include "goldylox/detail/group_lock.hpp"
+#include "goldylox/detail/hash.hpp"
+#include "goldylox/detail/tag_group.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+namespace detail {
+
+// What a compute() callback asks the table to do with the key it was given.
+template <class V>
+struct table_decision {
+  enum class kind { keep, assign, erase };
+  kind what = kind::keep;
+  std::optional<V> value;
+
+  static table_decision keep() { return {}; }
+  static table_decision erase() { return {kind::erase, std::nullopt}; }
+  template <class... Args>
+  static table_decision assign(Args&&... args) {
+    table_decision d;
+    d.what = kind::assign;
+    d.value.emplace(std::forward<Args>(args)...);
+    return d;
+  }
+};
+
+enum class compute_outcome { kept, inserted, updated, erased };
+
+template <class K, class V>
+struct packed_pair {
+  K key;
+  V value;
+};
+
+template <class K, class V>
+inline constexpr bool use_packed_slots =
+    std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V> &&
+    sizeof(packed_pair<K, V>) <= 32 && alignof(packed_pair<K, V>) <= 8;
+
+template <class K, class V, class Hash, class KeyEqual>
+class hot_table {
+ public:
+  using key_type = K;
+  using mapped_type = V;
+  using decision = table_decision<V>;
+  // Receives each victim while it is still protected (under its home lock); must not throw and
+  // must not call back into this table.
+  using eviction_sink = std::function<void(const K&, const V&)>;
+
+  static constexpr bool packed = use_packed_slots<K, V>;
+  static constexpr unsigned probe_window = 16;
+  static constexpr double max_load = 0.8;
+
+  hot_table(std::size_t capacity, bool simd, striped_counters& counters, Hash hash = Hash{},
+            KeyEqual eq = KeyEqual{})
+      : capacity_(capacity),
+        groups_(std::max<std::size_t>(
+            1, (static_cast<std::size_t>(static_cast<double>(capacity) / max_load) + group_width) /
+                   group_width)),
+        window_(static_cast<unsigned>(std::min<std::size_t>(groups_, probe_window))),
+        simd_(simd && simd_available),
+        headers_(std::make_unique<group_header[]>(groups_)),
+        slots_(std::make_unique<slot[]>(groups_ * group_width)),
+        locks_(std::make_unique<group_lock[]>(groups_)),
+        counters_(counters),
+        domain_(epoch_domain::global()),
+        hash_(std::move(hash)),
+        eq_(std::move(eq)) {}
+
+  hot_table(const hot_table&) = delete;
+  hot_table& operator=(const hot_table&) = delete;
+
+  ~hot_table() {
+    if constexpr (!packed) {
+      for (std::size_t s = 0; s < groups_ * group_width; ++s) {
+        delete slots_[s].load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  void set_eviction_sink(eviction_sink sink) { sink_ = std::move(sink); }
+
+  // Calls f(const V&) with the value of `key` if present. Lock-free; see the header comment.
+  // Touch = false looks without counting as a use for eviction (contains()).
+  template <bool Touch = true, class Q, class F>
+  bool visit(const Q& key, F&& f) const {
+    const std::uint64_t h = hash_of(key);
+    if constexpr (packed) {
+      return find_and_visit<Touch>(h, key, f);
+    } else {
+      epoch_guard pin(domain_);
+      return find_and_visit<Touch>(h, key, f);
+    }
+  }
+
+  // Looks up `count` keys, calling f(i, const V*) for each (nullptr on a miss). Hashes and
+  // prefetches a batch of groups before probing any of them, so the cache misses overlap.
+  template <class Q, class F>
+  void visit_many(const Q* keys, std::size_t count, F&& f) const {
+    constexpr std::size_t batch = 16;
+    std::uint64_t hashes[batch];
+    std::optional<epoch_guard> pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    for (std::size_t base = 0; base < count; base += batch) {
+      const std::size_t n = std::min(batch, count - base);
+      for (std::size_t j = 0; j < n; ++j) {
+        hashes[j] = hash_of(keys[base + j]);
+        const std::size_t g = home_group(hashes[j]);
+        prefetch_read(&headers_[g]);
+        prefetch_read(&slots_[g * group_width]);
+      }
+      for (std::size_t j = 0; j < n; ++j) {
+        auto on_hit = [&](const V& v) { f(base + j, &v); };
+        if (!find_and_visit(hashes[j], keys[base + j], on_hit)) {
+          f(base + j, static_cast<const V*>(nullptr));
+        }
+      }
+    }
+  }
+
+  // Runs decide(const V* current) under the key's home lock and applies its decision. If decide
+  // throws, the table is unchanged and the exception propagates.
+  template <class F>
+  compute_outcome compute(K key, F&& decide) {
+    const std::uint64_t h = hash_of(key);
+    const std::size_t home = home_group(h);
+    std::optional<epoch_guard> pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    compute_outcome outcome = compute_outcome::kept;
+    std::size_t inserted_at = no_slot;
+    {
+      std::lock_guard<group_lock> lock(locks_[home]);
+      const std::optional<std::size_t> found = locate_locked(h, key);
+      std::optional<packed_pair<K, V>> snapshot;
+      const V* current = nullptr;
+      if (found) {
+        if constexpr (packed) {
+          snapshot = read_packed(slots_[*found]);  // stable: only this lock's holders write it
+          current = &snapshot->value;
+        } else {
+          current = &slots_[*found].load(std::memory_order_relaxed)->value;
+        }
+      }
+      decision d = decide(current);
+      switch (d.what) {
+        case decision::kind::keep:
+          break;
+        case decision::kind::erase:
+          if (found) {
+            remove_slot(*found, pin);
+            counters_.add(counter::removals);
+            outcome = compute_outcome::erased;
+          }
+          break;
+        case decision::kind::assign:
+          if (found) {
+            replace_value(*found, h, std::move(key), std::move(*d.value), pin);
+            touch(*found);
+            counters_.add(counter::updates);
+            outcome = compute_outcome::updated;
+          } else {
+            inserted_at = claim_slot(h, home, pin);
+            publish(inserted_at, h, std::move(key), std::move(*d.value));
+            size_.fetch_add(1, std::memory_order_relaxed);
+            counters_.add(counter::inserts);
+            outcome = compute_outcome::inserted;
+          }
+          break;
+      }
+    }
+    // The new entry itself is spared: a put must never evict the value it just stored.
+    if (outcome == compute_outcome::inserted) evict_to_capacity(pin, inserted_at);
+    return outcome;
+  }
+
+  template <class Q>
+  bool erase(const Q& key) {
+    const std::uint64_t h = hash_of(key);
+    const std::size_t home = home_group(h);
+    std::optional<epoch_guard> pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    std::lock_guard<group_lock> lock(locks_[home]);
+    const std::optional<std::size_t> found = locate_locked(h, key);
+    if (!found) return false;
+    remove_slot(*found, pin);
+    counters_.add(counter::removals);
+    return true;
+  }
+
+  // Removes every entry. Entries inserted concurrently with clear() may survive it.
+  void clear() {
+    std::optional<epoch_guard> pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    for (std::size_t s = 0; s < groups_ * group_width; ++s) {
+      if (tag_of_slot(s) >= 2) remove_observed(s, nullptr, /*second_chance=*/false, pin, false);
+    }
+  }
+
+  std::size_t size() const noexcept {
+    const auto n = size_.load(std::memory_order_relaxed);
+    return n < 0 ? 0 : static_cast<std::size_t>(n);
+  }
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t slot_count() const noexcept { return groups_ * group_width; }
+  bool simd_enabled() const noexcept { return simd_; }
+
+  // Memory one entry costs at capacity (slot, header and lock share, node), for config checks.
+  static constexpr std::size_t bytes_per_entry() noexcept {
+    const double fixed =
+        static_cast<double>(sizeof(slot)) +
+        static_cast<double>(sizeof(group_header) + sizeof(group_lock)) / group_width;
+    return static_cast<std::size_t>(fixed / max_load) + (packed ? 0 : sizeof(node));
+  }
+
+  std::size_t memory_bytes() const noexcept {
+    std::size_t bytes = groups_ * (sizeof(group_header) + sizeof(group_lock)) +
+                        groups_ * group_width * sizeof(slot);
+    if constexpr (!packed) bytes += size() * sizeof(node);
+    return bytes;
+  }
+
+ private:
+  struct node {
+    std::uint64_t hash;
+    K key;
+    V value;
+  };
+
+  struct packed_slot {
+    static constexpr std::size_t words = (sizeof(packed_pair<K, V>) + 7) / 8;
+    // bit 0: write in progress; bit 1: occupied; bits 2..: version.
+    std::atomic<std::uint64_t> seq{0};
+    std::atomic<std::uint64_t> data[words] = {};
+  };
+
+  using slot = std::conditional_t<packed, packed_slot, std::atomic<node*>>;
+  static constexpr std::size_t no_slot = ~std::size_t{0};
+  using pin_type = std::optional<epoch_guard>;
+
+  struct alignas(32) group_header {
+    std::atomic<std::uint64_t> tags[2] = {};
+    std::atomic<std::uint16_t> ref{0};
+    std::atomic<std::uint8_t> overflow{0};
+    std::atomic<std::uint8_t> clock{0};  // this group's CLOCK hand position (next slot to examine)
+  };
+
+  template <class Q>
+  std::uint64_t hash_of(const Q& key) const {
+    return table_hash(hash_, key);
+  }
+  std::size_t home_group(std::uint64_t h) const noexcept {
+    return static_cast<std::size_t>(mul_high(h, groups_));
+  }
+  std::size_t next_group(std::size_t g) const noexcept { return ++g == groups_ ? 0 : g; }
+  static std::uint8_t overflow_bit(std::uint64_t h) noexcept {
+    return static_cast<std::uint8_t>(1U << ((h >> 8) & 7));
+  }
+
+  std::uint8_t tag_of_slot(std::size_t s) const noexcept {
+    const group_header& hdr = headers_[s / group_width];
+    const unsigned i = static_cast<unsigned>(s % group_width);
+    return tag_at(hdr.tags[i >> 3].load(std::memory_order_acquire), i & 7);
+  }
+
+  // Changes a tag this thread owns (reserved or full under the key's lock) from `from` to `to`.
+  void flip_tag(std::size_t s, std::uint8_t from, std::uint8_t to) noexcept {
+    const unsigned i = static_cast<unsigned>(s % group_width);
+    const std::uint64_t delta = std::uint64_t{static_cast<std::uint8_t>(from ^ to)}
+                                << ((i & 7) * 8);
+    headers_[s / group_width].tags[i >> 3].fetch_xor(delta, std::memory_order_release);
+  }
+
+  bool try_reserve(std::size_t s) noexcept {
+    const unsigned i = static_cast<unsigned>(s % group_width);
+    auto& word = headers_[s / group_width].tags[i >> 3];
+    std::uint64_t w = word.load(std::memory_order_relaxed);
+    while (tag_at(w, i & 7) == tag_empty) {
+      if (word.compare_exchange_weak(w, with_tag(w, i & 7, tag_reserved), std::memory_order_acq_rel,
+                                     std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Sets slot i's CLOCK reference bit, writing only if it is clear.
+  static void touch(group_header& hdr, unsigned i) noexcept {
+    const auto bit = static_cast<std::uint16_t>(1U << i);
+    if ((hdr.ref.load(std::memory_order_relaxed) & bit) == 0) {
+      hdr.ref.fetch_or(bit, std::memory_order_relaxed);
+    }
+  }
+  void touch(std::size_t s) const noexcept { touch(headers_[s / group_width], s % group_width); }
+
+  // ---- packed slots: seqlock over relaxed atomic words ----
+
+  struct packed_words {
+    std::uint64_t w[packed_slot::words];
+  };
+
+  // Rebuilds {key, value} from the words. When the sizes match (e.g. uint64_t -> uint64_t) this
+  // is a bit_cast that stays in registers; a byte-wise copy through memory would store 8-byte
+  // words and reload wider, which cannot store-forward and stalls the lookup (see tag_group.hpp).
+  static packed_pair<K, V> unpack(const packed_words& words) noexcept {
+    if constexpr (sizeof(packed_words) == sizeof(packed_pair<K, V>)) {
+      return std::bit_cast<packed_pair<K, V>>(words);
+    } else {
+      alignas(packed_pair<K, V>) unsigned char raw[sizeof(packed_pair<K, V>)];
+      std::memcpy(raw, words.w, sizeof(raw));
+      return *std::launder(reinterpret_cast<packed_pair<K, V>*>(raw));
+    }
+  }
+
+  // Returns a consistent copy of the slot (nullopt if empty); *seq_out gets the sequence value
+  // the copy belongs to, which changes on every write and so identifies this exact contents.
+  static std::optional<packed_pair<K, V>> read_packed(const packed_slot& ps,
+                                                      std::uint64_t* seq_out = nullptr) noexcept {
+    for (unsigned spins = 0;; ++spins) {
+      const std::uint64_t s1 = ps.seq.load(std::memory_order_acquire);
+      if ((s1 & 1) == 0) {
+        if ((s1 & 2) == 0) return std::nullopt;
+        packed_words words;
+        // Acquire loads (plain loads on x86) instead of relaxed loads plus an acquire fence: if
+        // any word comes from a newer write, its release store synchronizes with this load, so
+        // the re-read below sees at least that write's odd sequence. Fence-free, the protocol is
+        // also visible to ThreadSanitizer, which ignores fences.
+        for (std::size_t w = 0; w < packed_slot::words; ++w) {
+          words.w[w] = ps.data[w].load(std::memory_order_acquire);
+        }
+        if (ps.seq.load(std::memory_order_relaxed) == s1) {
+          if (seq_out != nullptr) *seq_out = s1;
+          return unpack(words);
+        }
+      }
+      if (spins > 64) {
+        std::this_thread::yield();
+      } else {
+        cpu_relax();
+      }
+    }
+  }
+
+  static void write_packed(packed_slot& ps, const packed_pair<K, V>* contents) noexcept {
+    const std::uint64_t s = ps.seq.load(std::memory_order_relaxed);
+    ps.seq.store(s | 1, std::memory_order_relaxed);
+    if (contents != nullptr) {
+      std::uint64_t words[packed_slot::words] = {};
+      std::memcpy(words, contents, sizeof(packed_pair<K, V>));
+      // Release stores order the odd sequence above before each word (see read_packed).
+      for (std::size_t w = 0; w < packed_slot::words; ++w) {
+        ps.data[w].store(words[w], std::memory_order_release);
+      }
+    }
+    const std::uint64_t next = (((s >> 2) + 1) << 2) | (contents != nullptr ? 2 : 0);
+    ps.seq.store(next, std::memory_order_release);
+  }
+
+  // ---- lookup ----
+
+  template <bool Touch = true, class Q, class F>
+  bool find_and_visit(std::uint64_t h, const Q& key, F& f) const {
+    // Locals, not members: GCC reloads member pointers after every atomic load otherwise.
+    group_header* const headers = headers_.get();
+    const slot* const slots = slots_.get();
+    const std::size_t groups = groups_;
+    const unsigned window = window_;
+    const bool simd = simd_;
+    const std::uint64_t pattern = tag_pattern(tag_of(h));
+    const std::uint8_t class_bit = overflow_bit(h);
+    std::size_t g = home_group(h);
+    for (unsigned p = 0; p < window; ++p) {
+      group_header& hdr = headers[g];
+      unsigned m = match_tags(simd, hdr.tags[0].load(std::memory_order_relaxed),
+                              hdr.tags[1].load(std::memory_order_relaxed), pattern);
+      while (m != 0) {
+        const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+        const std::size_t s = g * group_width + i;
+        m &= m - 1;
+        if constexpr (packed) {
+          const std::optional<packed_pair<K, V>> kv = read_packed(slots[s]);
+          if (kv && eq_(kv->key, key)) {
+            if constexpr (Touch) touch(hdr, i);
+            f(std::as_const(kv->value));
+            return true;
+          }
+        } else {
+          const node* n = slots[s].load(std::memory_order_seq_cst);  // see epoch.hpp
+          if (n != nullptr && n->hash == h && eq_(n->key, key)) {
+            if constexpr (Touch) touch(hdr, i);
+            f(std::as_const(n->value));
+            return true;
+          }
+        }
+      }
+      if ((hdr.overflow.load(std::memory_order_relaxed) & class_bit) == 0) return false;
+      if (++g == groups) g = 0;
+    }
+    return false;
+  }
+
+  // Finds the slot of `key`; the caller holds the key's home lock.
+  template <class Q>
+  std::optional<std::size_t> locate_locked(std::uint64_t h, const Q& key) const {
+    std::optional<std::size_t> found;
+    find_slot(h, key, found);
+    return found;
+  }
+
+  template <class Q>
+  void find_slot(std::uint64_t h, const Q& key, std::optional<std::size_t>& out) const {
+    const std::uint64_t pattern = tag_pattern(tag_of(h));
+    std::size_t g = home_group(h);
+    for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
+      const group_header& hdr = headers_[g];
+      unsigned m = match_tags(simd_, hdr.tags[0].load(std::memory_order_acquire),
+                              hdr.tags[1].load(std::memory_order_acquire), pattern);
+      while (m != 0) {
+        const std::size_t s = g * group_width + static_cast<unsigned>(std::countr_zero(m));
+        m &= m - 1;
+        if constexpr (packed) {
+          const auto kv = read_packed(slots_[s]);
+          if (kv && eq_(kv->key, key)) {
+            out = s;
+            return;
+          }
+        } else {
+          const node* n = slots_[s].load(std::memory_order_acquire);
+          if (n != nullptr && n->hash == h && eq_(n->key, key)) {
+            out = s;
+            return;
+          }
+        }
+      }
+      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) return;
+    }
+  }
+
+  // ---- mutation (caller holds the home lock of the key involved) ----
+
+  void publish(std::size_t s, std::uint64_t h, K&& key, V&& value) {
+    if constexpr (packed) {
+      const packed_pair<K, V> kv{std::move(key), std::move(value)};
+      write_packed(slots_[s], &kv);
+    } else {
+      try {
+        slots_[s].store(new node{h, std::move(key), std::move(value)}, std::memory_order_release);
+      } catch (...) {
+        flip_tag(s, tag_reserved, tag_empty);
+        throw;
+      }
+    }
+    const auto bit = static_cast<std::uint16_t>(1U << (s % group_width));
+    headers_[s / group_width].ref.fetch_and(static_cast<std::uint16_t>(~bit),
+                                            std::memory_order_relaxed);
+    flip_tag(s, tag_reserved, tag_of(h));
+  }
+
+  void replace_value(std::size_t s, std::uint64_t h, K&& key, V&& value, pin_type& pin) {
+    if constexpr (packed) {
+      (void)pin;
+      const packed_pair<K, V> kv{std::move(key), std::move(value)};
+      write_packed(slots_[s], &kv);
+    } else {
+      node* fresh = new node{h, std::move(key), std::move(value)};
+      node* old = slots_[s].exchange(fresh, std::memory_order_seq_cst);
+      pin->retire(old);
+    }
+  }
+
+  void remove_slot(std::size_t s, pin_type& pin) {
+    const std::uint8_t tag = tag_of_slot(s);
+    if constexpr (packed) {
+      (void)pin;
+      write_packed(slots_[s], nullptr);
+    } else {
+      node* old = slots_[s].exchange(nullptr, std::memory_order_seq_cst);
+      pin->retire(old);
+    }
+    flip_tag(s, tag, tag_empty);
+    size_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // Reserves a free slot in the key's probe window, evicting inside the window if it is full.
+  std::size_t claim_slot(std::uint64_t h, std::size_t home, pin_type& pin) {
+    for (unsigned round = 0;; ++round) {
+      std::size_t g = home;
+      for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
+        group_header& hdr = headers_[g];
+        for (;;) {
+          unsigned m =
+              match_tags(simd_, hdr.tags[0].load(std::memory_order_relaxed),
+                         hdr.tags[1].load(std::memory_order_relaxed), tag_pattern(tag_empty));
+          if (m == 0) break;
+          const std::size_t s = g * group_width + static_cast<unsigned>(std::countr_zero(m));
+          if (try_reserve(s)) return s;
+        }
+        // Passing a full group: lookups for this hash class must continue past it.
+        if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) {
+          hdr.overflow.fetch_or(overflow_bit(h), std::memory_order_release);
+        }
+      }
+      // The whole window is full: make room inside it.
+      g = home;
+      for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
+        if (evict_from_group(g, &home, pin)) break;
+      }
+      if (round > 2) std::this_thread::yield();
+    }
+  }
+
+  // Removes the entry in slot s if it is still the one observed there. `held` is the home group
+  // whose lock the caller already holds (nullptr if none): other locks are then only tried, never
+  // waited for, so two writers can never wait on each other.
+  bool remove_observed(std::size_t s, const std::size_t* held, bool second_chance, pin_type& pin,
+                       bool to_sink) {
+    std::uint64_t h = 0;
+    std::optional<packed_pair<K, V>> snapshot;
+    std::uint64_t observed_seq = 0;
+    const node* observed = nullptr;
+    if constexpr (packed) {
+      snapshot = read_packed(slots_[s], &observed_seq);
+      if (!snapshot) return false;
+      h = hash_of(snapshot->key);
+    } else {
+      observed = slots_[s].load(std::memory_order_seq_cst);
+      if (observed == nullptr) return false;
+      h = observed->hash;
+    }
+    const std::size_t home = home_group(h);
+    std::unique_lock<group_lock> lock(locks_[home], std::defer_lock);
+    if (held == nullptr) {
+      lock.lock();
+    } else if (*held != home && !lock.try_lock()) {
+      return false;
+    }
+    // Still the same entry? (It may have been updated, removed or replaced meanwhile.)
+    if constexpr (packed) {
+      if (slots_[s].seq.load(std::memory_order_acquire) != observed_seq) return false;
+    } else {
+      if (slots_[s].load(std::memory_order_acquire) != observed) return false;
+    }
+    if (second_chance) {
+      const auto bit = static_cast<std::uint16_t>(1U << (s % group_width));
+      if ((headers_[s / group_width].ref.load(std::memory_order_relaxed) & bit) != 0) return false;
+    }
+    if (to_sink && sink_) {
+      if constexpr (packed) {
+        deliver(snapshot->key, snapshot->value);
+      } else {
+        deliver(observed->key, observed->value);
+      }
+    }
+    remove_slot(s, pin);
+    if (to_sink) counters_.add(counter::evictions);
+    return true;
+  }
+
+  void deliver(const K& key, const V& value) const noexcept { sink_(key, value); }
+
+  // One CLOCK step over group g. Each group keeps its own hand position (`clock`), so a visit
+  // resumes after the previous victim: every slot is examined in turn, whatever its index
+  // (scanning from slot 0 each time would churn the low slots and let entries in high slots live
+  // forever). Referenced slots passed on the way lose their bit (second chance); the first
+  // unreferenced one is evicted and the hand stops after it.
+  bool evict_from_group(std::size_t g, const std::size_t* held, pin_type& pin,
+                        std::size_t spared = no_slot) {
+    group_header& hdr = headers_[g];
+    const std::uint64_t t0 = hdr.tags[0].load(std::memory_order_acquire);
+    const std::uint64_t t1 = hdr.tags[1].load(std::memory_order_acquire);
+    const unsigned referenced = hdr.ref.load(std::memory_order_relaxed);
+    const unsigned start = hdr.clock.load(std::memory_order_relaxed) % group_width;
+    unsigned passed = 0;  // referenced slots the hand moved past
+    bool evicted = false;
+    for (unsigned k = 0; k < group_width && !evicted; ++k) {
+      const unsigned i = (start + k) % group_width;
+      const std::size_t s = g * group_width + i;
+      if (tag_at(i < 8 ? t0 : t1, i & 7) < 2 || s == spared) continue;
+      if ((referenced >> i) & 1U) {
+        passed |= 1U << i;
+        continue;
+      }
+      if (remove_observed(s, held, /*second_chance=*/true, pin, /*to_sink=*/true)) {
+        hdr.clock.store(static_cast<std::uint8_t>((i + 1) % group_width),
+                        std::memory_order_relaxed);
+        evicted = true;
+      }
+    }
+    if (passed != 0) {
+      hdr.ref.fetch_and(static_cast<std::uint16_t>(~passed), std::memory_order_relaxed);
+    }
+    return evicted;
+  }
+
+  void evict_to_capacity(pin_type& pin, std::size_t spared) {
+    // Each full turn of the hand clears every reference bit, so two turns always find a victim
+    // unless other writers keep refilling; the bound only stops a pathological livelock.
+    std::size_t budget = 2 * groups_ + 2;
+    while (size_.load(std::memory_order_relaxed) > static_cast<std::int64_t>(capacity_) &&
+           budget-- > 0) {
+      const std::size_t g = hand_.fetch_add(1, std::memory_order_relaxed) % groups_;
+      evict_from_group(g, nullptr, pin, spared);
+    }
+  }
+
+  const std::size_t capacity_;
+  const std::size_t groups_;
+  const unsigned window_;
+  const bool simd_;
+  std::unique_ptr<group_header[]> headers_;
+  std::unique_ptr<slot[]> slots_;
+  std::unique_ptr<group_lock[]> locks_;
+  striped_counters& counters_;
+  epoch_domain& domain_;
+  [[no_unique_address]] Hash hash_;
+  [[no_unique_address]] KeyEqual eq_;
+  eviction_sink sink_;
+  alignas(cache_line) std::atomic<std::int64_t> size_{0};
+  alignas(cache_line) std::atomic<std::size_t> hand_{0};
+};
+
+}  // namespace detail
+GOLDYLOX_END_NAMESPACE

@@ -1,0 +1,16 @@
+// goldylox — a tiered, concurrent, in-process cache. Include this header for everything.
+//
+//   goldylox::cache<K>            any copyable value type per entry, checked at run time
+//   goldylox::typed_cache<K, V>   one value type, no type erasure: the fastest path
+//   goldylox::cache_stats         counters (stats())
+//   goldylox::preset              configuration presets for the builders
+//
+// See docs/api.md for the reference and docs/architecture.md for how the tiers fit together.
+#pragma once
+
+#include "goldylox/cache.hpp"        // IWYU pragma: export
+#include "goldylox/concepts.hpp"     // IWYU pragma: export
+#include "goldylox/config.hpp"       // IWYU pragma: export
+#include "goldylox/stats.hpp"        // IWYU pragma: export
+#include "goldylox/typed_cache.hpp"  // IWYU pragma: export
+#include "goldylox/version.hpp"      // IWYU pragma: export

@@ -1,0 +1,31 @@
+// goldylox::cache_stats — a snapshot of a cache's counters.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "goldylox/version.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+
+// Counters since construction. Counting is per thread and summed on demand, so a snapshot taken
+// while other threads run is approximate (each counter is exact once those threads are quiet).
+struct cache_stats {
+  std::uint64_t hits = 0;      // lookups that found their key (get, visit, get_many, get_or_insert)
+  std::uint64_t misses = 0;    // lookups that did not
+  std::uint64_t inserts = 0;   // entries created
+  std::uint64_t updates = 0;   // existing entries overwritten
+  std::uint64_t removals = 0;  // entries removed by remove() (clear() is not counted)
+  std::uint64_t evictions = 0;   // entries evicted to respect capacity
+  std::size_t size = 0;          // entries held now
+  std::size_t capacity = 0;      // maximum entries (the hot tier's, until the next tiers land)
+  std::size_t memory_bytes = 0;  // approximate bytes owned by the cache (heap parts of values
+                                 // stored in cache<K> are not included)
+
+  std::uint64_t requests() const noexcept { return hits + misses; }
+  double hit_ratio() const noexcept {
+    return requests() == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(requests());
+  }
+};
+
+GOLDYLOX_END_NAMESPACE

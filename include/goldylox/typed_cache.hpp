@@ -1,0 +1,186 @@
+// goldylox::typed_cache<K, V> — a concurrent cache for one value type.
+//
+//   auto made = goldylox::typed_cache<std::uint64_t, Order>::builder()
+//                   .hot_tier_max_entries(1'000'000)
+//                   .build();                 // absl::StatusOr<typed_cache<...>>
+//   if (!made.ok()) { /* kInvalidArgument: see the message */ }
+//   auto& orders = *made;
+//   orders.put(42, Order{...});
+//   std::optional<Order> o = orders.get(42);
+//
+// Every member function may be called from any number of threads at once. Reads (get, visit,
+// get_many, contains) take no lock and write no shared memory. Writes to one key are atomic with
+// respect to every other operation on that key. When full, the cache evicts with a CLOCK
+// (second-chance) sweep. This is the fastest way into goldylox; cache<K> adds run-time-typed
+// values on top of the same engine.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "goldylox/concepts.hpp"
+#include "goldylox/config.hpp"
+#include "goldylox/detail/engine.hpp"
+#include "goldylox/detail/facade_builder.hpp"
+#include "goldylox/stats.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+
+template <class K, class V, class Hash = default_hash<K>, class KeyEqual = std::equal_to<>>
+  requires cache_key<K, Hash> && cache_value<V>
+class typed_cache {
+ public:
+  using key_type = K;
+  using mapped_type = V;
+  using builder_type = detail::facade_builder<typed_cache>;
+
+  static builder_type builder() { return {}; }
+
+  typed_cache(typed_cache&&) noexcept = default;
+  typed_cache& operator=(typed_cache&&) noexcept = default;  // a moved-from cache may only be
+                                                             // destroyed or assigned to
+
+  // Inserts or overwrites. Returns OK (the status leaves room for tiers that can fail).
+  absl::Status put(K key, V value) {
+    engine_->compute(std::move(key), [&](const V*) { return decision::assign(std::move(value)); });
+    return absl::OkStatus();
+  }
+
+  std::optional<V> get(const K& key) const { return get_impl(key); }
+  template <class Q>
+    requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
+  std::optional<V> get(const Q& key) const {
+    return get_impl(key);
+  }
+
+  // Calls f(const V&) on the stored value without copying it; returns whether the key was found.
+  // f runs while the entry is protected from reclamation: keep it short and do not block in it.
+  template <class F>
+  bool visit(const K& key, F&& f) const {
+    return engine_->visit(key, f);
+  }
+  template <class Q, class F>
+    requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
+  bool visit(const Q& key, F&& f) const {
+    return engine_->visit(key, f);
+  }
+
+  // Looks up many keys at once, overlapping their memory accesses. out[i] receives keys[i]'s
+  // value or nullopt; only min(keys.size(), out.size()) keys are looked up.
+  void get_many(std::span<const K> keys, std::span<std::optional<V>> out) const {
+    engine_->visit_many(keys.data(), std::min(keys.size(), out.size()),
+                        [&](std::size_t i, const V* v) {
+                          if (v != nullptr) {
+                            out[i].emplace(*v);
+                          } else {
+                            out[i].reset();
+                          }
+                        });
+  }
+  std::vector<std::optional<V>> get_many(std::span<const K> keys) const {
+    std::vector<std::optional<V>> out(keys.size());
+    get_many(keys, out);
+    return out;
+  }
+
+  bool contains(const K& key) const { return engine_->contains(key); }
+  template <class Q>
+    requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
+  bool contains(const Q& key) const {
+    return engine_->contains(key);
+  }
+
+  // Returns whether the key was present.
+  bool remove(const K& key) { return engine_->erase(key); }
+  template <class Q>
+    requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
+  bool remove(const Q& key) {
+    return engine_->erase(key);
+  }
+
+  // Removes every entry (entries inserted concurrently with clear() may survive it).
+  absl::Status clear() {
+    engine_->clear();
+    return absl::OkStatus();
+  }
+
+  // Inserts only if absent. Returns the existing value, or nullopt if `value` was inserted.
+  std::optional<V> put_if_absent(K key, V value) {
+    std::optional<V> existing;
+    engine_->compute(std::move(key), [&](const V* current) {
+      if (current != nullptr) {
+        existing.emplace(*current);
+        return decision::keep();
+      }
+      return decision::assign(std::move(value));
+    });
+    return existing;
+  }
+
+  // Overwrites only if present. Returns the previous value, or nullopt if nothing was stored.
+  std::optional<V> replace(K key, V value) {
+    std::optional<V> previous;
+    engine_->compute(std::move(key), [&](const V* current) {
+      if (current == nullptr) return decision::keep();
+      previous.emplace(*current);
+      return decision::assign(std::move(value));
+    });
+    return previous;
+  }
+
+  // Stores `desired` only if the key holds a value equal to `expected`.
+  bool compare_and_swap(K key, const V& expected, V desired)
+    requires std::equality_comparable<V>
+  {
+    bool swapped = false;
+    engine_->compute(std::move(key), [&](const V* current) {
+      if (current == nullptr || !(*current == expected)) return decision::keep();
+      swapped = true;
+      return decision::assign(std::move(desired));
+    });
+    return swapped;
+  }
+
+  // Returns the key's value, calling factory() to make it if absent. The factory runs at most
+  // once per absent key however many threads ask at once; the others wait for its result. If it
+  // throws, the exception reaches this caller, nothing is inserted and the waiters retry.
+  template <class F>
+    requires std::is_invocable_r_v<V, F&>
+  V get_or_insert(K key, F&& factory) {
+    std::optional<V> out;
+    engine_->get_or_insert(
+        key, [&] { return V(std::invoke(factory)); }, [&](const V& v) { out.emplace(v); });
+    return std::move(*out);
+  }
+
+  std::size_t size() const noexcept { return engine_->size(); }
+  std::size_t capacity() const noexcept { return engine_->capacity(); }
+  cache_stats stats() const { return engine_->stats(); }
+  const cache_config& config() const noexcept { return engine_->config(); }
+
+ private:
+  using engine_type = detail::engine<K, V, Hash, KeyEqual>;
+  using decision = typename engine_type::decision;
+  friend builder_type;
+
+  explicit typed_cache(std::unique_ptr<engine_type> engine) : engine_(std::move(engine)) {}
+
+  template <class Q>
+  std::optional<V> get_impl(const Q& key) const {
+    std::optional<V> out;
+    engine_->visit(key, [&](const V& v) { out.emplace(v); });
+    return out;
+  }
+
+  std::unique_ptr<engine_type> engine_;
+};
+
+GOLDYLOX_END_NAMESPACE

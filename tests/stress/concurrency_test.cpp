@@ -1,0 +1,988 @@
+// Concurrency stress tests: several threads run random operations on random keys and check
+// invariants that fail loudly on a lost update, a torn or foreign value, a use-after-free (under
+// ASan), a data race (under TSan) or a deadlock (the test never finishes).
+//
+// Values encode the key they were written for, so every read can be checked: a read may return
+// an old value or nothing, but never a value written for another key.
+//
+// Iteration counts are scaled down under ThreadSanitizer and AddressSanitizer so that each test
+// stays within a few seconds on two cores. No test asserts anything about timing.
+#include <atomic>
+#include <barrier>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <goldylox/goldylox.hpp>
+
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define GL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GL_TSAN 1
+#endif
+#endif
+#ifndef GL_TSAN
+#define GL_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define GL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GL_ASAN 1
+#endif
+#endif
+#ifndef GL_ASAN
+#define GL_ASAN 0
+#endif
+
+namespace {
+
+namespace detail = goldylox::detail;
+
+constexpr int kThreads = 4;  // even on two cores: preemption inside critical sections matters
+constexpr std::uint64_t kScale = GL_TSAN ? 4 : (GL_ASAN ? 2 : 1);
+constexpr std::uint64_t scaled(std::uint64_t n) {
+  return n / kScale > 0 ? n / kScale : 1;
+}
+
+// ---- harness ------------------------------------------------------------------------------------
+
+// Runs body(thread_index) on `threads` threads released together.
+template <class F>
+void run_concurrently(int threads, F&& body) {
+  std::barrier start(threads);
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<std::size_t>(threads));
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      start.arrive_and_wait();
+      body(t);
+    });
+  }
+  for (auto& th : pool) th.join();
+}
+
+// Thread-safe failure reporting that does not flood the log.
+class Failures {
+ public:
+  template <class... Parts>
+  void report(const Parts&... parts) {
+    if (count_.fetch_add(1) < 8) {
+      ::testing::Message m;
+      (m << ... << parts);
+      ADD_FAILURE() << m;
+    }
+  }
+  int count() const { return count_.load(); }
+
+ private:
+  std::atomic<int> count_{0};
+};
+
+struct Rng {
+  std::uint64_t s;
+  explicit Rng(std::uint64_t seed) : s(seed * 0x9e3779b97f4a7c15ULL + 1) {}
+  std::uint64_t next() {  // splitmix64
+    std::uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  std::uint64_t below(std::uint64_t n) { return next() % n; }
+};
+
+template <class C>
+C make_cache(std::size_t capacity) {
+  auto made = C::builder().hot_tier_max_entries(capacity).build();
+  EXPECT_TRUE(made.ok()) << made.status();
+  return std::move(made).value();
+}
+
+void collect_garbage() {
+  for (int i = 0; i < 4; ++i) {
+    detail::epoch_domain::global().collect(detail::this_thread_epoch_record());
+  }
+}
+
+// ---- value encodings
+// ------------------------------------------------------------------------------
+
+// uint64: key in the high 32 bits, the writer's stamp (thread, sequence) in the low 32.
+std::uint64_t encode(std::uint64_t key, int tid, std::uint64_t seq) {
+  return (key << 32) | (static_cast<std::uint64_t>(tid + 1) << 24) | (seq & 0xffffff);
+}
+bool belongs(std::uint64_t key, std::uint64_t value) {
+  const std::uint64_t writer = (value >> 24) & 0xff;
+  return (value >> 32) == key && writer >= 1 && writer <= kThreads + 1;
+}
+
+std::string skey(std::uint64_t k) {
+  return "key:" + std::to_string(k);
+}
+// Long enough to live on the heap; the key is the prefix up to '|'.
+std::string svalue(std::uint64_t k, int tid, std::uint64_t seq) {
+  return skey(k) + "|" + std::to_string(tid) + ":" + std::to_string(seq) +
+         std::string(seq % 48, '.');
+}
+bool sbelongs(std::uint64_t k, const std::string& v) {
+  const std::string prefix = skey(k) + "|";
+  return v.compare(0, prefix.size(), prefix) == 0;
+}
+
+// ---- random operations on typed caches
+// --------------------------------------------------------------
+
+// Runs a random mix of every typed_cache operation; `enc(key, tid, seq)` makes a value for a key
+// and `ok(key, value)` checks that a value read for `key` was written for it.
+template <class Cache, class KeyOf, class Enc, class Ok>
+void random_typed_ops(Cache& cache, int tid, std::uint64_t ops, std::uint64_t keyspace,
+                      KeyOf key_of, Enc enc, Ok ok, Failures& failures, bool with_clear = false) {
+  using V = typename Cache::mapped_type;
+  using K = typename Cache::key_type;
+  Rng rng(static_cast<std::uint64_t>(tid) + 1000);
+  const auto check = [&](std::uint64_t k, const std::optional<V>& v, const char* op) {
+    if (v && !ok(k, *v))
+      failures.report(op, ": key ", k, " returned a value written for another key");
+  };
+  std::vector<K> batch_keys;
+  std::vector<std::uint64_t> batch_ids;
+  for (std::uint64_t seq = 0; seq < ops; ++seq) {
+    const std::uint64_t k = rng.below(keyspace);
+    const K key = key_of(k);
+    const std::uint64_t dice = rng.below(100);
+    if (dice < 28) {
+      (void)cache.put(key, enc(k, tid, seq));
+    } else if (dice < 55) {
+      check(k, cache.get(key), "get");
+    } else if (dice < 62) {
+      cache.visit(key, [&](const V& v) {
+        if (!ok(k, v)) failures.report("visit: key ", k, " saw a foreign value");
+      });
+    } else if (dice < 67) {
+      batch_keys.clear();
+      batch_ids.clear();
+      for (int i = 0; i < 20; ++i) {
+        batch_ids.push_back(rng.below(keyspace));
+        batch_keys.push_back(key_of(batch_ids.back()));
+      }
+      const auto got = cache.get_many(batch_keys);
+      for (std::size_t i = 0; i < got.size(); ++i) check(batch_ids[i], got[i], "get_many");
+    } else if (dice < 72) {
+      check(k, cache.put_if_absent(key, enc(k, tid, seq)), "put_if_absent");
+    } else if (dice < 77) {
+      check(k, cache.replace(key, enc(k, tid, seq)), "replace");
+    } else if (dice < 82) {
+      if (const auto cur = cache.get(key)) {
+        check(k, cur, "get");
+        (void)cache.compare_and_swap(key, *cur, enc(k, tid, seq));
+      }
+    } else if (dice < 88) {
+      const V v = cache.get_or_insert(key, [&] { return enc(k, tid, seq); });
+      if (!ok(k, v)) failures.report("get_or_insert: key ", k, " returned a foreign value");
+    } else if (dice < 96) {
+      (void)cache.remove(key);
+    } else if (dice < 98) {
+      (void)cache.contains(key);
+    } else if (with_clear && tid == 0 && rng.below(20) == 0) {
+      (void)cache.clear();
+    } else {
+      const auto s = cache.stats();
+      if (s.capacity != cache.capacity()) failures.report("stats().capacity changed");
+    }
+  }
+}
+
+// After all threads stopped: every present key holds its own value and the count of present keys
+// equals size().
+template <class Cache, class KeyOf, class Ok>
+void check_quiescent(const Cache& cache, std::uint64_t keyspace, KeyOf key_of, Ok ok) {
+  std::size_t present = 0;
+  for (std::uint64_t k = 0; k < keyspace; ++k) {
+    if (const auto v = cache.get(key_of(k))) {
+      ++present;
+      EXPECT_TRUE(ok(k, *v)) << "key " << k;
+    }
+  }
+  EXPECT_EQ(present, cache.size()) << "size() disagrees with the entries actually present";
+  EXPECT_LE(cache.size(), cache.capacity());
+}
+
+// ---- H1: reads only ever return values written for their key
+// ---------------------------------------
+
+TEST(Stress, PackedValuesAlwaysBelongToTheirKey) {
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(2048);
+  constexpr std::uint64_t keyspace = 4096;  // twice the capacity: constant eviction
+  Failures failures;
+  const auto key_of = [](std::uint64_t k) { return k; };
+  run_concurrently(kThreads, [&](int tid) {
+    random_typed_ops(cache, tid, scaled(200'000), keyspace, key_of, encode, belongs, failures);
+  });
+  EXPECT_EQ(failures.count(), 0);
+  check_quiescent(cache, keyspace, key_of, belongs);
+}
+
+TEST(Stress, NodeValuesAlwaysBelongToTheirKey) {
+  auto cache = make_cache<goldylox::typed_cache<std::string, std::string>>(2048);
+  constexpr std::uint64_t keyspace = 4096;
+  Failures failures;
+  run_concurrently(kThreads, [&](int tid) {
+    random_typed_ops(cache, tid, scaled(100'000), keyspace, skey, svalue, sbelongs, failures);
+  });
+  EXPECT_EQ(failures.count(), 0);
+  check_quiescent(cache, keyspace, skey, sbelongs);
+}
+
+TEST(Stress, MixedTypeCacheNeverReturnsForeignValues) {
+  auto cache = make_cache<goldylox::cache<std::string>>(2048);
+  constexpr std::uint64_t keyspace = 4096;
+  Failures failures;
+  // int values: key * 1000 + (seq % 1000); string values: svalue().
+  const auto int_ok = [](std::uint64_t k, int v) {
+    return v >= 0 && static_cast<std::uint64_t>(v) / 1000 == k;
+  };
+  const auto check_int = [&](std::uint64_t k, const absl::StatusOr<std::optional<int>>& r,
+                             const char* op) {
+    if (!r.ok()) {
+      if (r.status().code() != absl::StatusCode::kFailedPrecondition) {
+        failures.report(op, ": unexpected status ", r.status().ToString());
+      }
+    } else if (r->has_value() && !int_ok(k, **r)) {
+      failures.report(op, ": key ", k, " returned int ", **r);
+    }
+  };
+  run_concurrently(kThreads, [&](int tid) {
+    Rng rng(static_cast<std::uint64_t>(tid) + 77);
+    for (std::uint64_t seq = 0; seq < scaled(100'000); ++seq) {
+      const std::uint64_t k = rng.below(keyspace);
+      const std::string key = skey(k);
+      const int ival = static_cast<int>(k * 1000 + seq % 1000);
+      switch (rng.below(12)) {
+        case 0:
+          (void)cache.put(key, ival);
+          break;
+        case 1:
+          (void)cache.put(key, svalue(k, tid, seq));
+          break;
+        case 2:
+        case 3:
+          check_int(k, cache.get<int>(key), "get<int>");
+          break;
+        case 4: {
+          const auto r = cache.get<std::string>(std::string_view(key));
+          if (!r.ok()) {
+            if (r.status().code() != absl::StatusCode::kFailedPrecondition) {
+              failures.report("get<string>: unexpected status ", r.status().ToString());
+            }
+          } else if (r->has_value() && !sbelongs(k, **r)) {
+            failures.report("get<string>: key ", k, " returned ", **r);
+          }
+          break;
+        }
+        case 5: {
+          const auto r = cache.visit<std::string>(key, [&](const std::string& v) {
+            if (!sbelongs(k, v)) failures.report("visit<string>: foreign value ", v);
+          });
+          if (!r.ok() && r.status().code() != absl::StatusCode::kFailedPrecondition) {
+            failures.report("visit: unexpected status ", r.status().ToString());
+          }
+          break;
+        }
+        case 6:
+          check_int(k, cache.replace(key, ival), "replace<int>");
+          break;
+        case 7:
+          check_int(k, cache.put_if_absent(key, ival), "put_if_absent<int>");
+          break;
+        case 8: {
+          const auto cur = cache.get<int>(key);
+          check_int(k, cur, "get<int>");
+          if (cur.ok() && cur->has_value()) {
+            const auto swapped = cache.compare_and_swap(key, **cur, ival);
+            if (!swapped.ok() && swapped.status().code() != absl::StatusCode::kFailedPrecondition) {
+              failures.report("compare_and_swap: unexpected status ", swapped.status().ToString());
+            }
+          }
+          break;
+        }
+        case 9: {
+          const auto r = cache.get_or_insert<int>(key, [&] { return ival; });
+          if (r.ok() && !int_ok(k, *r)) failures.report("get_or_insert<int>: foreign ", *r);
+          if (!r.ok() && r.status().code() != absl::StatusCode::kFailedPrecondition) {
+            failures.report("get_or_insert: unexpected status ", r.status().ToString());
+          }
+          break;
+        }
+        case 10: {
+          std::vector<std::string> keys;
+          std::vector<std::uint64_t> ids;
+          for (int i = 0; i < 8; ++i) {
+            ids.push_back(rng.below(keyspace));
+            keys.push_back(skey(ids.back()));
+          }
+          std::vector<absl::StatusOr<std::optional<int>>> out(keys.size());
+          cache.get_many<int>(keys, out);
+          for (std::size_t i = 0; i < out.size(); ++i) check_int(ids[i], out[i], "get_many<int>");
+          break;
+        }
+        default:
+          (void)cache.remove(key);
+          break;
+      }
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+  EXPECT_LE(cache.size(), cache.capacity());
+}
+
+// ---- H2: compare-and-swap increments are never lost
+// ----------------------------------------------------
+
+TEST(Stress, TypedCompareAndSwapLosesNoIncrement) {
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(1024);
+  ASSERT_TRUE(cache.put(7, 0).ok());
+  const std::uint64_t per_thread = scaled(20'000);
+  run_concurrently(kThreads, [&](int tid) {
+    Rng rng(static_cast<std::uint64_t>(tid));
+    for (std::uint64_t i = 0; i < per_thread; ++i) {
+      for (;;) {
+        const std::optional<std::uint64_t> cur = cache.get(7);
+        if (!cur) {
+          ADD_FAILURE() << "the counter disappeared";
+          return;
+        }
+        if (cache.compare_and_swap(7, *cur, *cur + 1)) break;
+      }
+      // Unrelated writes in the same table keep the group locks busy.
+      if (i % 8 == 0) (void)cache.put(100 + rng.below(200), i);
+    }
+  });
+  EXPECT_EQ(cache.get(7), per_thread * kThreads);
+}
+
+TEST(Stress, NodeCompareAndSwapLosesNoIncrement) {
+  auto cache = make_cache<goldylox::typed_cache<std::string, std::string>>(1024);
+  ASSERT_TRUE(cache.put("counter", "0").ok());
+  const std::uint64_t per_thread = scaled(10'000);
+  run_concurrently(kThreads, [&](int) {
+    for (std::uint64_t i = 0; i < per_thread; ++i) {
+      for (;;) {
+        const std::string cur = cache.get("counter").value_or("missing");
+        if (cache.compare_and_swap("counter", cur, std::to_string(std::stoull(cur) + 1))) break;
+      }
+    }
+  });
+  EXPECT_EQ(cache.get("counter"), std::to_string(per_thread * kThreads));
+}
+
+TEST(Stress, AnyCacheCompareAndSwapLosesNoIncrement) {
+  auto cache = make_cache<goldylox::cache<std::string>>(1024);
+  ASSERT_TRUE(cache.put("counter", std::int64_t{0}).ok());
+  const std::uint64_t per_thread = scaled(20'000);
+  Failures failures;
+  run_concurrently(kThreads, [&](int) {
+    for (std::uint64_t i = 0; i < per_thread; ++i) {
+      for (;;) {
+        const auto cur = cache.get<std::int64_t>("counter");
+        if (!cur.ok() || !cur->has_value()) {
+          failures.report("counter unreadable: ", cur.status().ToString());
+          return;
+        }
+        const auto swapped = cache.compare_and_swap("counter", **cur, **cur + 1);
+        if (!swapped.ok()) {
+          failures.report("compare_and_swap: ", swapped.status().ToString());
+          return;
+        }
+        if (*swapped) break;
+      }
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+  EXPECT_EQ(**cache.get<std::int64_t>("counter"), static_cast<std::int64_t>(per_thread * kThreads));
+}
+
+// ---- H3: get_or_insert runs the factory once per key
+// ------------------------------------------------------
+
+// All threads race get_or_insert on the same fresh keys, round after round. get(key) builds the
+// key's cache key; factory_value(key, tid) is what thread tid's factory would store.
+template <class Cache, class GetOrInsert>
+void check_single_flight(Cache& cache, GetOrInsert get_or_insert) {
+  constexpr std::uint64_t keys_per_round = 32;
+  const std::uint64_t rounds = scaled(400);
+  std::vector<std::atomic<int>> calls(rounds * keys_per_round);
+  std::vector<std::vector<std::uint64_t>> seen(
+      kThreads, std::vector<std::uint64_t>(rounds * keys_per_round, ~std::uint64_t{0}));
+  std::barrier round_start(kThreads);
+  run_concurrently(kThreads, [&](int tid) {
+    for (std::uint64_t r = 0; r < rounds; ++r) {
+      round_start.arrive_and_wait();
+      for (std::uint64_t j = 0; j < keys_per_round; ++j) {
+        // Threads walk the keys in different orders so leaders and waiters mix.
+        const std::uint64_t id = r * keys_per_round + (j * (2 * tid + 1) + tid) % keys_per_round;
+        seen[tid][id] = get_or_insert(cache, id, [&, tid, id] {
+          calls[id].fetch_add(1);
+          std::this_thread::yield();  // widen the window for the others to pile up
+          return static_cast<std::uint64_t>(id * 16 + tid);
+        });
+      }
+    }
+  });
+  std::uint64_t wrong_calls = 0;
+  std::uint64_t disagreements = 0;
+  for (std::uint64_t id = 0; id < rounds * keys_per_round; ++id) {
+    if (calls[id].load() != 1) ++wrong_calls;
+    const std::uint64_t v = seen[0][id];
+    if (v / 16 != id) ++disagreements;
+    for (int t = 1; t < kThreads; ++t) {
+      if (seen[t][id] != v) ++disagreements;
+    }
+  }
+  EXPECT_EQ(wrong_calls, 0u) << "keys whose factory did not run exactly once";
+  EXPECT_EQ(disagreements, 0u) << "keys for which threads got different values";
+}
+
+TEST(Stress, GetOrInsertFactoryRunsOncePerKeyPacked) {
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(1 << 16);
+  check_single_flight(
+      cache, [](auto& c, std::uint64_t id, auto factory) { return c.get_or_insert(id, factory); });
+}
+
+TEST(Stress, GetOrInsertFactoryRunsOncePerKeyNode) {
+  auto cache = make_cache<goldylox::typed_cache<std::string, std::string>>(1 << 16);
+  check_single_flight(cache, [](auto& c, std::uint64_t id, auto factory) {
+    const std::string v =
+        c.get_or_insert(skey(id), [&] { return std::to_string(factory()) + std::string(40, '+'); });
+    return std::stoull(v);
+  });
+}
+
+TEST(Stress, GetOrInsertFactoryRunsOncePerKeyAnyCache) {
+  auto cache = make_cache<goldylox::cache<std::string>>(1 << 16);
+  check_single_flight(cache, [](auto& c, std::uint64_t id, auto factory) {
+    const absl::StatusOr<std::uint64_t> v =
+        c.template get_or_insert<std::uint64_t>(skey(id), factory);
+    return v.ok() ? *v : ~std::uint64_t{0};
+  });
+}
+
+// ---- H4: throwing factories under contention
+// ---------------------------------------------------------------
+
+TEST(Stress, ThrowingLeaderReleasesWaitersAndOneRetrySucceeds) {
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(1 << 16);
+  const std::uint64_t rounds = scaled(400);
+  std::vector<std::atomic<int>> calls(rounds);
+  std::vector<std::atomic<int>> throws(rounds);
+  std::vector<std::vector<std::uint64_t>> got(kThreads, std::vector<std::uint64_t>(rounds, 0));
+  std::barrier round_start(kThreads);
+  run_concurrently(kThreads, [&](int tid) {
+    for (std::uint64_t r = 0; r < rounds; ++r) {
+      round_start.arrive_and_wait();
+      try {
+        got[tid][r] = cache.get_or_insert(r, [&] {
+          const int call = calls[r].fetch_add(1);
+          std::this_thread::yield();
+          if (call == 0) throw std::runtime_error("first attempt fails");
+          return r * 10 + 1;
+        });
+      } catch (const std::runtime_error&) {
+        throws[r].fetch_add(1);
+        got[tid][r] = ~std::uint64_t{0};
+      }
+    }
+  });
+  std::uint64_t bad_rounds = 0;
+  for (std::uint64_t r = 0; r < rounds; ++r) {
+    bool ok = calls[r].load() == 2 && throws[r].load() == 1 && cache.get(r) == r * 10 + 1;
+    int successes = 0;
+    for (int t = 0; t < kThreads; ++t) {
+      if (got[t][r] == r * 10 + 1) {
+        ++successes;
+      } else if (got[t][r] != ~std::uint64_t{0}) {
+        ok = false;
+      }
+    }
+    if (successes != kThreads - 1) ok = false;
+    if (!ok) ++bad_rounds;
+  }
+  EXPECT_EQ(bad_rounds, 0u) << "rounds where the factory did not run exactly twice (one throw, one "
+                               "success shared by every other thread)";
+}
+
+TEST(Stress, AlwaysThrowingFactoryFailsEveryCallerWithoutDeadlock) {
+  auto cache = make_cache<goldylox::cache<std::string>>(1 << 16);
+  const std::uint64_t rounds = scaled(200);
+  std::vector<std::atomic<int>> calls(rounds);
+  std::atomic<std::uint64_t> exceptions{0};
+  std::barrier round_start(kThreads);
+  run_concurrently(kThreads, [&](int) {
+    for (std::uint64_t r = 0; r < rounds; ++r) {
+      round_start.arrive_and_wait();
+      try {
+        (void)cache.get_or_insert<int>(skey(r), [&]() -> int {
+          calls[r].fetch_add(1);
+          std::this_thread::yield();
+          throw std::runtime_error("always");
+        });
+      } catch (const std::runtime_error&) {
+        exceptions.fetch_add(1);
+      }
+    }
+  });
+  EXPECT_EQ(exceptions.load(), rounds * kThreads);
+  std::uint64_t wrong = 0;
+  for (std::uint64_t r = 0; r < rounds; ++r) {
+    // Every caller eventually leads a flight of its own and sees its own exception.
+    if (calls[r].load() != kThreads || cache.contains(skey(r))) ++wrong;
+  }
+  EXPECT_EQ(wrong, 0u);
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+// ---- H5: capacity stays bounded under concurrent inserts
+// ----------------------------------------------
+
+TEST(Stress, CapacityBoundedUnderConcurrentInserts) {
+  constexpr std::size_t cap = 1000;
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(cap);
+  const std::uint64_t per_thread = scaled(50'000);
+  std::atomic<std::size_t> max_seen{0};
+  run_concurrently(kThreads, [&](int tid) {
+    for (std::uint64_t i = 0; i < per_thread; ++i) {
+      const std::uint64_t key = (static_cast<std::uint64_t>(tid) << 28) | i;
+      (void)cache.put(key, encode(key & 0xfffffff, tid, i));
+      if (i % 16 == 0) {
+        const std::size_t s = cache.size();
+        std::size_t prev = max_seen.load();
+        while (s > prev && !max_seen.compare_exchange_weak(prev, s)) {
+        }
+      }
+    }
+  });
+  // While inserting, each thread may be one entry ahead of its eviction.
+  EXPECT_LE(max_seen.load(), cap + kThreads);
+  // Quiescent: within capacity, and the counters add up.
+  EXPECT_LE(cache.size(), cap);
+  const auto s = cache.stats();
+  EXPECT_EQ(s.inserts, per_thread * kThreads);
+  EXPECT_EQ(s.evictions, s.inserts - s.size);
+}
+
+// ---- H6: put/remove/clear/get_many mixed with readers
+// ---------------------------------------------------
+
+TEST(Stress, MixedOpsWithClearPacked) {
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(4096);
+  constexpr std::uint64_t keyspace = 2048;  // fits: clear() and remove() are the only removers
+  Failures failures;
+  const auto key_of = [](std::uint64_t k) { return k; };
+  run_concurrently(kThreads, [&](int tid) {
+    random_typed_ops(cache, tid, scaled(150'000), keyspace, key_of, encode, belongs, failures,
+                     /*with_clear=*/true);
+  });
+  EXPECT_EQ(failures.count(), 0);
+  check_quiescent(cache, keyspace, key_of, belongs);
+  EXPECT_EQ(cache.stats().evictions, 0u);
+}
+
+TEST(Stress, MixedOpsWithClearNode) {
+  auto cache = make_cache<goldylox::typed_cache<std::string, std::string>>(4096);
+  constexpr std::uint64_t keyspace = 2048;
+  Failures failures;
+  run_concurrently(kThreads, [&](int tid) {
+    random_typed_ops(cache, tid, scaled(80'000), keyspace, skey, svalue, sbelongs, failures,
+                     /*with_clear=*/true);
+  });
+  EXPECT_EQ(failures.count(), 0);
+  check_quiescent(cache, keyspace, skey, sbelongs);
+}
+
+// ---- H7: eviction under concurrency with a small capacity
+// ------------------------------------------------
+
+TEST(Stress, SmallCapacityEvictionPacked) {
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(256);
+  constexpr std::uint64_t keyspace = 100'000;
+  Failures failures;
+  const auto key_of = [](std::uint64_t k) { return k; };
+  run_concurrently(kThreads, [&](int tid) {
+    random_typed_ops(cache, tid, scaled(200'000), keyspace, key_of, encode, belongs, failures);
+  });
+  EXPECT_EQ(failures.count(), 0);
+  check_quiescent(cache, keyspace, key_of, belongs);
+  EXPECT_GT(cache.stats().evictions, 0u);
+}
+
+TEST(Stress, SmallCapacityEvictionNode) {
+  auto cache = make_cache<goldylox::typed_cache<std::string, std::string>>(256);
+  constexpr std::uint64_t keyspace = 50'000;
+  Failures failures;
+  run_concurrently(kThreads, [&](int tid) {
+    random_typed_ops(cache, tid, scaled(100'000), keyspace, skey, svalue, sbelongs, failures);
+  });
+  EXPECT_EQ(failures.count(), 0);
+  check_quiescent(cache, keyspace, skey, sbelongs);
+}
+
+// Hot readers keep setting CLOCK bits while writers evict: eviction must still make progress and
+// the cache must end within capacity.
+TEST(Stress, EvictionWithHotReaders) {
+  constexpr std::size_t cap = 256;
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(cap);
+  Failures failures;
+  run_concurrently(kThreads, [&](int tid) {
+    Rng rng(static_cast<std::uint64_t>(tid) + 5);
+    for (std::uint64_t i = 0; i < scaled(200'000); ++i) {
+      if (tid < 2) {  // readers of a hot set that fits the cache
+        const std::uint64_t k = rng.below(cap / 2);
+        if (const auto v = cache.get(k); v && !belongs(k, *v)) failures.report("foreign value");
+      } else {  // writers: hot keys and a stream of one-off keys
+        const std::uint64_t k =
+            rng.below(4) == 0 ? rng.below(cap / 2) : 1'000'000 + rng.below(1 << 20);
+        (void)cache.put(k, encode(k, tid, i));
+      }
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+  EXPECT_LE(cache.size(), cap);
+}
+
+// ---- heavy collisions under contention
+// ---------------------------------------------------------------
+
+// Eight hash values for every key: inserts constantly find their probe window full and evict inside
+// it, taking foreign group locks with try_lock while other writers hold them.
+struct EightHashes {
+  std::size_t operator()(std::uint64_t k) const { return k % 8; }
+};
+struct EightStringHashes {
+  std::size_t operator()(const std::string& k) const { return k.size() % 8 + 8 * (k.back() % 2); }
+};
+
+TEST(Stress, CollidingHashesPacked) {
+  auto made = goldylox::typed_cache<std::uint64_t, std::uint64_t, EightHashes>::builder()
+                  .hot_tier_max_entries(5000)
+                  .build();
+  ASSERT_TRUE(made.ok());
+  auto& cache = *made;
+  constexpr std::uint64_t keyspace = 6000;
+  Failures failures;
+  const auto key_of = [](std::uint64_t k) { return k; };
+  run_concurrently(kThreads, [&](int tid) {
+    random_typed_ops(cache, tid, scaled(30'000), keyspace, key_of, encode, belongs, failures);
+  });
+  EXPECT_EQ(failures.count(), 0);
+  check_quiescent(cache, keyspace, key_of, belongs);
+  EXPECT_GT(cache.stats().evictions, 0u);  // the windows overflowed
+}
+
+TEST(Stress, CollidingHashesNode) {
+  auto made = goldylox::typed_cache<std::string, std::string, EightStringHashes>::builder()
+                  .hot_tier_max_entries(5000)
+                  .build();
+  ASSERT_TRUE(made.ok());
+  auto& cache = *made;
+  constexpr std::uint64_t keyspace = 6000;
+  Failures failures;
+  run_concurrently(kThreads, [&](int tid) {
+    random_typed_ops(cache, tid, scaled(20'000), keyspace, skey, svalue, sbelongs, failures);
+  });
+  EXPECT_EQ(failures.count(), 0);
+  check_quiescent(cache, keyspace, skey, sbelongs);
+}
+
+// ---- node reclamation under concurrency
+// -------------------------------------------------------------------
+
+struct Tracked {
+  static constexpr std::uint64_t alive = 0x0a11ce0a11ce0a11ULL;
+  static inline std::atomic<long> live{0};
+  static inline std::atomic<long> bad{0};
+  std::uint64_t key = 0;
+  std::uint64_t magic = alive;
+  explicit Tracked(std::uint64_t k) : key(k) { ++live; }
+  Tracked(const Tracked& o) : key(o.key) {
+    if (o.magic != alive) ++bad;
+    ++live;
+  }
+  Tracked(Tracked&& o) noexcept : key(o.key) {
+    if (o.magic != alive) ++bad;
+    ++live;
+  }
+  ~Tracked() {
+    if (magic != alive) ++bad;
+    magic = 0;
+    --live;
+  }
+  friend bool operator==(const Tracked& a, const Tracked& b) { return a.key == b.key; }
+};
+
+TEST(Stress, NodeReclamationFreesEveryValueExactlyOnce) {
+  collect_garbage();
+  const long baseline = Tracked::live.load();
+  {
+    auto cache = make_cache<goldylox::typed_cache<std::uint64_t, Tracked>>(256);
+    Failures failures;
+    run_concurrently(kThreads, [&](int tid) {
+      Rng rng(static_cast<std::uint64_t>(tid) + 99);
+      for (std::uint64_t i = 0; i < scaled(100'000); ++i) {
+        const std::uint64_t k = rng.below(512);
+        switch (rng.below(6)) {
+          case 0:
+          case 1:
+            (void)cache.put(k, Tracked(k));
+            break;
+          case 2:
+            (void)cache.remove(k);
+            break;
+          case 3:
+            cache.visit(k, [&](const Tracked& t) {
+              if (t.magic != Tracked::alive || t.key != k) failures.report("visited a dead value");
+            });
+            break;
+          case 4:
+            if (i % 512 == 0 && tid == 0) {
+              (void)cache.clear();
+            } else {
+              (void)cache.replace(k, Tracked(k));
+            }
+            break;
+          default:
+            if (const auto v = cache.get(k); v && v->key != k) failures.report("foreign value");
+            break;
+        }
+      }
+    });
+    EXPECT_EQ(failures.count(), 0);
+    // The workers exited: their retired values are orphans that a collect frees.
+    collect_garbage();
+    EXPECT_EQ(Tracked::live.load() - baseline, static_cast<long>(cache.size()))
+        << "values alive beyond those the cache holds";
+  }
+  EXPECT_EQ(Tracked::live.load(), baseline);
+  EXPECT_EQ(Tracked::bad.load(), 0) << "a value was destroyed twice or used after destruction";
+}
+
+// Visitors that take their time while writers overwrite and remove the very keys they visit: the
+// visited value must stay alive and unchanged until the visitor returns (epoch protection).
+TEST(Stress, SlowVisitorsSeeStableValues) {
+  collect_garbage();
+  const long baseline = Tracked::live.load();
+  {
+    auto cache = make_cache<goldylox::typed_cache<std::uint64_t, Tracked>>(64);
+    Failures failures;
+    std::atomic<bool> stop{false};
+    std::atomic<int> readers_done{0};
+    run_concurrently(kThreads, [&](int tid) {
+      Rng rng(static_cast<std::uint64_t>(tid) + 3);
+      if (tid < 2) {
+        for (std::uint64_t i = 0; i < scaled(4'000); ++i) {
+          const std::uint64_t k = rng.below(16);
+          cache.visit(k, [&](const Tracked& t) {
+            const std::uint64_t before = t.key;
+            // Linger so that writers retire (and try to free) the visited node meanwhile. Mostly
+            // a busy wait: a yield per visit costs a whole time slice on a loaded machine.
+            if (i % 16 == 0) {
+              std::this_thread::yield();
+            } else {
+              // Nodes are immutable once published: a plain (volatile, so not optimised away)
+              // read of a value that may be retired meanwhile, which ASan would catch if freed.
+              const volatile std::uint64_t* key = &t.key;
+              for (int spin = 0; spin < 200 && *key == before; ++spin) {
+              }
+            }
+            if (t.magic != Tracked::alive || t.key != before || before != k) {
+              failures.report("visited value changed or died during the visit");
+            }
+          });
+        }
+        if (readers_done.fetch_add(1) == 1) stop.store(true);
+      } else {
+        while (!stop.load()) {
+          const std::uint64_t k = rng.below(16);
+          if (rng.below(3) == 0) {
+            (void)cache.remove(k);
+          } else {
+            (void)cache.put(k, Tracked(k));
+          }
+        }
+      }
+    });
+    EXPECT_EQ(failures.count(), 0);
+  }
+  collect_garbage();
+  EXPECT_EQ(Tracked::live.load(), baseline);
+  EXPECT_EQ(Tracked::bad.load(), 0);
+}
+
+// ---- striped counters: more live threads than stripes
+// ---------------------------------------------------
+
+// Pins the calling thread to the `which`-th CPU it may run on (Linux), so that two threads pinned
+// to 0 and 1 really run in parallel. Returns false if that is not possible.
+bool pin_to_nth_cpu(int which) {
+#if defined(__linux__)
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return false;
+  int seen = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &allowed)) continue;
+    if (seen++ == which) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpu, &one);
+      return pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0;
+    }
+  }
+#else
+  (void)which;
+#endif
+  return false;
+}
+
+// Keeps `n` threads alive (each holding its counter index) and lets a chosen pair run rounds of
+// work together, each pinned to its own CPU where possible, while the rest sleep.
+class ThreadPark {
+ public:
+  explicit ThreadPark(int n) : indices_(static_cast<std::size_t>(n)) {
+    for (int t = 0; t < n; ++t) {
+      threads_.emplace_back([this, t] {
+        indices_[static_cast<std::size_t>(t)] = detail::this_thread_index();
+        std::unique_lock<std::mutex> lock(mutex_);
+        ++registered_;
+        cv_.notify_all();
+        for (std::uint64_t seen = 0;;) {
+          cv_.wait(lock, [&] { return stop_ || round_ != seen; });
+          if (stop_) return;
+          seen = round_;
+          if (t != a_ && t != b_) continue;
+          lock.unlock();
+          (void)pin_to_nth_cpu(t == a_ ? 0 : 1);
+          ready_.fetch_add(1);
+          while (ready_.load() < 2) std::this_thread::yield();
+          work_();
+          lock.lock();
+          ++finished_;
+          cv_.notify_all();
+        }
+      });
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return registered_ == n; });
+  }
+  ~ThreadPark() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  const std::vector<std::uint32_t>& indices() const { return indices_; }
+  // Runs work() on threads a and b at the same time and waits for both.
+  void run_pair(int a, int b, std::function<void()> work) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    a_ = a;
+    b_ = b;
+    work_ = std::move(work);
+    ready_ = 0;
+    finished_ = 0;
+    ++round_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return finished_ == 2; });
+  }
+
+ private:
+  std::vector<std::uint32_t> indices_;
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int registered_ = 0;
+  bool stop_ = false;
+  std::uint64_t round_ = 0;
+  int a_ = -1, b_ = -1, finished_ = 0;
+  std::atomic<int> ready_{0};
+  std::function<void()> work_;
+};
+
+// Enough live threads that some hold an index beyond the owned stripes.
+int parked_threads() {
+  return static_cast<int>(detail::striped_counters().owned_stripes()) + 2;
+}
+
+// A thread whose index owns a stripe and one whose index is past the owned stripes, chosen so
+// that the latter's index maps onto the former's stripe under a naive `index % stripes` (the
+// pairing that lost increments before overflow threads got stripes of their own).
+std::pair<int, int> find_pair(const ThreadPark& park) {
+  const std::uint32_t owned = detail::striped_counters().owned_stripes();
+  const auto& idx = park.indices();
+  std::pair<int, int> best{-1, -1};
+  for (std::size_t b = 0; b < idx.size(); ++b) {
+    if (idx[b] < owned) continue;
+    for (std::size_t a = 0; a < idx.size(); ++a) {
+      if (idx[a] >= owned) continue;
+      if (best.first < 0 || idx[a] == idx[b] % owned)
+        best = {static_cast<int>(a), static_cast<int>(b)};
+    }
+  }
+  return best;
+}
+
+TEST(Stress, StripedCountersAreExactWithMoreThreadsThanStripes) {
+  ThreadPark park(parked_threads());
+  const auto [owner, sharer] = find_pair(park);
+  if (owner < 0) GTEST_SKIP() << "no pair of parked threads with an owned and an overflow index";
+  // Counting only (no data race for TSan to see), so sanitizer builds run a token amount.
+  const std::uint64_t n = (GL_TSAN || GL_ASAN) ? 50'000 : 1'000'000;
+  constexpr int rounds = (GL_TSAN || GL_ASAN) ? 5 : 20;
+  int lossy_rounds = 0;
+  std::uint64_t lost = 0;
+  for (int round = 0; round < rounds; ++round) {
+    detail::striped_counters counters;
+    park.run_pair(owner, sharer, [&] {
+      for (std::uint64_t i = 0; i < n; ++i) counters.add(detail::counter::hits);
+    });
+    const std::uint64_t total = counters.total(detail::counter::hits);
+    if (total != 2 * n) {
+      ++lossy_rounds;
+      lost += 2 * n - total;
+    }
+  }
+  EXPECT_EQ(lossy_rounds, 0) << lost << " increments lost in " << lossy_rounds << " of " << rounds
+                             << " rounds (thread indices " << park.indices()[owner] << " and "
+                             << park.indices()[sharer] << ")";
+}
+
+TEST(Stress, StatsAreExactWithMoreThreadsThanStripes) {
+  ThreadPark park(parked_threads());
+  const auto [owner, sharer] = find_pair(park);
+  if (owner < 0) GTEST_SKIP() << "no pair of parked threads with an owned and an overflow index";
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(1024);
+  ASSERT_TRUE(cache.put(1, 1).ok());
+  const std::uint64_t n = (GL_TSAN || GL_ASAN) ? 20'000 : 300'000;
+  constexpr std::uint64_t rounds = (GL_TSAN || GL_ASAN) ? 3 : 10;
+  for (std::uint64_t round = 0; round < rounds; ++round) {
+    park.run_pair(owner, sharer, [&] {
+      for (std::uint64_t i = 0; i < n; ++i) (void)cache.get(1);
+    });
+  }
+  EXPECT_EQ(cache.stats().hits, rounds * 2 * n) << "hits were lost";
+}
+
+}  // namespace

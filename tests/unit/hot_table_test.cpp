@@ -1,0 +1,452 @@
+// The hot tier: capacity and CLOCK eviction through the public facades, SIMD vs SWAR equivalence,
+// and detail::hot_table directly (compute outcomes, eviction sink, heavy hash collisions).
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <goldylox/goldylox.hpp>
+
+namespace {
+
+namespace detail = goldylox::detail;
+using U64Cache = goldylox::typed_cache<std::uint64_t, std::uint64_t>;
+using StrCache = goldylox::typed_cache<std::string, std::string>;
+
+template <class C>
+C make_cache(std::size_t capacity, bool simd = true) {
+  auto made = C::builder().hot_tier_max_entries(capacity).enable_simd(simd).build();
+  EXPECT_TRUE(made.ok()) << made.status();
+  return std::move(made).value();
+}
+
+std::uint64_t value_for(std::uint64_t key) {
+  return key * 1000003 + 11;
+}
+std::string skey(std::uint64_t k) {
+  return "key/" + std::to_string(k);
+}
+
+// ---- capacity ----------------------------------------------------------------------------------
+
+class CapacityTest : public ::testing::TestWithParam<std::size_t> {};
+
+TEST_P(CapacityTest, SizeNeverExceedsCapacityAndEvictionsAreCounted) {
+  const std::size_t cap = GetParam();
+  auto cache = make_cache<U64Cache>(cap);
+  EXPECT_EQ(cache.capacity(), cap);
+  const std::uint64_t n = 10 * cap + 50;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    ASSERT_TRUE(cache.put(k, value_for(k)).ok());
+    ASSERT_LE(cache.size(), cap) << "after inserting key " << k;
+  }
+  EXPECT_EQ(cache.size(), cap);  // single-threaded: the cache fills up exactly to capacity
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_EQ(s.inserts, n);
+  EXPECT_EQ(s.evictions, n - cap);
+  // Whatever survived holds its own value, and survivors are exactly size() keys.
+  std::size_t present = 0;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    if (const auto v = cache.get(k)) {
+      ++present;
+      EXPECT_EQ(*v, value_for(k)) << k;
+    }
+  }
+  EXPECT_EQ(present, cache.size());
+}
+
+TEST_P(CapacityTest, NodeSlotsRespectCapacityToo) {
+  const std::size_t cap = GetParam();
+  auto cache = make_cache<StrCache>(cap);
+  const std::uint64_t n = 5 * cap + 20;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    ASSERT_TRUE(cache.put(skey(k), std::to_string(k)).ok());
+    ASSERT_LE(cache.size(), cap);
+  }
+  std::size_t present = 0;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    if (const auto v = cache.get(skey(k))) {
+      ++present;
+      EXPECT_EQ(*v, std::to_string(k));
+    }
+  }
+  EXPECT_EQ(present, cache.size());
+  EXPECT_EQ(cache.stats().evictions, n - cache.size());
+}
+
+// A put followed by a get of the same key, with nothing in between, must find the key: an
+// insertion must not pick the entry it just inserted as its own eviction victim.
+TEST_P(CapacityTest, FreshlyInsertedKeyIsReadableRightAway) {
+  const std::size_t cap = GetParam();
+  auto cache = make_cache<U64Cache>(cap);
+  std::vector<std::uint64_t> lost;
+  for (std::uint64_t k = 0; k < 20 * cap + 200; ++k) {
+    ASSERT_TRUE(cache.put(k, value_for(k)).ok());
+    if (cache.get(k) != value_for(k)) lost.push_back(k);
+  }
+  EXPECT_TRUE(lost.empty()) << lost.size() << " of " << 20 * cap + 200
+                            << " keys were evicted by their own put(), first: " << lost.front();
+}
+
+TEST_P(CapacityTest, KeyReinsertedAfterEvictionIsReadable) {
+  const std::size_t cap = GetParam();
+  auto cache = make_cache<StrCache>(cap);
+  std::uint64_t next = 0;
+  int still_present = 0;
+  int unreadable = 0;
+  for (int trial = 0; trial < 20; ++trial) {
+    const std::uint64_t victim = next++;
+    ASSERT_TRUE(cache.put(skey(victim), "first").ok());
+    // The victim is never looked at (lookups, contains() included, set its CLOCK bit) while
+    // 20 x capacity other keys go in: it must have been evicted by then.
+    for (std::size_t i = 0; i < 20 * cap + 20; ++i, ++next) {
+      ASSERT_TRUE(cache.put(skey(next), "filler").ok());
+    }
+    if (cache.contains(skey(victim))) ++still_present;
+    ASSERT_TRUE(cache.put(skey(victim), "second").ok());
+    if (cache.get(skey(victim)) != "second") ++unreadable;
+  }
+  EXPECT_EQ(still_present, 0) << "unreferenced keys outlived 20 x capacity newer inserts";
+  EXPECT_EQ(unreadable, 0) << "re-inserted keys were not readable right after put()";
+}
+
+INSTANTIATE_TEST_SUITE_P(Capacities, CapacityTest,
+                         ::testing::Values(1, 2, 3, 15, 16, 17, 64, 100, 1000));
+
+// ---- CLOCK
+// ---------------------------------------------------------------------------------------
+
+TEST(ClockEviction, RecentlyReadEntriesGetASecondChance) {
+  constexpr std::uint64_t cap = 1024;
+  constexpr std::uint64_t hot = 128;
+  auto cache = make_cache<U64Cache>(cap);
+  for (std::uint64_t k = 0; k < cap; ++k) ASSERT_TRUE(cache.put(k, value_for(k)).ok());
+  ASSERT_EQ(cache.size(), cap);
+
+  // Insert 4 x capacity new keys, re-reading the hot keys every 16 inserts (well under one turn of
+  // the CLOCK hand). Keys 128..1023 are never touched again.
+  std::uint64_t next = cap;
+  for (int round = 0; round < 256; ++round) {
+    for (std::uint64_t k = 0; k < hot; ++k) (void)cache.get(k);
+    for (int i = 0; i < 16; ++i, ++next) ASSERT_TRUE(cache.put(next, value_for(next)).ok());
+  }
+  std::uint64_t hot_present = 0;
+  std::uint64_t cold_present = 0;
+  for (std::uint64_t k = 0; k < hot; ++k) hot_present += cache.contains(k) ? 1 : 0;
+  for (std::uint64_t k = hot; k < cap; ++k) cold_present += cache.contains(k) ? 1 : 0;
+  EXPECT_GE(hot_present * 10, hot * 9) << "hot keys present: " << hot_present << "/" << hot;
+  // The cold keys are the oldest unreferenced entries: after 4 x capacity insertions CLOCK has
+  // swept past each of them many times, so nearly all must be gone.
+  EXPECT_LE(cold_present * 4, cap - hot)
+      << "never-read keys still present: " << cold_present << "/" << cap - hot;
+  EXPECT_EQ(cache.size(), cap);
+}
+
+TEST(ClockEviction, UpdatesCountAsReferences) {
+  // An entry that keeps being overwritten is in use and must survive a stream of one-off keys.
+  constexpr std::uint64_t cap = 256;
+  auto cache = make_cache<U64Cache>(cap);
+  for (std::uint64_t k = 0; k < cap; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  std::uint64_t next = 1'000'000;
+  for (int round = 0; round < 200; ++round) {
+    for (std::uint64_t k = 0; k < 16; ++k) ASSERT_TRUE(cache.put(k, round).ok());
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(cache.put(next++, 0).ok());
+  }
+  int present = 0;
+  for (std::uint64_t k = 0; k < 16; ++k) present += cache.get(k) == 199u ? 1 : 0;
+  EXPECT_GE(present, 15);
+}
+
+TEST(ClockEviction, ContainsIsNotAUse) {
+  // contains() only asks; unlike get() it must not shield an entry from eviction (Caffeine's
+  // containsKey does not count as an access either). Same shape as UpdatesCountAsReferences.
+  constexpr std::uint64_t cap = 256;
+  auto cache = make_cache<U64Cache>(cap);
+  for (std::uint64_t k = 0; k < cap; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  std::uint64_t next = 1'000'000;
+  for (int round = 0; round < 200; ++round) {
+    for (std::uint64_t k = 0; k < 16; ++k) (void)cache.contains(k);
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(cache.put(next++, 0).ok());
+  }
+  int present = 0;
+  for (std::uint64_t k = 0; k < 16; ++k) present += cache.contains(k) ? 1 : 0;
+  EXPECT_LE(present, 2) << "contains() kept entries alive like a read would";
+}
+
+// ---- SIMD vs SWAR
+// ----------------------------------------------------------------------------------
+
+template <class C, class KeyOf, class ValueOf>
+void run_same_ops_on_simd_and_swar(KeyOf key_of, ValueOf value_of) {
+  auto simd = make_cache<C>(200, true);
+  auto swar = make_cache<C>(200, false);
+  ASSERT_TRUE(simd.config().enable_simd);
+  ASSERT_FALSE(swar.config().enable_simd);
+  std::mt19937_64 rng(12345);
+  for (int op = 0; op < 20000; ++op) {
+    const std::uint64_t k = rng() % 600;
+    const auto key = key_of(k);
+    const auto value = value_of(rng() % 1000);
+    switch (rng() % 8) {
+      case 0:
+      case 1:
+        ASSERT_TRUE(simd.put(key, value).ok());
+        ASSERT_TRUE(swar.put(key, value).ok());
+        break;
+      case 2:
+        ASSERT_EQ(simd.remove(key), swar.remove(key)) << op;
+        break;
+      case 3:
+        ASSERT_EQ(simd.put_if_absent(key, value), swar.put_if_absent(key, value)) << op;
+        break;
+      case 4:
+        ASSERT_EQ(simd.replace(key, value), swar.replace(key, value)) << op;
+        break;
+      case 5:
+        ASSERT_EQ(simd.contains(key), swar.contains(key)) << op;
+        break;
+      default:
+        ASSERT_EQ(simd.get(key), swar.get(key)) << op;
+        break;
+    }
+    ASSERT_EQ(simd.size(), swar.size()) << op;
+  }
+  for (std::uint64_t k = 0; k < 600; ++k) ASSERT_EQ(simd.get(key_of(k)), swar.get(key_of(k))) << k;
+  const auto a = simd.stats();
+  const auto b = swar.stats();
+  EXPECT_EQ(a.hits, b.hits);
+  EXPECT_EQ(a.misses, b.misses);
+  EXPECT_EQ(a.inserts, b.inserts);
+  EXPECT_EQ(a.updates, b.updates);
+  EXPECT_EQ(a.removals, b.removals);
+  EXPECT_EQ(a.evictions, b.evictions);
+  EXPECT_GT(a.evictions, 0u);  // the sequence exercised eviction
+}
+
+TEST(SimdSwitch, PackedSlotsBehaveIdentically) {
+  run_same_ops_on_simd_and_swar<U64Cache>([](std::uint64_t k) { return k; },
+                                          [](std::uint64_t v) { return v; });
+}
+
+TEST(SimdSwitch, NodeSlotsBehaveIdentically) {
+  run_same_ops_on_simd_and_swar<StrCache>([](std::uint64_t k) { return skey(k); },
+                                          [](std::uint64_t v) { return std::to_string(v); });
+}
+
+// ---- detail::hot_table directly
+// -------------------------------------------------------------------
+
+template <class K, class V, class Hash = goldylox::default_hash<K>>
+using table = detail::hot_table<K, V, Hash, std::equal_to<>>;
+
+TEST(HotTable, SimdFlagAndGeometry) {
+  detail::striped_counters counters;
+  table<std::uint64_t, std::uint64_t> on(1000, true, counters);
+  table<std::uint64_t, std::uint64_t> off(1000, false, counters);
+  EXPECT_EQ(on.simd_enabled(), detail::simd_available);
+  EXPECT_FALSE(off.simd_enabled());
+  EXPECT_EQ(on.capacity(), 1000u);
+  EXPECT_GE(on.slot_count() * 4, 1000u * 5);  // at most 80 % load at capacity
+  EXPECT_EQ(on.slot_count() % detail::group_width, 0u);
+  table<std::uint64_t, std::uint64_t> one(1, true, counters);
+  EXPECT_EQ(one.slot_count(), detail::group_width);
+  EXPECT_GT((table<std::uint64_t, std::uint64_t>::bytes_per_entry()), 0u);
+  // Node tables also pay for the node.
+  EXPECT_GT((table<std::string, std::string>::bytes_per_entry()),
+            (table<std::uint64_t, std::uint64_t>::bytes_per_entry()));
+}
+
+template <class K, class V>
+void check_compute_outcomes(K k, V v1, V v2) {
+  using T = table<K, V>;
+  using D = typename T::decision;
+  detail::striped_counters counters;
+  T t(64, true, counters);
+  EXPECT_EQ(t.compute(k,
+                      [](const V* cur) {
+                        EXPECT_EQ(cur, nullptr);
+                        return D::keep();
+                      }),
+            detail::compute_outcome::kept);
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.compute(k, [](const V*) { return D::erase(); }), detail::compute_outcome::kept);
+  EXPECT_EQ(t.compute(k, [&](const V*) { return D::assign(v1); }),
+            detail::compute_outcome::inserted);
+  EXPECT_EQ(t.compute(k,
+                      [&](const V* cur) {
+                        EXPECT_NE(cur, nullptr);
+                        if (cur != nullptr) {
+                          EXPECT_EQ(*cur, v1);
+                        }
+                        return D::assign(v2);
+                      }),
+            detail::compute_outcome::updated);
+  // A throwing decide leaves the table unchanged and releases the lock.
+  EXPECT_THROW(t.compute(k, [](const V*) -> D { throw std::runtime_error("decide"); }),
+               std::runtime_error);
+  V seen{};
+  EXPECT_TRUE(t.visit(k, [&](const V& cur) { seen = cur; }));
+  EXPECT_EQ(seen, v2);
+  EXPECT_EQ(t.compute(k, [](const V*) { return D::erase(); }), detail::compute_outcome::erased);
+  EXPECT_FALSE(t.visit(k, [](const V&) {}));
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_FALSE(t.erase(k));
+  EXPECT_EQ(counters.total(detail::counter::inserts), 1u);
+  EXPECT_EQ(counters.total(detail::counter::updates), 1u);
+  EXPECT_EQ(counters.total(detail::counter::removals), 1u);
+}
+
+TEST(HotTable, ComputeOutcomesPacked) {
+  check_compute_outcomes<std::uint64_t, std::uint64_t>(5, 1, 2);
+}
+TEST(HotTable, ComputeOutcomesNode) {
+  check_compute_outcomes<std::string, std::string>("k", "one", std::string(100, 'x'));
+}
+
+template <class K, class V, class KeyOf, class ValueOf>
+void check_eviction_sink(KeyOf key_of, ValueOf value_of) {
+  detail::striped_counters counters;
+  table<K, V> t(32, true, counters);
+  std::map<K, V> evicted;
+  t.set_eviction_sink([&](const K& k, const V& v) {
+    EXPECT_TRUE(evicted.emplace(k, v).second) << "evicted twice";
+  });
+  for (std::uint64_t i = 0; i < 200; ++i) {
+    t.compute(key_of(i), [&](const V*) { return table<K, V>::decision::assign(value_of(i)); });
+  }
+  EXPECT_EQ(t.size(), 32u);
+  EXPECT_EQ(evicted.size(), 200u - 32u);
+  EXPECT_EQ(counters.total(detail::counter::evictions), 200u - 32u);
+  for (const auto& [k, v] : evicted) {
+    EXPECT_FALSE(t.visit(k, [](const V&) {}));  // delivered victims are really gone
+  }
+  for (std::uint64_t i = 0; i < 200; ++i) {
+    const auto it = evicted.find(key_of(i));
+    if (it != evicted.end()) {
+      EXPECT_EQ(it->second, value_of(i));  // delivered with its own value
+    } else {
+      EXPECT_TRUE(t.visit(key_of(i), [&](const V& v) { EXPECT_EQ(v, value_of(i)); }));
+    }
+  }
+}
+
+TEST(HotTable, EvictionSinkReceivesEachVictimOncePacked) {
+  check_eviction_sink<std::uint64_t, std::uint64_t>([](std::uint64_t i) { return i; }, value_for);
+}
+TEST(HotTable, EvictionSinkReceivesEachVictimOnceNode) {
+  check_eviction_sink<std::string, std::string>(skey,
+                                                [](std::uint64_t i) { return std::to_string(i); });
+}
+
+TEST(HotTable, ClearDoesNotCountRemovalsOrEvictions) {
+  detail::striped_counters counters;
+  table<std::uint64_t, std::uint64_t> t(100, true, counters);
+  for (std::uint64_t i = 0; i < 50; ++i) {
+    t.compute(i, [&](const std::uint64_t*) { return decltype(t)::decision::assign(i); });
+  }
+  t.clear();
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(counters.total(detail::counter::removals), 0u);
+  EXPECT_EQ(counters.total(detail::counter::evictions), 0u);
+  for (std::uint64_t i = 0; i < 50; ++i) EXPECT_FALSE(t.visit(i, [](const std::uint64_t&) {}));
+}
+
+TEST(HotTable, MemoryBytes) {
+  detail::striped_counters counters;
+  table<std::uint64_t, std::uint64_t> packed(100, true, counters);
+  const std::size_t empty_packed = packed.memory_bytes();
+  EXPECT_GE(empty_packed, packed.slot_count() * 2 * sizeof(std::uint64_t));
+  for (std::uint64_t i = 0; i < 50; ++i) {
+    packed.compute(i, [&](const std::uint64_t*) { return decltype(packed)::decision::assign(i); });
+  }
+  EXPECT_EQ(packed.memory_bytes(), empty_packed);  // packed slots own no extra memory
+
+  table<std::string, std::string> nodes(100, true, counters);
+  const std::size_t empty_nodes = nodes.memory_bytes();
+  nodes.compute("a", [](const std::string*) { return decltype(nodes)::decision::assign("x"); });
+  const std::size_t per_node = nodes.memory_bytes() - empty_nodes;
+  EXPECT_GE(per_node, 2 * sizeof(std::string));
+  for (int i = 0; i < 9; ++i) {
+    nodes.compute(std::to_string(i),
+                  [](const std::string*) { return decltype(nodes)::decision::assign("x"); });
+  }
+  EXPECT_EQ(nodes.memory_bytes(), empty_nodes + 10 * per_node);
+}
+
+// ---- heavy collisions
+// ---------------------------------------------------------------------------------
+
+// Every key hashes the same: same home group, same tag. Lookups must verify keys, probe past full
+// groups through the overflow bits, and never create duplicates.
+struct ConstantHash {
+  static constexpr std::size_t distinct = 1;
+  std::size_t operator()(std::uint64_t) const { return 42; }
+};
+struct ThreeWayHash {
+  static constexpr std::size_t distinct = 3;
+  std::size_t operator()(std::uint64_t k) const { return k % 3; }
+};
+
+template <class Hash>
+void check_colliding_keys() {
+  auto made = goldylox::typed_cache<std::uint64_t, std::uint64_t, Hash>::builder()
+                  .hot_tier_max_entries(5000)
+                  .build();
+  ASSERT_TRUE(made.ok());
+  auto& cache = *made;
+  // More colliding keys than a probe window holds: inserts evict inside the window.
+  constexpr std::uint64_t n = 1200;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    ASSERT_TRUE(cache.put(k, value_for(k)).ok());
+    ASSERT_EQ(cache.get(k), value_for(k)) << k;  // the new key itself is never the victim
+  }
+  std::size_t present = 0;
+  for (std::uint64_t k = 0; k < n; ++k) {
+    if (const auto v = cache.get(k)) {
+      ++present;
+      EXPECT_EQ(*v, value_for(k));
+    }
+  }
+  EXPECT_EQ(present, cache.size());
+  // At most one probe window of slots per distinct hash value.
+  using T = detail::hot_table<std::uint64_t, std::uint64_t, Hash, std::equal_to<>>;
+  EXPECT_LE(present, Hash::distinct * T::probe_window * detail::group_width);
+  EXPECT_EQ(cache.stats().evictions, n - present);
+}
+
+TEST(Collisions, ConstantHash) {
+  check_colliding_keys<ConstantHash>();
+}
+TEST(Collisions, ThreeDistinctHashes) {
+  check_colliding_keys<ThreeWayHash>();
+}
+
+TEST(Collisions, UpdatingAKeyPastAFreedSlotDoesNotDuplicateIt) {
+  auto made = goldylox::typed_cache<std::uint64_t, std::uint64_t, ConstantHash>::builder()
+                  .hot_tier_max_entries(1000)
+                  .build();
+  ASSERT_TRUE(made.ok());
+  auto& cache = *made;
+  for (std::uint64_t k = 0; k < 40; ++k) ASSERT_TRUE(cache.put(k, k).ok());  // spills 3 groups
+  ASSERT_EQ(cache.size(), 40u);
+  // Free slots early in the probe sequence, then write keys that live further along it.
+  for (std::uint64_t k = 0; k < 20; ++k) ASSERT_TRUE(cache.remove(k));
+  for (std::uint64_t k = 20; k < 40; ++k) ASSERT_TRUE(cache.put(k, k + 100).ok());
+  EXPECT_EQ(cache.size(), 20u);
+  for (std::uint64_t k = 20; k < 40; ++k) {
+    EXPECT_EQ(cache.get(k), k + 100);
+    EXPECT_EQ(cache.put_if_absent(k, 0), k + 100);  // present: not inserted again
+  }
+  EXPECT_EQ(cache.size(), 20u);
+  for (std::uint64_t k = 20; k < 40; ++k) EXPECT_TRUE(cache.remove(k));
+  for (std::uint64_t k = 20; k < 40; ++k) EXPECT_FALSE(cache.contains(k)) << "duplicate of " << k;
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+}  // namespace
