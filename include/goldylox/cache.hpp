@@ -220,7 +220,7 @@ class cache {
   explicit cache(std::unique_ptr<engine_type> engine) : engine_(std::move(engine)) {}
 
   template <class V, class Q>
-  absl::StatusOr<std::optional<V>> get_impl(const Q& key) const {
+  GOLDYLOX_ALWAYS_INLINE absl::StatusOr<std::optional<V>> get_impl(const Q& key) const {
     detail::typed_reader<V> reader;
     engine_->visit(key, reader);
     return std::move(reader).result();

@@ -54,7 +54,7 @@ class typed_cache {
     return absl::OkStatus();
   }
 
-  std::optional<V> get(const K& key) const { return get_impl(key); }
+  GOLDYLOX_ALWAYS_INLINE std::optional<V> get(const K& key) const { return get_impl(key); }
   template <class Q>
     requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
   std::optional<V> get(const Q& key) const {
@@ -174,7 +174,7 @@ class typed_cache {
   explicit typed_cache(std::unique_ptr<engine_type> engine) : engine_(std::move(engine)) {}
 
   template <class Q>
-  std::optional<V> get_impl(const Q& key) const {
+  GOLDYLOX_ALWAYS_INLINE std::optional<V> get_impl(const Q& key) const {
     std::optional<V> out;
     engine_->visit(key, [&](const V& v) { out.emplace(v); });
     return out;

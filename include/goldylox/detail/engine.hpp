@@ -38,7 +38,7 @@ class engine {
         hot_(config.hot_tier_max_entries, config.enable_simd, counters_) {}
 
   template <class Q, class F>
-  bool visit(const Q& key, F&& f) const {
+  GOLDYLOX_ALWAYS_INLINE bool visit(const Q& key, F&& f) const {
     const bool hit = hot_.visit(key, f);
     record_lookup(hit);
     return hit;

@@ -139,7 +139,7 @@ class hot_table {
   // Calls f(const V&) with the value of `key` if present. Lock-free; see the header comment.
   // Touch = false looks without counting as a use for eviction (contains()).
   template <bool Touch = true, class Q, class F>
-  bool visit(const Q& key, F&& f) const {
+  GOLDYLOX_ALWAYS_INLINE bool visit(const Q& key, F&& f) const {
     const std::uint64_t h = hash_of(key);
     if constexpr (packed) {
       return find_and_visit<Touch>(h, key, f);
@@ -301,7 +301,7 @@ class hot_table {
   };
 
   template <class Q>
-  std::uint64_t hash_of(const Q& key) const {
+  GOLDYLOX_ALWAYS_INLINE std::uint64_t hash_of(const Q& key) const {
     return table_hash(hash_, key);
   }
   std::size_t home_group(std::uint64_t h) const noexcept {
@@ -414,7 +414,7 @@ class hot_table {
   // ---- lookup ----
 
   template <bool Touch = true, class Q, class F>
-  bool find_and_visit(std::uint64_t h, const Q& key, F& f) const {
+  GOLDYLOX_ALWAYS_INLINE bool find_and_visit(std::uint64_t h, const Q& key, F& f) const {
     // Locals, not members: GCC reloads member pointers after every atomic load otherwise.
     group_header* const headers = headers_.get();
     const slot* const slots = slots_.get();

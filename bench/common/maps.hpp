@@ -1,0 +1,240 @@
+// One small adapter per implementation, all with the same shape, so the benchmark loops are
+// templates over the adapter and every implementation runs the identical loop (no virtual call
+// per operation):
+//
+//   explicit A(std::size_t capacity);          // sized for `capacity` keys up front
+//   bool get(const K& key, V& out) const;      // copies the value out; false on a miss
+//   void put(const K& key, V value);           // insert or overwrite
+//   static constexpr bool thread_safe;         // false: only valid on one thread
+//
+// Each get copies the value out (what a caller of typed_cache::get gets), so no implementation is
+// measured doing less work than the others. Peers use their default hashers, as a user would.
+//
+// Optional peers are compiled in only when CMake found them (GOLDYLOX_BENCH_HAVE_TBB,
+// GOLDYLOX_BENCH_HAVE_LIBCUCKOO).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include <goldylox/goldylox.hpp>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+
+#if GOLDYLOX_BENCH_HAVE_TBB
+#include <oneapi/tbb/concurrent_hash_map.h>
+#endif
+#if GOLDYLOX_BENCH_HAVE_LIBCUCKOO
+#include <libcuckoo/cuckoohash_map.hh>
+#endif
+
+namespace goldylox_bench {
+
+template <class T>
+T built_or_die(absl::StatusOr<T> made) {
+  if (!made.ok()) {
+    std::fprintf(stderr, "goldylox_bench: build() failed: %s\n", made.status().ToString().c_str());
+    std::abort();
+  }
+  return *std::move(made);
+}
+
+// ---- goldylox -------------------------------------------------------------------------------
+
+enum class gx_tag { simd, swar, no_telemetry };
+
+// typed_cache<K, V>::get. Sized at exactly `capacity` so a prefilled table never evicts.
+template <class K, class V, gx_tag Tag = gx_tag::simd>
+class gx_typed {
+ public:
+  static constexpr bool thread_safe = true;
+  using cache_type = goldylox::typed_cache<K, V>;
+
+  explicit gx_typed(std::size_t capacity)
+      : cache_(built_or_die(cache_type::builder()
+                                .hot_tier_max_entries(capacity)
+                                .enable_simd(Tag != gx_tag::swar)
+                                .enable_telemetry(Tag != gx_tag::no_telemetry)
+                                .build())) {}
+
+  bool get(const K& key, V& out) const {
+    std::optional<V> v = cache_.get(key);
+    if (!v) return false;
+    out = *v;
+    return true;
+  }
+  void put(const K& key, V value) { (void)cache_.put(key, std::move(value)); }
+
+  cache_type& raw() noexcept { return cache_; }
+  const cache_type& raw() const noexcept { return cache_; }
+
+ private:
+  cache_type cache_;
+};
+
+// cache<K>::get<V>: the run-time-typed facade, read back as the V that was stored.
+template <class K, class V>
+class gx_any {
+ public:
+  static constexpr bool thread_safe = true;
+  using cache_type = goldylox::cache<K>;
+
+  explicit gx_any(std::size_t capacity)
+      : cache_(built_or_die(cache_type::builder().hot_tier_max_entries(capacity).build())) {}
+
+  bool get(const K& key, V& out) const {
+    absl::StatusOr<std::optional<V>> v = cache_.template get<V>(key);
+    if (!v.ok() || !v->has_value()) return false;
+    out = **v;
+    return true;
+  }
+  void put(const K& key, V value) { (void)cache_.put(key, std::move(value)); }
+
+  cache_type& raw() noexcept { return cache_; }
+  const cache_type& raw() const noexcept { return cache_; }
+
+ private:
+  cache_type cache_;
+};
+
+// ---- absl::flat_hash_map, unsynchronized: the single-thread floor ---------------------------
+
+template <class K, class V>
+class absl_flat {
+ public:
+  static constexpr bool thread_safe = false;
+
+  explicit absl_flat(std::size_t capacity) { map_.reserve(capacity); }
+
+  bool get(const K& key, V& out) const {
+    const auto it = map_.find(key);
+    if (it == map_.end()) return false;
+    out = it->second;
+    return true;
+  }
+  void put(const K& key, V value) { map_.insert_or_assign(key, std::move(value)); }
+
+ private:
+  absl::flat_hash_map<K, V> map_;
+};
+
+// ---- absl::flat_hash_map sharded 64 ways, a std::mutex per shard -----------------------------
+
+template <class K, class V>
+class absl_sharded {
+ public:
+  static constexpr bool thread_safe = true;
+  static constexpr std::size_t shards = 64;
+
+  explicit absl_sharded(std::size_t capacity) {
+    for (shard& s : shards_) s.map.reserve(capacity / shards + capacity / (4 * shards) + 16);
+  }
+
+  bool get(const K& key, V& out) const {
+    const shard& s = shard_of(key);
+    std::lock_guard<std::mutex> lock(s.mutex);
+    const auto it = s.map.find(key);
+    if (it == s.map.end()) return false;
+    out = it->second;
+    return true;
+  }
+  void put(const K& key, V value) {
+    shard& s = shard_of(key);
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.map.insert_or_assign(key, std::move(value));
+  }
+
+ private:
+  struct alignas(64) shard {
+    mutable std::mutex mutex;
+    absl::flat_hash_map<K, V> map;
+  };
+  // The top bits pick the shard; flat_hash_map indexes its slots with the low bits.
+  shard& shard_of(const K& key) { return shards_[absl::Hash<K>{}(key) >> 58]; }
+  const shard& shard_of(const K& key) const { return shards_[absl::Hash<K>{}(key) >> 58]; }
+
+  std::array<shard, shards> shards_;
+};
+
+// ---- std::unordered_map behind one std::shared_mutex -----------------------------------------
+
+template <class K, class V>
+class std_shared_mutex_map {
+ public:
+  static constexpr bool thread_safe = true;
+
+  explicit std_shared_mutex_map(std::size_t capacity) { map_.reserve(capacity); }
+
+  bool get(const K& key, V& out) const {
+    std::shared_lock<std::shared_mutex> lock(mutex_);
+    const auto it = map_.find(key);
+    if (it == map_.end()) return false;
+    out = it->second;
+    return true;
+  }
+  void put(const K& key, V value) {
+    std::unique_lock<std::shared_mutex> lock(mutex_);
+    map_.insert_or_assign(key, std::move(value));
+  }
+
+ private:
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<K, V> map_;
+};
+
+// ---- tbb::concurrent_hash_map (accessor-based find) ------------------------------------------
+
+#if GOLDYLOX_BENCH_HAVE_TBB
+template <class K, class V>
+class tbb_map {
+ public:
+  static constexpr bool thread_safe = true;
+  using map_type = oneapi::tbb::concurrent_hash_map<K, V>;
+
+  explicit tbb_map(std::size_t capacity) : map_(capacity) {}
+
+  bool get(const K& key, V& out) const {
+    typename map_type::const_accessor a;  // takes the element's read lock
+    if (!map_.find(a, key)) return false;
+    out = a->second;
+    return true;
+  }
+  void put(const K& key, V value) {
+    typename map_type::accessor a;  // write lock
+    map_.insert(a, key);
+    a->second = std::move(value);
+  }
+
+ private:
+  map_type map_;
+};
+#endif
+
+// ---- libcuckoo::cuckoohash_map ---------------------------------------------------------------
+
+#if GOLDYLOX_BENCH_HAVE_LIBCUCKOO
+template <class K, class V>
+class cuckoo_map {
+ public:
+  static constexpr bool thread_safe = true;
+
+  explicit cuckoo_map(std::size_t capacity) { map_.reserve(capacity); }
+
+  bool get(const K& key, V& out) const { return map_.find(key, out); }
+  void put(const K& key, V value) { map_.insert_or_assign(key, std::move(value)); }
+
+ private:
+  libcuckoo::cuckoohash_map<K, V> map_;
+};
+#endif
+
+}  // namespace goldylox_bench
