@@ -54,20 +54,26 @@ int main() {
   std::cout << "get_or_insert twice      -> " << *greeting << " (factory ran " << factory_calls
             << " time)\n";
 
-  // A typed cache for one value type: no type checks at all, the fastest path.
+  // A typed cache for one value type: no type checks at all, the fastest path. 100,000 keys
+  // compete for 65,536 entries; two threads read (90 %) and write (10 %) them, popular keys more
+  // often, so the stats show hits, misses and CLOCK evictions.
   auto counters = goldylox::typed_cache<std::uint64_t, std::uint64_t>::builder()
                       .hot_tier_max_entries(1 << 16)
                       .build();
   if (!counters.ok()) return 1;
   std::vector<std::jthread> workers;
-  for (int t = 0; t < 2; ++t) {
+  for (std::uint64_t t = 0; t < 2; ++t) {
     workers.emplace_back([&counters, t] {
+      std::uint64_t x = 0x9E3779B97F4A7C15ULL * (t + 1);
       for (std::uint64_t i = 0; i < 200'000; ++i) {
-        const std::uint64_t key = (i * 2654435761U + static_cast<std::uint64_t>(t)) % 100'000;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift
+        // Squaring a uniform draw skews it towards small keys: a few keys are popular.
+        const double u = static_cast<double>(x >> 11) / 9007199254740992.0;
+        const auto key = static_cast<std::uint64_t>(u * u * 100'000);
         if (i % 10 == 0) {
           (void)counters->put(key, i);
-        } else {
-          (void)counters->get(key);
+        } else if (!counters->get(key)) {
+          (void)counters->put_if_absent(key, i);  // a miss loads the key, as a real cache would
         }
       }
     });
