@@ -52,58 +52,65 @@ T built_or_die(absl::StatusOr<T> made) {
 
 enum class gx_tag { simd, swar, no_telemetry };
 
-// typed_cache<K, V>::get. Sized at exactly `capacity` so a prefilled table never evicts.
-template <class K, class V, gx_tag Tag = gx_tag::simd>
-class gx_typed {
+// What both goldylox adapters share: the cache, put, and access to it. Sized at exactly
+// `capacity` so a prefilled table never evicts.
+template <class Cache>
+class gx_holder {
  public:
   static constexpr bool thread_safe = true;
-  using cache_type = goldylox::typed_cache<K, V>;
+  using cache_type = Cache;
+
+  explicit gx_holder(Cache cache) : cache_(std::move(cache)) {}
+
+  template <class K, class V>
+  void put(const K& key, V value) {
+    (void)cache_.put(key, std::move(value));
+  }
+
+  cache_type& raw() noexcept { return cache_; }
+  const cache_type& raw() const noexcept { return cache_; }
+
+ protected:
+  cache_type cache_;
+};
+
+// typed_cache<K, V>::get.
+template <class K, class V, gx_tag Tag = gx_tag::simd>
+class gx_typed : public gx_holder<goldylox::typed_cache<K, V>> {
+ public:
+  using typename gx_holder<goldylox::typed_cache<K, V>>::cache_type;
 
   explicit gx_typed(std::size_t capacity)
-      : cache_(built_or_die(cache_type::builder()
-                                .hot_tier_max_entries(capacity)
-                                .enable_simd(Tag != gx_tag::swar)
-                                .enable_telemetry(Tag != gx_tag::no_telemetry)
-                                .build())) {}
+      : gx_holder<cache_type>(built_or_die(cache_type::builder()
+                                               .hot_tier_max_entries(capacity)
+                                               .enable_simd(Tag != gx_tag::swar)
+                                               .enable_telemetry(Tag != gx_tag::no_telemetry)
+                                               .build())) {}
 
   bool get(const K& key, V& out) const {
-    std::optional<V> v = cache_.get(key);
+    std::optional<V> v = this->cache_.get(key);
     if (!v) return false;
     out = *v;
     return true;
   }
-  void put(const K& key, V value) { (void)cache_.put(key, std::move(value)); }
-
-  cache_type& raw() noexcept { return cache_; }
-  const cache_type& raw() const noexcept { return cache_; }
-
- private:
-  cache_type cache_;
 };
 
 // cache<K>::get<V>: the run-time-typed facade, read back as the V that was stored.
 template <class K, class V>
-class gx_any {
+class gx_any : public gx_holder<goldylox::cache<K>> {
  public:
-  static constexpr bool thread_safe = true;
-  using cache_type = goldylox::cache<K>;
+  using typename gx_holder<goldylox::cache<K>>::cache_type;
 
   explicit gx_any(std::size_t capacity)
-      : cache_(built_or_die(cache_type::builder().hot_tier_max_entries(capacity).build())) {}
+      : gx_holder<cache_type>(
+            built_or_die(cache_type::builder().hot_tier_max_entries(capacity).build())) {}
 
   bool get(const K& key, V& out) const {
-    absl::StatusOr<std::optional<V>> v = cache_.template get<V>(key);
+    absl::StatusOr<std::optional<V>> v = this->cache_.template get<V>(key);
     if (!v.ok() || !v->has_value()) return false;
     out = **v;
     return true;
   }
-  void put(const K& key, V value) { (void)cache_.put(key, std::move(value)); }
-
-  cache_type& raw() noexcept { return cache_; }
-  const cache_type& raw() const noexcept { return cache_; }
-
- private:
-  cache_type cache_;
 };
 
 // ---- absl::flat_hash_map, unsynchronized: the single-thread floor ---------------------------

@@ -89,12 +89,12 @@ class cache {
 
   // The value as V; nullopt if absent; kFailedPrecondition if the key holds another type.
   template <cache_value V>
-  absl::StatusOr<std::optional<V>> get(const K& key) const {
+  GOLDYLOX_ALWAYS_INLINE absl::StatusOr<std::optional<V>> get(const K& key) const {
     return get_impl<V>(key);
   }
   template <cache_value V, class Q>
     requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
-  absl::StatusOr<std::optional<V>> get(const Q& key) const {
+  GOLDYLOX_ALWAYS_INLINE absl::StatusOr<std::optional<V>> get(const Q& key) const {
     return get_impl<V>(key);
   }
 

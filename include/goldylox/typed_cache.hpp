@@ -57,7 +57,7 @@ class typed_cache {
   GOLDYLOX_ALWAYS_INLINE std::optional<V> get(const K& key) const { return get_impl(key); }
   template <class Q>
     requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
-  std::optional<V> get(const Q& key) const {
+  GOLDYLOX_ALWAYS_INLINE std::optional<V> get(const Q& key) const {
     return get_impl(key);
   }
 
