@@ -175,9 +175,7 @@ class typed_cache {
 
   template <class Q>
   GOLDYLOX_ALWAYS_INLINE std::optional<V> get_impl(const Q& key) const {
-    std::optional<V> out;
-    engine_->visit(key, [&](const V& v) { out.emplace(v); });
-    return out;
+    return engine_->get(key);
   }
 
   std::unique_ptr<engine_type> engine_;

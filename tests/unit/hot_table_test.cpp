@@ -450,3 +450,55 @@ TEST(Collisions, UpdatingAKeyPastAFreedSlotDoesNotDuplicateIt) {
 }
 
 }  // namespace
+
+namespace {
+
+// A lookup settles in the home group inline, or continues out of line (a second tag match, an
+// overflowed home group). Both stages must count exactly one hit or miss per get.
+TEST(Collisions, HitsAndMissesAreCountedInBothLookupStages) {
+  auto made = goldylox::typed_cache<std::uint64_t, std::uint64_t, ConstantHash>::builder()
+                  .hot_tier_max_entries(1000)
+                  .enable_telemetry(true)
+                  .build();
+  ASSERT_TRUE(made.ok());
+  auto& cache = *made;
+  for (std::uint64_t k = 0; k < 40; ++k) ASSERT_TRUE(cache.put(k, value_for(k)).ok());
+  std::uint64_t hits = 0;
+  std::uint64_t misses = 0;
+  for (int round = 0; round < 3; ++round) {
+    for (std::uint64_t k = 0; k < 60; ++k) {  // keys 40..59 are absent
+      const std::optional<std::uint64_t> v = cache.get(k);
+      if (k < 40) {
+        ASSERT_EQ(v, value_for(k)) << k;
+        ++hits;
+      } else {
+        ASSERT_FALSE(v.has_value()) << k;
+        ++misses;
+      }
+    }
+  }
+  EXPECT_EQ(cache.stats().hits, hits);
+  EXPECT_EQ(cache.stats().misses, misses);
+}
+
+// Keys narrower than a slot word are compared under the write lock from the slot's first word;
+// the bytes past the key must not take part in the comparison.
+TEST(Collisions, NarrowKeysUpdateInPlace) {
+  struct narrow_hash {
+    std::size_t operator()(std::uint32_t) const { return 7; }
+  };
+  auto made = goldylox::typed_cache<std::uint32_t, std::uint32_t, narrow_hash>::builder()
+                  .hot_tier_max_entries(1000)
+                  .build();
+  ASSERT_TRUE(made.ok());
+  auto& cache = *made;
+  for (std::uint32_t k = 0; k < 30; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  for (std::uint32_t k = 0; k < 30; ++k) ASSERT_TRUE(cache.put(k, k + 1000).ok());
+  EXPECT_EQ(cache.size(), 30u);
+  EXPECT_EQ(cache.stats().updates, 30u);
+  for (std::uint32_t k = 0; k < 30; ++k) EXPECT_EQ(cache.get(k), k + 1000) << k;
+  for (std::uint32_t k = 0; k < 30; k += 2) ASSERT_TRUE(cache.remove(k));
+  for (std::uint32_t k = 0; k < 30; ++k) EXPECT_EQ(cache.contains(k), k % 2 == 1) << k;
+}
+
+}  // namespace

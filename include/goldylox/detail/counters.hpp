@@ -84,14 +84,16 @@ class striped_counters {
         stripes_(std::make_unique<stripe[]>(owned_ + overflow_stripes)) {}
 
   GOLDYLOX_ALWAYS_INLINE void add(counter c, std::uint64_t n = 1) noexcept {
-    const std::uint32_t i = this_thread_index();
+    // An unregistered thread reads no_thread_index, which is >= owned_: one compare covers both
+    // the common case and registration.
+    std::uint32_t i = tls_thread_index;
     const auto k = static_cast<unsigned>(c);
-    if (GOLDYLOX_LIKELY(i < owned_)) {
-      auto& cell = stripes_[i].values[k];  // this thread is the only writer of this stripe
-      cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-    } else {
+    if (GOLDYLOX_UNLIKELY(i >= owned_) && (i = this_thread_index()) >= owned_) {
       stripes_[owned_ + i % overflow_stripes].values[k].fetch_add(n, std::memory_order_relaxed);
+      return;
     }
+    auto& cell = stripes_[i].values[k];  // this thread is the only writer of this stripe
+    cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
 
   // Stripes a thread can own; threads with a larger index share the overflow stripes.

@@ -44,6 +44,18 @@ class engine {
     return hit;
   }
 
+  // A copy of the value of `key`, or nullopt.
+  template <class Q>
+  GOLDYLOX_ALWAYS_INLINE std::optional<S> get(const Q& key) const {
+    if constexpr (hot_tier_type::packed) {
+      return hot_.find(key, telemetry_);
+    } else {
+      std::optional<S> out;
+      visit(key, [&](const S& v) { out.emplace(v); });
+      return out;
+    }
+  }
+
   template <class Q>
   bool contains(const Q& key) const {
     return hot_.template visit<false>(key, [](const S&) noexcept {});

@@ -21,6 +21,8 @@
 // 16 with one SIMD instruction, verifies the key of each candidate and hands the value to the
 // caller. A read writes nothing shared: the only store is setting the slot's CLOCK reference bit,
 // and only when it is clear. Node-mode reads pin an epoch, which writes the reader's own record.
+// A lookup runs in two stages: inline, the home group's first tag match only, in straight-line
+// code; out of line, the full probe with retries (see find_and_visit).
 //
 // Writes. Every mutation of a key happens under the lock of the key's home group (group_lock,
 // separate from the headers so readers never see lock traffic). That serializes all writers of one
@@ -28,7 +30,8 @@
 // atomic per key. Writers of different keys that race for the same empty slot resolve it with a
 // CAS of the tag from empty to reserved. Publication order: slot contents first, then the tag
 // (release); removal order: slot contents cleared first, then the tag, so a slot is never
-// reclaimed by another writer while its old contents are still being torn down.
+// reclaimed by another writer while its old contents are still being torn down. A writer
+// prefetches the lock word, tags and likely slot before taking the lock (warm_for_write).
 //
 // Eviction. When an insert takes the size past capacity, the inserter (after releasing its lock)
 // runs a CLOCK sweep: a shared hand walks groups, each group resumes from its own hand position;
@@ -149,6 +152,26 @@ class hot_table {
     }
   }
 
+  // Returns a copy of the value of `key` (packed slots only: the copy is the read itself), and
+  // counts the hit or miss when `record` is set. Equivalent to visit() with a copying callback,
+  // but shaped for the compiler: the inline part ends either in a return or in a tail call to
+  // the out-of-line probe, so no value has to survive a call and the inline part needs no
+  // callee-saved registers (no register saves and restores on the common path).
+  template <class Q>
+    requires packed
+  GOLDYLOX_ALWAYS_INLINE std::optional<V> find(const Q& key, bool record) const {
+    const std::uint64_t h = hash_of(key);
+    std::optional<V> out;
+    auto keep = [&](const V& v) { out.emplace(v); };
+    const probe_result r = GOLDYLOX_LIKELY(simd_) ? probe_home<true, true>(h, key, keep)
+                                                  : probe_home<true, false>(h, key, keep);
+    if (GOLDYLOX_LIKELY(r != probe_result::incomplete)) {
+      if (record) counters_.add(r == probe_result::hit ? counter::hits : counter::misses);
+      return out;
+    }
+    return find_rest(h, key, record);
+  }
+
   // Looks up `count` keys, calling f(i, const V*) for each (nullptr on a miss). Hashes and
   // prefetches a batch of groups before probing any of them, so the cache misses overlap.
   template <class Q, class F>
@@ -184,6 +207,7 @@ class hot_table {
     if constexpr (!packed) pin.emplace(domain_);
     compute_outcome outcome = compute_outcome::kept;
     std::size_t inserted_at = no_slot;
+    warm_for_write(h, home);
     {
       std::lock_guard<group_lock> lock(locks_[home]);
       const std::optional<std::size_t> found = locate_locked(h, key);
@@ -340,7 +364,7 @@ class hot_table {
   }
 
   // Sets slot i's CLOCK reference bit, writing only if it is clear.
-  static void touch(group_header& hdr, unsigned i) noexcept {
+  GOLDYLOX_ALWAYS_INLINE static void touch(group_header& hdr, unsigned i) noexcept {
     const auto bit = static_cast<std::uint16_t>(1U << i);
     if ((hdr.ref.load(std::memory_order_relaxed) & bit) == 0) {
       hdr.ref.fetch_or(bit, std::memory_order_relaxed);
@@ -413,82 +437,201 @@ class hot_table {
 
   // ---- lookup ----
 
+  enum class probe_result { miss, hit, incomplete };
+
+  // Lookup in two stages. The inline stage looks only at the key's home group and its first
+  // tag match, in straight-line code: no loop, no call, one optimistic copy of the slot. That
+  // settles almost every lookup (a hit in the home group, or a miss at a home group without
+  // overflow). Everything else — a second tag match, an overflowed home group, a slot caught
+  // mid-write — is `incomplete` and restarts in probe_all(), out of line, which walks the whole
+  // window and waits out writers. Keeping loops, spinning and calls out of the inline stage lets
+  // the compiler keep it in a few registers, and a short lookup leaves room in the CPU's
+  // reorder window for the next lookups' cache misses to overlap (1M-key tables).
   template <bool Touch = true, class Q, class F>
   GOLDYLOX_ALWAYS_INLINE bool find_and_visit(std::uint64_t h, const Q& key, F& f) const {
+    const probe_result r = GOLDYLOX_LIKELY(simd_) ? probe_home<Touch, true>(h, key, f)
+                                                  : probe_home<Touch, false>(h, key, f);
+    if (GOLDYLOX_LIKELY(r != probe_result::incomplete)) return r == probe_result::hit;
+    if constexpr (packed) {
+      // The out-of-line probe returns a copy rather than calling f, so f (and whatever it
+      // captures, such as the caller's result) never escapes into a call and stays in registers.
+      const std::optional<V> found = probe_all_packed<Touch>(h, key);
+      if (!found) return false;
+      f(*found);
+      return true;
+    } else {
+      return probe_all<Touch>(h, key, f);
+    }
+  }
+
+  template <bool Touch, bool Simd, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE probe_result probe_home(std::uint64_t h, const Q& key, F& f) const {
+    group_header& hdr = headers_[home_group(h)];
+    const unsigned m =
+        match_tags<Simd>(hdr.tags[0].load(std::memory_order_relaxed),
+                         hdr.tags[1].load(std::memory_order_relaxed), tag_pattern(tag_of(h)));
+    if (m != 0) {
+      const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+      const slot& sl = slots_[home_group(h) * group_width + i];
+      if constexpr (packed) {
+        packed_words words;
+        const std::uint64_t s1 = sl.seq.load(std::memory_order_acquire);
+        for (std::size_t w = 0; w < packed_slot::words; ++w) {
+          words.w[w] = sl.data[w].load(std::memory_order_acquire);  // see read_packed
+        }
+        if (GOLDYLOX_UNLIKELY((s1 & 3) != 2 || sl.seq.load(std::memory_order_relaxed) != s1)) {
+          return probe_result::incomplete;  // mid-write, or emptied since the tag was read
+        }
+        const packed_pair<K, V> kv = unpack(words);
+        if (GOLDYLOX_LIKELY(eq_(kv.key, key))) {
+          if constexpr (Touch) touch(hdr, i);
+          f(std::as_const(kv.value));
+          return probe_result::hit;
+        }
+      } else {
+        const node* n = sl.load(std::memory_order_seq_cst);  // see epoch.hpp
+        if (n != nullptr && n->hash == h && eq_(n->key, key)) {
+          if constexpr (Touch) touch(hdr, i);
+          f(std::as_const(n->value));
+          return probe_result::hit;
+        }
+      }
+      if ((m & (m - 1)) != 0) return probe_result::incomplete;
+    }
+    return (hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0
+               ? probe_result::miss
+               : probe_result::incomplete;
+  }
+
+  template <bool Touch, class Q>
+  GOLDYLOX_NOINLINE std::optional<V> probe_all_packed(std::uint64_t h, const Q& key) const {
+    std::optional<V> out;
+    auto keep = [&](const V& v) { out.emplace(v); };
+    probe_all<Touch>(h, key, keep);
+    return out;
+  }
+
+  template <class Q>
+  GOLDYLOX_NOINLINE std::optional<V> find_rest(std::uint64_t h, const Q& key, bool record) const {
+    std::optional<V> out = probe_all_packed<true>(h, key);
+    if (record) counters_.add(out ? counter::hits : counter::misses);
+    return out;
+  }
+
+  template <bool Touch, class Q, class F>
+  GOLDYLOX_NOINLINE bool probe_all(std::uint64_t h, const Q& key, F& f) const {
+    const probe_result r = simd_ ? probe<Touch, true>(h, key, f) : probe<Touch, false>(h, key, f);
+    return r == probe_result::hit;
+  }
+
+  // The whole probe: every group of the window, every tag match, waiting out writers.
+  template <bool Touch, bool Simd, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE probe_result probe(std::uint64_t h, const Q& key, F& f) const {
     // Locals, not members: GCC reloads member pointers after every atomic load otherwise.
     group_header* const headers = headers_.get();
     const slot* const slots = slots_.get();
     const std::size_t groups = groups_;
-    const unsigned window = window_;
-    const bool simd = simd_;
     const std::uint64_t pattern = tag_pattern(tag_of(h));
-    const std::uint8_t class_bit = overflow_bit(h);
     std::size_t g = home_group(h);
-    for (unsigned p = 0; p < window; ++p) {
+    // Readers probe the full window even in tables smaller than it: revisiting a group is
+    // harmless for a read, and a constant bound frees a register.
+    for (unsigned p = 0;;) {
       group_header& hdr = headers[g];
-      unsigned m = match_tags(simd, hdr.tags[0].load(std::memory_order_relaxed),
-                              hdr.tags[1].load(std::memory_order_relaxed), pattern);
+      unsigned m = match_tags<Simd>(hdr.tags[0].load(std::memory_order_relaxed),
+                                    hdr.tags[1].load(std::memory_order_relaxed), pattern);
       while (m != 0) {
         const unsigned i = static_cast<unsigned>(std::countr_zero(m));
-        const std::size_t s = g * group_width + i;
+        const slot& sl = slots[g * group_width + i];
         m &= m - 1;
         if constexpr (packed) {
-          const std::optional<packed_pair<K, V>> kv = read_packed(slots[s]);
+          packed_words words;
+          const std::uint64_t s1 = sl.seq.load(std::memory_order_acquire);
+          for (std::size_t w = 0; w < packed_slot::words; ++w) {
+            words.w[w] = sl.data[w].load(std::memory_order_acquire);  // see read_packed
+          }
+          std::optional<packed_pair<K, V>> kv;
+          if (GOLDYLOX_LIKELY((s1 & 1) == 0 && sl.seq.load(std::memory_order_relaxed) == s1)) {
+            if ((s1 & 2) != 0) kv.emplace(unpack(words));
+          } else {
+            kv = read_packed(sl);
+          }
           if (kv && eq_(kv->key, key)) {
             if constexpr (Touch) touch(hdr, i);
             f(std::as_const(kv->value));
-            return true;
+            return probe_result::hit;
           }
         } else {
-          const node* n = slots[s].load(std::memory_order_seq_cst);  // see epoch.hpp
+          const node* n = sl.load(std::memory_order_seq_cst);  // see epoch.hpp
           if (n != nullptr && n->hash == h && eq_(n->key, key)) {
             if constexpr (Touch) touch(hdr, i);
             f(std::as_const(n->value));
-            return true;
+            return probe_result::hit;
           }
         }
       }
-      if ((hdr.overflow.load(std::memory_order_relaxed) & class_bit) == 0) return false;
+      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) {
+        return probe_result::miss;
+      }
+      if (++p == probe_window) return probe_result::miss;
       if (++g == groups) g = 0;
     }
-    return false;
+  }
+
+  // Starts the cache misses of a write before its lock is taken: the lock word, the home group's
+  // tags and the slot of the first tag match. The lock's atomic RMW is a full barrier on x86, so
+  // loads issued after it cannot overlap with its miss; issued before, the three lines arrive
+  // together instead of one after another (measured on 1M-key tables, docs/benchmarks.md).
+  // Only a hint: nothing read here is trusted, the locked section reads everything again.
+  void warm_for_write(std::uint64_t h, std::size_t home) const noexcept {
+    prefetch_write(&locks_[home]);
+    const group_header& hdr = headers_[home];
+    const unsigned m =
+        match_tags<false>(hdr.tags[0].load(std::memory_order_relaxed),
+                          hdr.tags[1].load(std::memory_order_relaxed), tag_pattern(tag_of(h)));
+    if (m != 0) prefetch_write(&slots_[home * group_width + std::countr_zero(m)]);
   }
 
   // Finds the slot of `key`; the caller holds the key's home lock.
   template <class Q>
-  std::optional<std::size_t> locate_locked(std::uint64_t h, const Q& key) const {
-    std::optional<std::size_t> found;
-    find_slot(h, key, found);
-    return found;
+  GOLDYLOX_ALWAYS_INLINE std::optional<std::size_t> locate_locked(std::uint64_t h,
+                                                                  const Q& key) const {
+    const std::size_t s = simd_ ? find_slot<true>(h, key) : find_slot<false>(h, key);
+    if (s == no_slot) return std::nullopt;
+    return s;
   }
 
-  template <class Q>
-  void find_slot(std::uint64_t h, const Q& key, std::optional<std::size_t>& out) const {
+  // Under the key's home lock, a slot holding this key cannot change, and no other slot can come
+  // to hold it (inserting or removing the key needs that lock). Slots of other keys may be
+  // mid-write. So a key that fits in one word is compared with one plain atomic load: a load
+  // never tears, and the only way to see this key is in its own, stable slot. Larger keys are
+  // read through the seqlock, so a torn copy cannot fake a match.
+  template <bool Simd, class Q>
+  std::size_t find_slot(std::uint64_t h, const Q& key) const {
     const std::uint64_t pattern = tag_pattern(tag_of(h));
     std::size_t g = home_group(h);
     for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
       const group_header& hdr = headers_[g];
-      unsigned m = match_tags(simd_, hdr.tags[0].load(std::memory_order_acquire),
-                              hdr.tags[1].load(std::memory_order_acquire), pattern);
+      unsigned m = match_tags<Simd>(hdr.tags[0].load(std::memory_order_acquire),
+                                    hdr.tags[1].load(std::memory_order_acquire), pattern);
       while (m != 0) {
         const std::size_t s = g * group_width + static_cast<unsigned>(std::countr_zero(m));
         m &= m - 1;
-        if constexpr (packed) {
+        if constexpr (packed && sizeof(K) <= sizeof(std::uint64_t)) {
+          const std::uint64_t w = slots_[s].data[0].load(std::memory_order_acquire);
+          alignas(K) unsigned char raw[sizeof(K)];
+          std::memcpy(raw, &w, sizeof(K));  // the key is the pair's first member
+          if (eq_(*std::launder(reinterpret_cast<const K*>(raw)), key)) return s;
+        } else if constexpr (packed) {
           const auto kv = read_packed(slots_[s]);
-          if (kv && eq_(kv->key, key)) {
-            out = s;
-            return;
-          }
+          if (kv && eq_(kv->key, key)) return s;
         } else {
           const node* n = slots_[s].load(std::memory_order_acquire);
-          if (n != nullptr && n->hash == h && eq_(n->key, key)) {
-            out = s;
-            return;
-          }
+          if (n != nullptr && n->hash == h && eq_(n->key, key)) return s;
         }
       }
-      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) return;
+      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) break;
     }
+    return no_slot;
   }
 
   // ---- mutation (caller holds the home lock of the key involved) ----

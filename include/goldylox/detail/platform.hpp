@@ -74,5 +74,15 @@ inline void prefetch_read(const void* p) noexcept {
 #endif
 }
 
+// Asks for the line in a writable state (prefetchw where the CPU has it), for lines this thread
+// is about to modify: a later write or atomic RMW then does not need a second coherence request.
+inline void prefetch_write(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 1, 3);
+#else
+  (void)p;
+#endif
+}
+
 }  // namespace detail
 GOLDYLOX_END_NAMESPACE

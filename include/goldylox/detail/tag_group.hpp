@@ -37,14 +37,15 @@ constexpr std::uint8_t tag_of(std::uint64_t h) noexcept {
 
 // Exact per-byte equality on one 64-bit word: returns 0x80 in every byte of `w` equal to the
 // byte in `pattern`, no false positives (unlike the classic has-zero-byte trick).
-constexpr std::uint64_t swar_eq(std::uint64_t w, std::uint64_t pattern) noexcept {
+GOLDYLOX_ALWAYS_INLINE constexpr std::uint64_t swar_eq(std::uint64_t w,
+                                                       std::uint64_t pattern) noexcept {
   constexpr std::uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL;
   const std::uint64_t x = w ^ pattern;
   return ~(((x & lo7) + lo7) | x | lo7);
 }
 
 // Gathers the 0x80 marker of each byte into bits 0..7.
-constexpr unsigned swar_pack(std::uint64_t m) noexcept {
+GOLDYLOX_ALWAYS_INLINE constexpr unsigned swar_pack(std::uint64_t m) noexcept {
   return static_cast<unsigned>(((m >> 7) * 0x0102040810204080ULL) >> 56);
 }
 
@@ -54,12 +55,14 @@ constexpr std::uint64_t tag_pattern(std::uint8_t tag) noexcept {
   return 0x0101010101010101ULL * tag;
 }
 
-constexpr unsigned match_swar(std::uint64_t lo, std::uint64_t hi, std::uint64_t pattern) noexcept {
+GOLDYLOX_ALWAYS_INLINE constexpr unsigned match_swar(std::uint64_t lo, std::uint64_t hi,
+                                                     std::uint64_t pattern) noexcept {
   return swar_pack(swar_eq(lo, pattern)) | (swar_pack(swar_eq(hi, pattern)) << 8);
 }
 
 #if GOLDYLOX_HAS_SSE2
-inline unsigned match_simd(std::uint64_t lo, std::uint64_t hi, std::uint64_t pattern) noexcept {
+GOLDYLOX_ALWAYS_INLINE unsigned match_simd(std::uint64_t lo, std::uint64_t hi,
+                                           std::uint64_t pattern) noexcept {
   using batch = xsimd::batch<std::uint8_t, xsimd::sse2>;
   // Both registers are built from 64-bit general registers (movq + punpcklqdq). Going through
   // memory instead — spilling the words or a one-byte tag and reloading them wider — defeats store
@@ -82,6 +85,15 @@ inline constexpr bool simd_available = false;
 GOLDYLOX_ALWAYS_INLINE unsigned match_tags(bool simd, std::uint64_t lo, std::uint64_t hi,
                                            std::uint64_t pattern) noexcept {
   return simd ? match_simd(lo, hi, pattern) : match_swar(lo, hi, pattern);
+}
+template <bool Simd>
+GOLDYLOX_ALWAYS_INLINE unsigned match_tags(std::uint64_t lo, std::uint64_t hi,
+                                           std::uint64_t pattern) noexcept {
+  if constexpr (Simd) {
+    return match_simd(lo, hi, pattern);
+  } else {
+    return match_swar(lo, hi, pattern);
+  }
 }
 
 // Returns word `w` with the byte at `index` (0..7) replaced by `tag`.
