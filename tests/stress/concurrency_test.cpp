@@ -956,9 +956,9 @@ TEST(Stress, StripedCountersAreExactWithMoreThreadsThanStripes) {
   for (int round = 0; round < rounds; ++round) {
     detail::striped_counters counters;
     park.run_pair(owner, sharer, [&] {
-      for (std::uint64_t i = 0; i < n; ++i) counters.add(detail::counter::hits);
+      for (std::uint64_t i = 0; i < n; ++i) counters.add(detail::counter::lookups);
     });
-    const std::uint64_t total = counters.total(detail::counter::hits);
+    const std::uint64_t total = counters.total(detail::counter::lookups);
     if (total != 2 * n) {
       ++lossy_rounds;
       lost += 2 * n - total;

@@ -419,10 +419,10 @@ TEST(Hash, MixerAndFnv) {
 
 TEST(StripedCounters, TotalsAreExactForFewThreads) {
   detail::striped_counters counters;
-  counters.add(detail::counter::hits);
-  counters.add(detail::counter::hits, 4);
+  counters.add(detail::counter::lookups);
+  counters.add(detail::counter::lookups, 4);
   counters.add(detail::counter::evictions, 2);
-  EXPECT_EQ(counters.total(detail::counter::hits), 5u);
+  EXPECT_EQ(counters.total(detail::counter::lookups), 5u);
   EXPECT_EQ(counters.total(detail::counter::evictions), 2u);
   EXPECT_EQ(counters.total(detail::counter::misses), 0u);
   std::vector<std::thread> threads;

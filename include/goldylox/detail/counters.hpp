@@ -71,7 +71,9 @@ GOLDYLOX_ALWAYS_INLINE std::uint32_t this_thread_index() {
   return GOLDYLOX_LIKELY(i != no_thread_index) ? i : register_thread_index();
 }
 
-enum class counter : unsigned { hits, misses, inserts, updates, removals, evictions, count };
+// `lookups` counts every get, `misses` the ones that missed; hits are the difference (see
+// add_lookup for why hits are not counted directly).
+enum class counter : unsigned { lookups, misses, inserts, updates, removals, evictions, count };
 
 class striped_counters {
  public:
@@ -94,6 +96,32 @@ class striped_counters {
     }
     auto& cell = stripes_[i].values[k];  // this thread is the only writer of this stripe
     cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  // Counts one lookup. The lookups cell is bumped whatever the outcome and the misses cell only
+  // behind a (predicted) branch, so no store waits for the lookup's result. Counting into a cell
+  // chosen by the outcome, or adding the outcome as data, makes each get's counter update depend
+  // on its cache misses and the next get's update on that one; on 1M-key tables that chain cost
+  // up to 2x get throughput (docs/benchmarks.md). A branch breaks it.
+  GOLDYLOX_ALWAYS_INLINE void add_lookup(bool hit) noexcept {
+    std::uint32_t i = tls_thread_index;
+    if (GOLDYLOX_UNLIKELY(i >= owned_) && (i = this_thread_index()) >= owned_) {
+      auto& shared = stripes_[owned_ + i % overflow_stripes];
+      shared.values[static_cast<unsigned>(counter::lookups)].fetch_add(1,
+                                                                       std::memory_order_relaxed);
+      if (!hit) {
+        shared.values[static_cast<unsigned>(counter::misses)].fetch_add(1,
+                                                                        std::memory_order_relaxed);
+      }
+      return;
+    }
+    stripe& own = stripes_[i];
+    auto& lookups = own.values[static_cast<unsigned>(counter::lookups)];
+    lookups.store(lookups.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (GOLDYLOX_UNLIKELY(!hit)) {
+      auto& misses = own.values[static_cast<unsigned>(counter::misses)];
+      misses.store(misses.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
   }
 
   // Stripes a thread can own; threads with a larger index share the overflow stripes.

@@ -70,7 +70,7 @@ class engine {
       f(i, v);
     });
     if (telemetry_) {
-      counters_.add(counter::hits, hits);
+      counters_.add(counter::lookups, count);
       counters_.add(counter::misses, count - hits);
     }
   }
@@ -136,8 +136,11 @@ class engine {
 
   cache_stats stats() const {
     cache_stats s;
-    s.hits = counters_.total(counter::hits);
+    // Misses first: a lookup bumps `lookups` before `misses`, so reading in the other order
+    // could count a concurrent miss without its lookup. Clamped for relaxed-order stragglers.
     s.misses = counters_.total(counter::misses);
+    const std::uint64_t lookups = counters_.total(counter::lookups);
+    s.hits = lookups > s.misses ? lookups - s.misses : 0;
     s.inserts = counters_.total(counter::inserts);
     s.updates = counters_.total(counter::updates);
     s.removals = counters_.total(counter::removals);
@@ -152,7 +155,7 @@ class engine {
   using flight_type = typename single_flight<K, S, Hash, KeyEqual>::flight;
 
   void record_lookup(bool hit) const noexcept {
-    if (telemetry_) counters_.add(hit ? counter::hits : counter::misses);
+    if (telemetry_) counters_.add_lookup(hit);
   }
 
   cache_config config_;

@@ -166,7 +166,7 @@ class hot_table {
     const probe_result r = GOLDYLOX_LIKELY(simd_) ? probe_home<true, true>(h, key, keep)
                                                   : probe_home<true, false>(h, key, keep);
     if (GOLDYLOX_LIKELY(r != probe_result::incomplete)) {
-      if (record) counters_.add(r == probe_result::hit ? counter::hits : counter::misses);
+      if (record) counters_.add_lookup(r == probe_result::hit);
       return out;
     }
     return find_rest(h, key, record);
@@ -514,7 +514,7 @@ class hot_table {
   template <class Q>
   GOLDYLOX_NOINLINE std::optional<V> find_rest(std::uint64_t h, const Q& key, bool record) const {
     std::optional<V> out = probe_all_packed<true>(h, key);
-    if (record) counters_.add(out ? counter::hits : counter::misses);
+    if (record) counters_.add_lookup(out.has_value());
     return out;
   }
 
