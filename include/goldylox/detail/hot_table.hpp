@@ -586,8 +586,8 @@ class hot_table {
     prefetch_write(&locks_[home]);
     const group_header& hdr = headers_[home];
     const unsigned m =
-        match_tags<false>(hdr.tags[0].load(std::memory_order_relaxed),
-                          hdr.tags[1].load(std::memory_order_relaxed), tag_pattern(tag_of(h)));
+        match_tags(simd_, hdr.tags[0].load(std::memory_order_relaxed),
+                   hdr.tags[1].load(std::memory_order_relaxed), tag_pattern(tag_of(h)));
     if (m != 0) prefetch_write(&slots_[home * group_width + std::countr_zero(m)]);
   }
 
