@@ -185,8 +185,8 @@ class hot_table {
       for (std::size_t j = 0; j < n; ++j) {
         hashes[j] = hash_of(keys[base + j]);
         const std::size_t g = home_group(hashes[j]);
-        prefetch_read(&headers_[g]);
-        prefetch_read(&slots_[g * group_width]);
+        prefetch(&headers_[g]);
+        prefetch(&slots_[g * group_width]);
       }
       for (std::size_t j = 0; j < n; ++j) {
         auto on_hit = [&](const V& v) { f(base + j, &v); };
@@ -483,18 +483,11 @@ class hot_table {
           return probe_result::incomplete;  // mid-write, or emptied since the tag was read
         }
         const packed_pair<K, V> kv = unpack(words);
-        if (GOLDYLOX_LIKELY(eq_(kv.key, key))) {
-          if constexpr (Touch) touch(hdr, i);
-          f(std::as_const(kv.value));
+        if (GOLDYLOX_LIKELY(deliver_if<Touch>(kv.key, kv.value, key, hdr, i, f))) {
           return probe_result::hit;
         }
-      } else {
-        const node* n = sl.load(std::memory_order_seq_cst);  // see epoch.hpp
-        if (n != nullptr && n->hash == h && eq_(n->key, key)) {
-          if constexpr (Touch) touch(hdr, i);
-          f(std::as_const(n->value));
-          return probe_result::hit;
-        }
+      } else if (visit_node<Touch>(sl, h, key, hdr, i, f)) {
+        return probe_result::hit;
       }
       if ((m & (m - 1)) != 0) return probe_result::incomplete;
     }
@@ -516,6 +509,24 @@ class hot_table {
     std::optional<V> out = probe_all_packed<true>(h, key);
     if (record) counters_.add_lookup(out.has_value());
     return out;
+  }
+
+  // The end of every successful probe: if `candidate` is `key`, mark slot i used and hand its
+  // value to f.
+  template <bool Touch, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE bool deliver_if(const K& candidate, const V& value, const Q& key,
+                                         group_header& hdr, unsigned i, F& f) const {
+    if (!eq_(candidate, key)) return false;
+    if constexpr (Touch) touch(hdr, i);
+    f(value);
+    return true;
+  }
+
+  template <bool Touch, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE bool visit_node(const slot& sl, std::uint64_t h, const Q& key,
+                                         group_header& hdr, unsigned i, F& f) const {
+    const node* n = sl.load(std::memory_order_seq_cst);  // see epoch.hpp
+    return n != nullptr && n->hash == h && deliver_if<Touch>(n->key, n->value, key, hdr, i, f);
   }
 
   template <bool Touch, class Q, class F>
@@ -555,18 +566,11 @@ class hot_table {
           } else {
             kv = read_packed(sl);
           }
-          if (kv && eq_(kv->key, key)) {
-            if constexpr (Touch) touch(hdr, i);
-            f(std::as_const(kv->value));
+          if (kv && deliver_if<Touch>(kv->key, kv->value, key, hdr, i, f)) {
             return probe_result::hit;
           }
-        } else {
-          const node* n = sl.load(std::memory_order_seq_cst);  // see epoch.hpp
-          if (n != nullptr && n->hash == h && eq_(n->key, key)) {
-            if constexpr (Touch) touch(hdr, i);
-            f(std::as_const(n->value));
-            return probe_result::hit;
-          }
+        } else if (visit_node<Touch>(sl, h, key, hdr, i, f)) {
+          return probe_result::hit;
         }
       }
       if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) {
@@ -583,12 +587,12 @@ class hot_table {
   // together instead of one after another (measured on 1M-key tables, docs/benchmarks.md).
   // Only a hint: nothing read here is trusted, the locked section reads everything again.
   void warm_for_write(std::uint64_t h, std::size_t home) const noexcept {
-    prefetch_write(&locks_[home]);
+    prefetch<true>(&locks_[home]);
     const group_header& hdr = headers_[home];
     const unsigned m =
         match_tags(simd_, hdr.tags[0].load(std::memory_order_relaxed),
                    hdr.tags[1].load(std::memory_order_relaxed), tag_pattern(tag_of(h)));
-    if (m != 0) prefetch_write(&slots_[home * group_width + std::countr_zero(m)]);
+    if (m != 0) prefetch<true>(&slots_[home * group_width + std::countr_zero(m)]);
   }
 
   // Finds the slot of `key`; the caller holds the key's home lock.

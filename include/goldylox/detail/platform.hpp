@@ -66,19 +66,13 @@ inline std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept {
 #endif
 }
 
-inline void prefetch_read(const void* p) noexcept {
+// Starts loading the line at p into all cache levels. ForWrite asks for it in a writable state
+// (prefetchw where the CPU has it), for lines this thread is about to modify: the later write or
+// atomic RMW then needs no second coherence request.
+template <bool ForWrite = false>
+GOLDYLOX_ALWAYS_INLINE void prefetch(const void* p) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 0, 3);
-#else
-  (void)p;
-#endif
-}
-
-// Asks for the line in a writable state (prefetchw where the CPU has it), for lines this thread
-// is about to modify: a later write or atomic RMW then does not need a second coherence request.
-inline void prefetch_write(const void* p) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 1, 3);
+  __builtin_prefetch(p, ForWrite ? 1 : 0, 3);
 #else
   (void)p;
 #endif
