@@ -81,9 +81,7 @@ class cache {
   // Inserts or overwrites, whatever type the key held before.
   template <cache_value V>
   absl::Status put(K key, V value) {
-    engine_->compute(std::move(key), [&](const detail::any_value*) {
-      return decision::assign(std::in_place_type<V>, std::move(value));
-    });
+    engine_->assign(std::move(key), detail::any_value(std::in_place_type<V>, std::move(value)));
     return absl::OkStatus();
   }
 

@@ -50,7 +50,7 @@ class typed_cache {
 
   // Inserts or overwrites. Returns OK (the status leaves room for tiers that can fail).
   absl::Status put(K key, V value) {
-    engine_->compute(std::move(key), [&](const V*) { return decision::assign(std::move(value)); });
+    engine_->assign(std::move(key), std::move(value));
     return absl::OkStatus();
   }
 

@@ -986,3 +986,39 @@ TEST(Stress, StatsAreExactWithMoreThreadsThanStripes) {
 }
 
 }  // namespace
+
+namespace {
+
+// Every get is counted exactly once, as a hit exactly when it returned a value, whichever lookup
+// stage settled it: here keys collide (the out-of-line stage runs often) and writers keep slots
+// mid-write (the inline stage gives up on them), while keys come and go.
+TEST(Stress, HitAndMissCountsMatchWhatGetsReturned) {
+  auto made = goldylox::typed_cache<std::uint64_t, std::uint64_t, EightHashes>::builder()
+                  .hot_tier_max_entries(1000)
+                  .enable_telemetry(true)
+                  .build();
+  ASSERT_TRUE(made.ok());
+  auto& cache = *made;
+  const std::uint64_t gets_per_thread = scaled(40'000);
+  std::atomic<std::uint64_t> returned{0};
+  run_concurrently(kThreads, [&](int tid) {
+    std::uint64_t seen = 0;
+    for (std::uint64_t i = 0; i < gets_per_thread; ++i) {
+      const std::uint64_t k = (i * 7 + static_cast<std::uint64_t>(tid)) % 200;
+      if (tid % 2 == 0 && i % 4 == 0) {
+        if (i % 8 == 0) {
+          (void)cache.remove(k);
+        } else {
+          ASSERT_TRUE(cache.put(k, k + i).ok());
+        }
+      }
+      if (cache.get(k).has_value()) ++seen;
+    }
+    returned.fetch_add(seen);
+  });
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_EQ(s.hits + s.misses, gets_per_thread * kThreads);
+  EXPECT_EQ(s.hits, returned.load());
+}
+
+}  // namespace

@@ -80,6 +80,8 @@ class engine {
     return hot_.compute(std::move(key), std::forward<F>(decide));
   }
 
+  compute_outcome assign(K key, S value) { return hot_.assign(std::move(key), std::move(value)); }
+
   template <class Q>
   bool erase(const Q& key) {
     return hot_.erase(key);
