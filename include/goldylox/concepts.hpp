@@ -33,23 +33,26 @@ concept cache_value = std::is_object_v<V> && !std::is_const_v<V> && !std::is_arr
                       std::copy_constructible<V> && std::move_constructible<V>;
 
 // The hot tier contract the engine relies on. `T::decision` is what a compute() callback returns:
-// keep, assign a new value, or erase. visit() must be safe to call concurrently with everything
-// else and must not block; compute() must be atomic with respect to every other operation on the
-// same key.
+// keep, assign a new value, or erase; assign(key, value) is compute() with a decision that
+// always assigns, for which a tier may take a shorter path. visit() must be safe to call
+// concurrently with everything else and must not block; compute() and assign() must be atomic
+// with respect to every other operation on the same key.
 template <class T>
-concept hot_tier = requires(T& t, const T& ct, typename T::key_type key,
-                            const typename T::key_type& ckey, typename T::eviction_sink sink) {
-  typename T::mapped_type;
-  {
-    ct.visit(ckey, [](const typename T::mapped_type&) {})
-  } -> std::same_as<bool>;
-  t.compute(key, [](const typename T::mapped_type*) { return typename T::decision{}; });
-  { t.erase(ckey) } -> std::same_as<bool>;
-  t.clear();
-  t.set_eviction_sink(sink);
-  { ct.size() } -> std::convertible_to<std::size_t>;
-  { ct.capacity() } -> std::convertible_to<std::size_t>;
-  { ct.memory_bytes() } -> std::convertible_to<std::size_t>;
-};
+concept hot_tier =
+    requires(T& t, const T& ct, typename T::key_type key, const typename T::key_type& ckey,
+             typename T::mapped_type value, typename T::eviction_sink sink) {
+      typename T::mapped_type;
+      {
+        ct.visit(ckey, [](const typename T::mapped_type&) {})
+      } -> std::same_as<bool>;
+      t.compute(key, [](const typename T::mapped_type*) { return typename T::decision{}; });
+      t.assign(key, value);
+      { t.erase(ckey) } -> std::same_as<bool>;
+      t.clear();
+      t.set_eviction_sink(sink);
+      { ct.size() } -> std::convertible_to<std::size_t>;
+      { ct.capacity() } -> std::convertible_to<std::size_t>;
+      { ct.memory_bytes() } -> std::convertible_to<std::size_t>;
+    };
 
 GOLDYLOX_END_NAMESPACE

@@ -2,8 +2,9 @@
 // statistics and the get_or_insert coordination.
 //
 // Today the engine has one tier, the hot table; the warm and cold tiers slot in behind the same
-// five entry points (visit, visit_many, compute, erase, clear) without touching the facades:
-// a hot miss falls through to lower tiers, hot evictions arrive through the table's eviction sink.
+// entry points (get, visit, visit_many, compute, assign, erase, clear) without touching the
+// facades: a hot miss falls through to lower tiers, hot evictions arrive through the table's
+// eviction sink.
 // S is the stored value type: V for typed_cache<K, V>, any_value for cache<K>.
 //
 // Statistics: hits and misses are counted per thread in striped counters (counters.hpp), so a read
