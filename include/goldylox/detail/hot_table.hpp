@@ -6,8 +6,11 @@
 //   * packed (K and V trivially copyable, together <= 32 bytes): a seqlock word plus the key and
 //     value bytes, stored as relaxed atomic 64-bit words; readers copy them optimistically and
 //     retry if the sequence moved. No pointers, so nothing to reclaim; or
-//   * a node pointer: std::atomic<node*> to an immutable heap node {hash, key, value}. Updates
-//     publish a new node and retire the old one through epoch-based reclamation (epoch.hpp).
+//   * a node pointer: std::atomic<node*> to a heap node {hash, key, value}. The key never
+//     changes. A small trivially copyable value sits in a seqlock cell inside the node and is
+//     overwritten in place (inline_value); any other value is immutable, and an update publishes
+//     a new node and retires the old one through epoch-based reclamation (epoch.hpp). Removal
+//     always retires the node.
 // Group count is chosen so the table runs at <= 80 % load at capacity; it never resizes.
 //
 // Probing. A key's home group comes from the high bits of its mixed hash (multiply-high), its tag
@@ -212,11 +215,16 @@ class hot_table {
       std::lock_guard<group_lock> lock(locks_[home]);
       const std::optional<std::size_t> found = locate_locked(h, key);
       std::optional<packed_pair<K, V>> snapshot;
+      std::optional<V> value_copy;
       const V* current = nullptr;
       if (found) {
+        // Stable under the lock: only this lock's holders write this key's slot or cell.
         if constexpr (packed) {
-          snapshot = read_packed(slots_[*found]);  // stable: only this lock's holders write it
+          snapshot = read_packed(slots_[*found]);
           current = &snapshot->value;
+        } else if constexpr (inline_value) {
+          value_copy = read_packed(slots_[*found].load(std::memory_order_relaxed)->cell);
+          current = &*value_copy;
         } else {
           current = &slots_[*found].load(std::memory_order_relaxed)->value;
         }
@@ -309,18 +317,37 @@ class hot_table {
   }
 
  private:
-  struct node {
-    std::uint64_t hash;
-    K key;
-    V value;
-  };
-
-  struct packed_slot {
-    static constexpr std::size_t words = (sizeof(packed_pair<K, V>) + 7) / 8;
+  // A seqlock over relaxed atomic words holding one T (trivially copyable).
+  template <class T>
+  struct seq_cell {
+    static constexpr std::size_t words = (sizeof(T) + 7) / 8;
     // bit 0: write in progress; bit 1: occupied; bits 2..: version.
     std::atomic<std::uint64_t> seq{0};
     std::atomic<std::uint64_t> data[words] = {};
   };
+  using packed_slot = seq_cell<packed_pair<K, V>>;
+
+  // Node-mode values that are trivially copyable and small live in a seqlock cell inside the
+  // node, so an update writes them in place (under the key's lock) instead of allocating a new
+  // node and retiring the old one; readers copy them out as from a packed slot. Other values are
+  // immutable in their node.
+  static constexpr bool inline_value =
+      !packed && std::is_trivially_copyable_v<V> && sizeof(V) <= 32 && alignof(V) <= 8;
+  struct plain_node {
+    plain_node(std::uint64_t h, K&& k, V&& v) : hash(h), key(std::move(k)), value(std::move(v)) {}
+    std::uint64_t hash;
+    K key;
+    V value;
+  };
+  struct cell_node {
+    cell_node(std::uint64_t h, K&& k, V&& v) : hash(h), key(std::move(k)) {
+      write_packed(cell, &v);
+    }
+    std::uint64_t hash;
+    K key;
+    seq_cell<V> cell;
+  };
+  using node = std::conditional_t<inline_value, cell_node, plain_node>;
 
   using slot = std::conditional_t<packed, packed_slot, std::atomic<node*>>;
   static constexpr std::size_t no_slot = ~std::size_t{0};
@@ -383,37 +410,41 @@ class hot_table {
 
   // ---- packed slots: seqlock over relaxed atomic words ----
 
-  struct packed_words {
-    std::uint64_t w[packed_slot::words];
+  template <class T>
+  struct word_array {
+    std::uint64_t w[seq_cell<T>::words];
   };
+  using packed_words = word_array<packed_pair<K, V>>;
 
-  // Rebuilds {key, value} from the words. When the sizes match (e.g. uint64_t -> uint64_t) this
-  // is a bit_cast that stays in registers; a byte-wise copy through memory would store 8-byte
-  // words and reload wider, which cannot store-forward and stalls the lookup (see tag_group.hpp).
-  static packed_pair<K, V> unpack(const packed_words& words) noexcept {
-    if constexpr (sizeof(packed_words) == sizeof(packed_pair<K, V>)) {
-      return std::bit_cast<packed_pair<K, V>>(words);
+  // Rebuilds a T from the words. When the sizes match (e.g. {uint64_t, uint64_t}) this is a
+  // bit_cast that stays in registers; a byte-wise copy through memory would store 8-byte words
+  // and reload wider, which cannot store-forward and stalls the lookup (see tag_group.hpp).
+  template <class T>
+  static T unpack(const word_array<T>& words) noexcept {
+    if constexpr (sizeof(word_array<T>) == sizeof(T)) {
+      return std::bit_cast<T>(words);
     } else {
-      alignas(packed_pair<K, V>) unsigned char raw[sizeof(packed_pair<K, V>)];
+      alignas(T) unsigned char raw[sizeof(T)];
       std::memcpy(raw, words.w, sizeof(raw));
-      return *std::launder(reinterpret_cast<packed_pair<K, V>*>(raw));
+      return *std::launder(reinterpret_cast<T*>(raw));
     }
   }
 
-  // Returns a consistent copy of the slot (nullopt if empty); *seq_out gets the sequence value
+  // Returns a consistent copy of the cell (nullopt if empty); *seq_out gets the sequence value
   // the copy belongs to, which changes on every write and so identifies this exact contents.
-  static std::optional<packed_pair<K, V>> read_packed(const packed_slot& ps,
-                                                      std::uint64_t* seq_out = nullptr) noexcept {
+  template <class T>
+  static std::optional<T> read_packed(const seq_cell<T>& ps,
+                                      std::uint64_t* seq_out = nullptr) noexcept {
     for (unsigned spins = 0;; ++spins) {
       const std::uint64_t s1 = ps.seq.load(std::memory_order_acquire);
       if ((s1 & 1) == 0) {
         if ((s1 & 2) == 0) return std::nullopt;
-        packed_words words;
+        word_array<T> words;
         // Acquire loads (plain loads on x86) instead of relaxed loads plus an acquire fence: if
         // any word comes from a newer write, its release store synchronizes with this load, so
         // the re-read below sees at least that write's odd sequence. Fence-free, the protocol is
         // also visible to ThreadSanitizer, which ignores fences.
-        for (std::size_t w = 0; w < packed_slot::words; ++w) {
+        for (std::size_t w = 0; w < seq_cell<T>::words; ++w) {
           words.w[w] = ps.data[w].load(std::memory_order_acquire);
         }
         if (ps.seq.load(std::memory_order_relaxed) == s1) {
@@ -429,19 +460,30 @@ class hot_table {
     }
   }
 
-  static void write_packed(packed_slot& ps, const packed_pair<K, V>* contents) noexcept {
+  template <class T>
+  static void write_packed(seq_cell<T>& ps, const std::type_identity_t<T>* contents) noexcept {
     const std::uint64_t s = ps.seq.load(std::memory_order_relaxed);
     ps.seq.store(s | 1, std::memory_order_relaxed);
     if (contents != nullptr) {
-      std::uint64_t words[packed_slot::words] = {};
-      std::memcpy(words, contents, sizeof(packed_pair<K, V>));
+      std::uint64_t words[seq_cell<T>::words] = {};
+      std::memcpy(words, contents, sizeof(T));
       // Release stores order the odd sequence above before each word (see read_packed).
-      for (std::size_t w = 0; w < packed_slot::words; ++w) {
+      for (std::size_t w = 0; w < seq_cell<T>::words; ++w) {
         ps.data[w].store(words[w], std::memory_order_release);
       }
     }
     const std::uint64_t next = (((s >> 2) + 1) << 2) | (contents != nullptr ? 2 : 0);
     ps.seq.store(next, std::memory_order_release);
+  }
+
+  // A node's value as a lock-free reader sees it: a reference into an immutable node, or a
+  // consistent copy out of its cell.
+  static std::conditional_t<inline_value, V, const V&> node_value(const node& n) noexcept {
+    if constexpr (inline_value) {
+      return *read_packed(n.cell);  // a node's cell is always occupied
+    } else {
+      return n.value;
+    }
   }
 
   // ---- lookup ----
@@ -535,7 +577,11 @@ class hot_table {
   GOLDYLOX_ALWAYS_INLINE bool visit_node(const slot& sl, std::uint64_t h, const Q& key,
                                          group_header& hdr, unsigned i, F& f) const {
     const node* n = sl.load(std::memory_order_seq_cst);  // see epoch.hpp
-    return n != nullptr && n->hash == h && deliver_if<Touch>(n->key, n->value, key, hdr, i, f);
+    if (n == nullptr || n->hash != h || !eq_(n->key, key)) return false;
+    if constexpr (Touch) touch(hdr, i);
+    const auto& value = node_value(*n);  // a copy's lifetime is extended to the block's end
+    f(value);
+    return true;
   }
 
   template <bool Touch, class Q, class F>
@@ -672,7 +718,7 @@ class hot_table {
       write_packed(slots_[s], &kv);
     } else {
       try {
-        slots_[s].store(new node{h, std::move(key), std::move(value)}, std::memory_order_release);
+        slots_[s].store(new node(h, std::move(key), std::move(value)), std::memory_order_release);
       } catch (...) {
         flip_tag(s, tag_reserved, tag_empty);
         throw;
@@ -689,8 +735,12 @@ class hot_table {
       (void)pin;
       const packed_pair<K, V> kv{std::move(key), std::move(value)};
       write_packed(slots_[s], &kv);
+    } else if constexpr (inline_value) {
+      (void)h, (void)key, (void)pin;
+      const V v = std::move(value);
+      write_packed(slots_[s].load(std::memory_order_relaxed)->cell, &v);
     } else {
-      node* fresh = new node{h, std::move(key), std::move(value)};
+      node* fresh = new node(h, std::move(key), std::move(value));
       node* old = slots_[s].exchange(fresh, std::memory_order_seq_cst);
       pin->retire(old);
     }
@@ -776,7 +826,7 @@ class hot_table {
       if constexpr (packed) {
         deliver(snapshot->key, snapshot->value);
       } else {
-        deliver(observed->key, observed->value);
+        deliver(observed->key, node_value(*observed));
       }
     }
     remove_slot(s, pin);
