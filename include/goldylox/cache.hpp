@@ -78,9 +78,15 @@ class cache {
   cache& operator=(cache&&) noexcept = default;  // a moved-from cache may only be destroyed or
                                                  // assigned to
 
-  // Inserts or overwrites, whatever type the key held before.
+  // Inserts or overwrites, whatever type the key held before. An lvalue key is copied only
+  // when it is inserted or a new node is built.
   template <cache_value V>
-  absl::Status put(K key, V value) {
+  absl::Status put(const K& key, V value) {
+    engine_->assign(key, detail::any_value(std::in_place_type<V>, std::move(value)));
+    return absl::OkStatus();
+  }
+  template <cache_value V>
+  absl::Status put(K&& key, V value) {
     engine_->assign(std::move(key), detail::any_value(std::in_place_type<V>, std::move(value)));
     return absl::OkStatus();
   }

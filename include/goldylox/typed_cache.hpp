@@ -49,7 +49,13 @@ class typed_cache {
                                                              // destroyed or assigned to
 
   // Inserts or overwrites. Returns OK (the status leaves room for tiers that can fail).
-  absl::Status put(K key, V value) {
+  // An lvalue key is copied only when it is inserted (or into a new node for values that are
+  // not updated in place): overwriting a present std::string key allocates nothing for the key.
+  absl::Status put(const K& key, V value) {
+    engine_->assign(key, std::move(value));
+    return absl::OkStatus();
+  }
+  absl::Status put(K&& key, V value) {
     engine_->assign(std::move(key), std::move(value));
     return absl::OkStatus();
   }

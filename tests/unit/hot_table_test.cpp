@@ -502,3 +502,46 @@ TEST(Collisions, NarrowKeysUpdateInPlace) {
 }
 
 }  // namespace
+
+namespace {
+
+// A key that counts its copies.
+struct counted_key {
+  static inline int copies = 0;
+  std::string text;
+  explicit counted_key(std::string t) : text(std::move(t)) {}
+  counted_key(const counted_key& other) : text(other.text) { ++copies; }
+  counted_key(counted_key&&) noexcept = default;
+  counted_key& operator=(const counted_key& other) {
+    text = other.text;
+    ++copies;
+    return *this;
+  }
+  counted_key& operator=(counted_key&&) noexcept = default;
+  bool operator==(const counted_key&) const = default;
+  template <class H>
+  friend H AbslHashValue(H h, const counted_key& k) {
+    return H::combine(std::move(h), k.text);
+  }
+};
+
+// put(const K&) copies the key only when it inserts it; overwriting a present key whose value is
+// updated in place copies nothing.
+TEST(PutKeyCopies, LvalueKeyIsCopiedOnlyOnInsert) {
+  auto made = goldylox::typed_cache<counted_key, std::uint64_t>::builder()
+                  .hot_tier_max_entries(100)
+                  .build();
+  ASSERT_TRUE(made.ok());
+  auto& cache = *made;
+  const counted_key key("a key longer than the small-string buffer");
+  counted_key::copies = 0;
+  ASSERT_TRUE(cache.put(key, 1).ok());
+  EXPECT_EQ(counted_key::copies, 1);  // the stored key
+  counted_key::copies = 0;
+  for (std::uint64_t v = 2; v < 12; ++v) ASSERT_TRUE(cache.put(key, v).ok());
+  EXPECT_EQ(counted_key::copies, 0);
+  EXPECT_EQ(cache.get(key), 11u);
+  EXPECT_EQ(cache.stats().updates, 10u);
+}
+
+}  // namespace

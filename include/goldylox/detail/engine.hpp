@@ -81,7 +81,11 @@ class engine {
     return hot_.compute(std::move(key), std::forward<F>(decide));
   }
 
-  compute_outcome assign(K key, S value) { return hot_.assign(std::move(key), std::move(value)); }
+  // KeyArg: K or const K& (see hot_table::assign).
+  template <class KeyArg>
+  compute_outcome assign(KeyArg&& key, S value) {
+    return hot_.assign(std::forward<KeyArg>(key), std::move(value));
+  }
 
   template <class Q>
   bool erase(const Q& key) {
