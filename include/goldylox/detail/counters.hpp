@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "goldylox/detail/platform.hpp"
@@ -86,16 +87,7 @@ class striped_counters {
         stripes_(std::make_unique<stripe[]>(owned_ + overflow_stripes)) {}
 
   GOLDYLOX_ALWAYS_INLINE void add(counter c, std::uint64_t n = 1) noexcept {
-    // An unregistered thread reads no_thread_index, which is >= owned_: one compare covers both
-    // the common case and registration.
-    std::uint32_t i = tls_thread_index;
-    const auto k = static_cast<unsigned>(c);
-    if (GOLDYLOX_UNLIKELY(i >= owned_) && (i = this_thread_index()) >= owned_) {
-      stripes_[owned_ + i % overflow_stripes].values[k].fetch_add(n, std::memory_order_relaxed);
-      return;
-    }
-    auto& cell = stripes_[i].values[k];  // this thread is the only writer of this stripe
-    cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    on_this_threads_stripe([&](stripe& st, auto shared) { bump<shared>(st, c, n); });
   }
 
   // Counts one lookup. The lookups cell is bumped whatever the outcome and the misses cell only
@@ -104,24 +96,10 @@ class striped_counters {
   // on its cache misses and the next get's update on that one; on 1M-key tables that chain cost
   // up to 2x get throughput (docs/benchmarks.md). A branch breaks it.
   GOLDYLOX_ALWAYS_INLINE void add_lookup(bool hit) noexcept {
-    std::uint32_t i = tls_thread_index;
-    if (GOLDYLOX_UNLIKELY(i >= owned_) && (i = this_thread_index()) >= owned_) {
-      auto& shared = stripes_[owned_ + i % overflow_stripes];
-      shared.values[static_cast<unsigned>(counter::lookups)].fetch_add(1,
-                                                                       std::memory_order_relaxed);
-      if (!hit) {
-        shared.values[static_cast<unsigned>(counter::misses)].fetch_add(1,
-                                                                        std::memory_order_relaxed);
-      }
-      return;
-    }
-    stripe& own = stripes_[i];
-    auto& lookups = own.values[static_cast<unsigned>(counter::lookups)];
-    lookups.store(lookups.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    if (GOLDYLOX_UNLIKELY(!hit)) {
-      auto& misses = own.values[static_cast<unsigned>(counter::misses)];
-      misses.store(misses.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    }
+    on_this_threads_stripe([&](stripe& st, auto shared) {
+      bump<shared>(st, counter::lookups, 1);
+      if (GOLDYLOX_UNLIKELY(!hit)) bump<shared>(st, counter::misses, 1);
+    });
   }
 
   // Stripes a thread can own; threads with a larger index share the overflow stripes.
@@ -141,6 +119,32 @@ class striped_counters {
   struct alignas(cache_line) stripe {
     std::atomic<std::uint64_t> values[kinds] = {};
   };
+
+  // Calls f(stripe, shared) with the calling thread's stripe; `shared` (std::true_type or
+  // std::false_type, so each call site compiles to one path) says whether other threads write it
+  // too (an overflow stripe). An unregistered thread reads no_thread_index, which is >= owned_:
+  // one compare covers both the common case and registration.
+  template <class F>
+  GOLDYLOX_ALWAYS_INLINE void on_this_threads_stripe(F&& f) noexcept {
+    std::uint32_t i = tls_thread_index;
+    if (GOLDYLOX_UNLIKELY(i >= owned_) && (i = this_thread_index()) >= owned_) {
+      f(stripes_[owned_ + i % overflow_stripes], std::true_type{});
+      return;
+    }
+    f(stripes_[i], std::false_type{});
+  }
+
+  // An owned stripe has one writer, so a plain load and store suffice; a shared one needs an RMW.
+  template <bool Shared>
+  GOLDYLOX_ALWAYS_INLINE static void bump(stripe& st, counter c, std::uint64_t n) noexcept {
+    auto& cell = st.values[static_cast<unsigned>(c)];
+    if constexpr (Shared) {
+      cell.fetch_add(n, std::memory_order_relaxed);
+    } else {
+      cell.store(cell.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+  }
+
   std::uint32_t owned_;
   std::unique_ptr<stripe[]> stripes_;
 };

@@ -205,14 +205,7 @@ class hot_table {
   template <class F>
   compute_outcome compute(K key, F&& decide) {
     const std::uint64_t h = hash_of(key);
-    const std::size_t home = home_group(h);
-    std::optional<epoch_guard> pin;
-    if constexpr (!packed) pin.emplace(domain_);
-    compute_outcome outcome = compute_outcome::kept;
-    std::size_t inserted_at = no_slot;
-    warm_for_write(h, home);
-    {
-      std::lock_guard<group_lock> lock(locks_[home]);
+    return write_key(h, [&](std::size_t home, pin_type& pin, std::size_t& inserted_at) {
       const std::optional<std::size_t> found = locate_locked(h, key);
       std::optional<packed_pair<K, V>> snapshot;
       std::optional<V> value_copy;
@@ -237,18 +230,15 @@ class hot_table {
           if (found) {
             remove_slot(*found, pin);
             counters_.add(counter::removals);
-            outcome = compute_outcome::erased;
+            return compute_outcome::erased;
           }
           break;
         case decision::kind::assign:
-          outcome =
-              store_locked(found, h, home, std::move(key), std::move(*d.value), pin, inserted_at);
-          break;
+          return store_locked(found, h, home, std::move(key), std::move(*d.value), pin,
+                              inserted_at);
       }
-    }
-    // The new entry itself is spared: a put must never evict the value it just stored.
-    if (outcome == compute_outcome::inserted) evict_to_capacity(pin, inserted_at);
-    return outcome;
+      return compute_outcome::kept;
+    });
   }
 
   // Inserts or overwrites: compute() with a decision that ignores the current value, without
@@ -258,19 +248,10 @@ class hot_table {
   template <class KeyArg>
   compute_outcome assign(KeyArg&& key, V value) {
     const std::uint64_t h = hash_of(key);
-    const std::size_t home = home_group(h);
-    std::optional<epoch_guard> pin;
-    if constexpr (!packed) pin.emplace(domain_);
-    std::size_t inserted_at = no_slot;
-    compute_outcome outcome;
-    warm_for_write(h, home);
-    {
-      std::lock_guard<group_lock> lock(locks_[home]);
-      outcome = store_locked(locate_locked(h, key), h, home, std::forward<KeyArg>(key),
-                             std::move(value), pin, inserted_at);
-    }
-    if (outcome == compute_outcome::inserted) evict_to_capacity(pin, inserted_at);
-    return outcome;
+    return write_key(h, [&](std::size_t home, pin_type& pin, std::size_t& inserted_at) {
+      return store_locked(locate_locked(h, key), h, home, std::forward<KeyArg>(key),
+                          std::move(value), pin, inserted_at);
+    });
   }
 
   template <class Q>
@@ -589,13 +570,12 @@ class hot_table {
 
   template <bool Touch, class Q, class F>
   GOLDYLOX_NOINLINE bool probe_all(std::uint64_t h, const Q& key, F& f) const {
-    const probe_result r = simd_ ? probe<Touch, true>(h, key, f) : probe<Touch, false>(h, key, f);
-    return r == probe_result::hit;
+    return simd_ ? probe<Touch, true>(h, key, f) : probe<Touch, false>(h, key, f);
   }
 
   // The whole probe: every group of the window, every tag match, waiting out writers.
   template <bool Touch, bool Simd, class Q, class F>
-  GOLDYLOX_ALWAYS_INLINE probe_result probe(std::uint64_t h, const Q& key, F& f) const {
+  GOLDYLOX_ALWAYS_INLINE bool probe(std::uint64_t h, const Q& key, F& f) const {
     // Locals, not members: GCC reloads member pointers after every atomic load otherwise.
     group_header* const headers = headers_.get();
     const slot* const slots = slots_.get();
@@ -613,30 +593,35 @@ class hot_table {
         const slot& sl = slots[g * group_width + i];
         m &= m - 1;
         if constexpr (packed) {
-          packed_words words;
-          const std::uint64_t s1 = sl.seq.load(std::memory_order_acquire);
-          for (std::size_t w = 0; w < packed_slot::words; ++w) {
-            words.w[w] = sl.data[w].load(std::memory_order_acquire);  // see read_packed
-          }
-          std::optional<packed_pair<K, V>> kv;
-          if (GOLDYLOX_LIKELY((s1 & 1) == 0 && sl.seq.load(std::memory_order_relaxed) == s1)) {
-            if ((s1 & 2) != 0) kv.emplace(unpack(words));
-          } else {
-            kv = read_packed(sl);
-          }
-          if (kv && deliver_if<Touch>(kv->key, kv->value, key, hdr, i, f)) {
-            return probe_result::hit;
-          }
+          const std::optional<packed_pair<K, V>> kv = read_packed(sl);
+          if (kv && deliver_if<Touch>(kv->key, kv->value, key, hdr, i, f)) return true;
         } else if (visit_node<Touch>(sl, h, key, hdr, i, f)) {
-          return probe_result::hit;
+          return true;
         }
       }
-      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) {
-        return probe_result::miss;
-      }
-      if (++p == probe_window) return probe_result::miss;
+      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) return false;
+      if (++p == probe_window) return false;
       if (++g == groups) g = 0;
     }
+  }
+
+  // The frame of every keyed write: warms the lines, takes the key's home lock, runs
+  // locked(home, pin, inserted_at) and, after unlocking, evicts down to capacity if it inserted.
+  // The new entry itself is spared: a put must never evict the value it just stored.
+  template <class Locked>
+  GOLDYLOX_ALWAYS_INLINE compute_outcome write_key(std::uint64_t h, Locked&& locked) {
+    const std::size_t home = home_group(h);
+    pin_type pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    std::size_t inserted_at = no_slot;
+    compute_outcome outcome;
+    warm_for_write(h, home);
+    {
+      std::lock_guard<group_lock> lock(locks_[home]);
+      outcome = locked(home, pin, inserted_at);
+    }
+    if (outcome == compute_outcome::inserted) evict_to_capacity(pin, inserted_at);
+    return outcome;
   }
 
   // The store at the heart of every insert-or-overwrite; the caller holds the home lock and has
