@@ -3,9 +3,9 @@
 //
 // Benchmark names are  <op>/<key type>/<table size>/<key distribution>/<implementation>:
 //   op    get_hit | get_miss | put_update | get_many_<B> | get_loop_<B> | pair_get (below)
-//   impl  goldylox             typed_cache<K, V>::get (SSE2 tag match, telemetry on: defaults)
+//   impl  goldylox             typed_cache<K, V>::get (defaults: SSE2 tag match, telemetry off)
 //         goldylox_swar        typed_cache, enable_simd(false)
-//         goldylox_notelem     typed_cache, enable_telemetry(false)
+//         goldylox_telemetry   typed_cache, enable_telemetry(true)
 //         goldylox_any         cache<K>::get<V> (run-time-typed facade), same V
 //         absl_flat            absl::flat_hash_map, unsynchronized (the single-thread floor)
 //         absl_shard64_mutex   64 absl::flat_hash_map shards, std::mutex each
@@ -368,12 +368,12 @@ auto all_impls() {
   );
 }
 
-// The u64 set also measures goldylox's SWAR tag match and telemetry-off variants.
+// The u64 set also measures goldylox's SWAR tag match and telemetry-on variants.
 auto u64_impls() {
   return std::tuple_cat(
       std::make_tuple(
           impl<gb::gx_typed<u64, u64, gb::gx_tag::swar>, u64>{"goldylox_swar"},
-          impl<gb::gx_typed<u64, u64, gb::gx_tag::no_telemetry>, u64>{"goldylox_notelem"}),
+          impl<gb::gx_typed<u64, u64, gb::gx_tag::telemetry>, u64>{"goldylox_telemetry"}),
       all_impls<u64>());
 }
 

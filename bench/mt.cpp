@@ -105,7 +105,10 @@ void usage(const char* argv0) {
       "  --impls=LIST       implementations, default: goldylox absl_flat absl_shard64_mutex\n"
       "                     umap_shared_mutex tbb_chm libcuckoo (those compiled in); also\n"
       "                     goldylox_any (cache<K>::get<V>) and goldylox_swar "
-      "(enable_simd(false))\n"
+      "(enable_simd(false)),\n"
+      "                     goldylox_telemetry (enable_telemetry(true)), and\n"
+      "                     floor_array (one load per get, two stores per put, no locking:\n"
+      "                     the scaling ceiling of any shared-memory map on this machine)\n"
       "  --gx-capacity=X    goldylox capacity as a multiple of the key count (default 1.0)\n"
       "  --min-cpu-share=X  redo a run (up to --retries times, default 3) when one of its threads\n"
       "                     got less than X of its wall time on a CPU (default 0.9): another\n"
@@ -468,6 +471,8 @@ std::vector<std::unique_ptr<bench_impl>> all_impls() {
   v.push_back(std::make_unique<bench_impl_of<gb::gx_any<u64, u64>>>("goldylox_any"));
   v.push_back(
       std::make_unique<bench_impl_of<gb::gx_typed<u64, u64, gb::gx_tag::swar>>>("goldylox_swar"));
+  v.push_back(std::make_unique<bench_impl_of<gb::gx_typed<u64, u64, gb::gx_tag::telemetry>>>(
+      "goldylox_telemetry"));
   v.push_back(std::make_unique<bench_impl_of<gb::absl_flat<u64, u64>>>("absl_flat"));
   v.push_back(std::make_unique<bench_impl_of<gb::absl_sharded<u64, u64>>>("absl_shard64_mutex"));
   v.push_back(
@@ -478,6 +483,7 @@ std::vector<std::unique_ptr<bench_impl>> all_impls() {
 #if GOLDYLOX_BENCH_HAVE_LIBCUCKOO
   v.push_back(std::make_unique<bench_impl_of<gb::cuckoo_map<u64, u64>>>("libcuckoo"));
 #endif
+  v.push_back(std::make_unique<bench_impl_of<gb::floor_array<u64, u64>>>("floor_array"));
   return v;
 }
 

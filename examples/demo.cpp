@@ -59,6 +59,7 @@ int main() {
   // often, so the stats show hits, misses and CLOCK evictions.
   auto counters = goldylox::typed_cache<std::uint64_t, std::uint64_t>::builder()
                       .hot_tier_max_entries(1 << 16)
+                      .enable_telemetry(true)  // hits and misses are counted only when asked
                       .build();
   if (!counters.ok()) return 1;
   std::vector<std::jthread> workers;

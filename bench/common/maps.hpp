@@ -15,10 +15,13 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -62,7 +65,7 @@ T built_or_die(absl::StatusOr<T> made) {
 
 // ---- goldylox -------------------------------------------------------------------------------
 
-enum class gx_tag { simd, swar, no_telemetry };
+enum class gx_tag { simd, swar, telemetry };
 
 // What both goldylox adapters share: the cache, put, and access to it. Sized at exactly
 // `capacity` so a prefilled table never evicts.
@@ -96,7 +99,7 @@ class gx_typed : public gx_holder<goldylox::typed_cache<K, V>> {
       : gx_holder<cache_type>(built_or_die(cache_type::builder()
                                                .hot_tier_max_entries(capacity)
                                                .enable_simd(Tag != gx_tag::swar)
-                                               .enable_telemetry(Tag != gx_tag::no_telemetry)
+                                               .enable_telemetry(Tag == gx_tag::telemetry)
                                                .build())) {}
 
   GX_BENCH_INLINE bool get(const K& key, V& out) const {
@@ -255,5 +258,45 @@ class cuckoo_map {
   libcuckoo::cuckoohash_map<K, V> map_;
 };
 #endif
+
+// ---- the memory-traffic floor: not a map ------------------------------------------------------
+
+// A direct-mapped array of {key, value} atomic words: a get is one relaxed load of the pair, a put
+// two relaxed stores, with no lock, no probe and no collision handling (a colliding put simply
+// overwrites, so gets may miss). No concurrent map can touch less shared memory per operation, so
+// its 1 -> 2 thread scaling is the ceiling for any of them on the machine at hand: where this
+// drops, the drop is the cost of moving written cache lines between the cores, not a table's.
+// Only valid for trivially copyable 8-byte keys and values (the u64 workloads).
+template <class K, class V>
+class floor_array {
+ public:
+  static constexpr bool thread_safe = true;
+
+  explicit floor_array(std::size_t capacity)
+      : mask_(std::bit_ceil(capacity < 2 ? std::size_t{2} : capacity) * 2 - 1),
+        cells_(new entry[mask_ + 1]) {}
+
+  bool get(const K& key, V& out) const {
+    const entry& e = cells_[index(key)];
+    if (e.key.load(std::memory_order_relaxed) != key) return false;
+    out = e.value.load(std::memory_order_relaxed);
+    return true;
+  }
+  void put(const K& key, V value) {
+    entry& e = cells_[index(key)];
+    e.key.store(key, std::memory_order_relaxed);
+    e.value.store(value, std::memory_order_relaxed);
+  }
+
+ private:
+  struct entry {
+    std::atomic<K> key{};
+    std::atomic<V> value{};
+  };
+  std::size_t index(const K& key) const { return absl::Hash<K>{}(key)&mask_; }
+
+  std::size_t mask_;
+  std::unique_ptr<entry[]> cells_;
+};
 
 }  // namespace goldylox_bench

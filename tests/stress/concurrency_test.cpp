@@ -7,6 +7,7 @@
 //
 // Iteration counts are scaled down under ThreadSanitizer and AddressSanitizer so that each test
 // stays within a few seconds on two cores. No test asserts anything about timing.
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <condition_variable>
@@ -106,8 +107,8 @@ struct Rng {
 };
 
 template <class C>
-C make_cache(std::size_t capacity) {
-  auto made = C::builder().hot_tier_max_entries(capacity).build();
+C make_cache(std::size_t capacity, bool telemetry = false) {
+  auto made = C::builder().hot_tier_max_entries(capacity).enable_telemetry(telemetry).build();
   EXPECT_TRUE(made.ok()) << made.status();
   return std::move(made).value();
 }
@@ -1001,7 +1002,7 @@ TEST(Stress, StatsAreExactWithMoreThreadsThanStripes) {
   ThreadPark park(parked_threads());
   const auto [owner, sharer] = find_pair(park);
   if (owner < 0) GTEST_SKIP() << "no pair of parked threads with an owned and an overflow index";
-  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(1024);
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(1024, true);
   ASSERT_TRUE(cache.put(1, 1).ok());
   const std::uint64_t n = (GL_TSAN || GL_ASAN) ? 20'000 : 300'000;
   constexpr std::uint64_t rounds = (GL_TSAN || GL_ASAN) ? 3 : 10;
@@ -1021,8 +1022,8 @@ namespace {
 // stage settled it: here keys collide (the out-of-line stage runs often) and writers keep slots
 // mid-write (the inline stage gives up on them), while keys come and go.
 TEST(Stress, HitAndMissCountsMatchWhatGetsReturned) {
-  // Telemetry is on by default.
-  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t, EightHashes>>(1000);
+  auto cache =
+      make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t, EightHashes>>(1000, true);
   const std::uint64_t gets_per_thread = scaled(40'000);
   std::atomic<std::uint64_t> returned{0};
   run_concurrently(kThreads, [&](int tid) {
@@ -1043,6 +1044,151 @@ TEST(Stress, HitAndMissCountsMatchWhatGetsReturned) {
   const goldylox::cache_stats s = cache.stats();
   EXPECT_EQ(s.hits + s.misses, gets_per_thread * kThreads);
   EXPECT_EQ(s.hits, returned.load());
+}
+
+}  // namespace
+
+// ---- in-place updates (puts without the home lock) racing every locked writer
+// ---------------------
+
+namespace {
+
+// Two writers put and compare-and-swap values that rise per writer into a few colliding keys,
+// while a third thread floods the table with one-off keys (evicting the shared ones, which the
+// writers then re-insert under the lock). Writes by one thread are ordered, so no reader may see a
+// writer's values go backwards for a key: a compute() overwriting a newer in-place value with an
+// older decision, or an eviction resurrecting an old value, would show as exactly that.
+TEST(Stress, InPlaceUpdatesKeepEachWritersValuesInOrder) {
+  auto cache =
+      make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t, EightHashes>>(48, false);
+  constexpr std::uint64_t shared_keys = 6;
+  const std::uint64_t rounds = scaled(60'000);
+  Failures failures;
+  // value = writer (1 or 2) << 40 | sequence
+  const auto writer_of = [](std::uint64_t v) { return v >> 40; };
+  const auto seq_of = [](std::uint64_t v) { return v & ((std::uint64_t{1} << 40) - 1); };
+  run_concurrently(kThreads, [&](int tid) {
+    Rng rng(static_cast<std::uint64_t>(tid) + 11);
+    std::uint64_t last_seen[shared_keys][3] = {};  // [key][writer] highest sequence observed
+    const auto observe = [&](std::uint64_t k, std::optional<std::uint64_t> v) {
+      if (!v) return;
+      const std::uint64_t w = writer_of(*v);
+      if (w < 1 || w > 2) {
+        failures.report("key ", k, ": foreign value ", *v);
+        return;
+      }
+      if (seq_of(*v) < last_seen[k][w]) {
+        failures.report("key ", k, ": writer ", w, " went back from ", last_seen[k][w], " to ",
+                        seq_of(*v));
+      }
+      last_seen[k][w] = std::max(last_seen[k][w], seq_of(*v));
+    };
+    for (std::uint64_t i = 1; i <= rounds; ++i) {
+      const std::uint64_t k = rng.below(shared_keys);
+      if (tid == 0 || tid == 1) {
+        const std::uint64_t mine = (static_cast<std::uint64_t>(tid + 1) << 40) | i;
+        switch (rng.below(4)) {
+          case 0:
+          case 1:
+            (void)cache.put(k, mine);
+            break;
+          case 2:
+            if (const auto cur = cache.get(k)) (void)cache.compare_and_swap(k, *cur, mine);
+            break;
+          default:
+            (void)cache.replace(k, mine);
+            break;
+        }
+        observe(k, cache.get(k));
+      } else if (tid == 2) {
+        (void)cache.put(1000 + rng.below(100'000), 0);  // evictions
+      } else {
+        observe(k, cache.get(k));
+      }
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+}
+
+// A put that updates in place, racing compare-and-swaps of the same key: a CAS that succeeds
+// must have seen the value it replaced. The putter writes even values 2i; the CAS thread
+// replaces whatever it read, 2i or 2i+1, by 2i+1 ("derived from i"). Right after put(2i) returns,
+// the key may hold 2i, or a CAS result derived from i or later, never one derived from an older
+// put: that CAS would have succeeded against a value the key no longer held.
+TEST(Stress, CompareAndSwapNeverOverwritesANewerInPlacePut) {
+  auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(64, false);
+  constexpr std::uint64_t key = 9;
+  ASSERT_TRUE(cache.put(key, 0).ok());
+  const std::uint64_t rounds = scaled(200'000);
+  std::atomic<bool> done{false};
+  Failures failures;
+  run_concurrently(2, [&](int tid) {
+    if (tid == 0) {
+      for (std::uint64_t i = 1; i <= rounds; ++i) {
+        (void)cache.put(key, 2 * i);
+        const std::optional<std::uint64_t> now = cache.get(key);
+        if (!now || *now / 2 < i) {
+          failures.report("after put(", 2 * i, ") the key holds ",
+                          now ? std::to_string(*now) : std::string("nothing"));
+        }
+      }
+      done.store(true);
+    } else {
+      while (!done.load()) {
+        if (const auto cur = cache.get(key)) (void)cache.compare_and_swap(key, *cur, *cur | 1);
+      }
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+}
+
+// With an eviction sink (the next tier's demotion), a put's value must never be lost: each writer
+// takes fresh keys one after another and puts a few rising values into each (an insert, then
+// in-place updates) while other threads force evictions; a key is never written again once its
+// writer has moved on. So each key must end either in the table with its last value or with that
+// value delivered to the sink. An eviction that removed a slot after an in-place update without
+// noticing it would deliver the older value and drop the newer one for good.
+TEST(Stress, EvictionsNeverDropAnAcknowledgedPut) {
+  using table = detail::hot_table<std::uint64_t, std::uint64_t, EightHashes, std::equal_to<>>;
+  detail::striped_counters counters;
+  table t(16, true, counters);
+  constexpr int writers = 2;
+  const std::uint64_t keys_per_writer = scaled(20'000);
+  constexpr std::uint64_t puts_per_key = 4;
+  std::mutex sink_mutex;
+  std::vector<std::vector<std::uint64_t>> delivered(writers * keys_per_writer);
+  t.set_eviction_sink([&](const std::uint64_t& k, const std::uint64_t& v) {
+    if (k < delivered.size()) {
+      const std::lock_guard<std::mutex> lock(sink_mutex);
+      delivered[k].push_back(v);
+    }
+  });
+  std::atomic<int> writing{writers};
+  run_concurrently(kThreads, [&](int tid) {
+    Rng rng(static_cast<std::uint64_t>(tid) + 23);
+    if (tid < writers) {
+      for (std::uint64_t j = 0; j < keys_per_writer; ++j) {
+        const std::uint64_t k = static_cast<std::uint64_t>(tid) * keys_per_writer + j;
+        for (std::uint64_t v = 1; v <= puts_per_key; ++v) t.assign(k, v);
+      }
+      writing.fetch_sub(1);
+    } else {
+      while (writing.load() > 0) t.assign(1'000'000 + rng.below(1'000'000), 0);
+    }
+  });
+  std::uint64_t lost = 0;
+  for (std::uint64_t k = 0; k < delivered.size(); ++k) {
+    std::optional<std::uint64_t> held;
+    t.visit(k, [&](const std::uint64_t& v) { held = v; });
+    const auto& d = delivered[k];
+    const bool in_sink = std::find(d.begin(), d.end(), puts_per_key) != d.end();
+    if (!(held == puts_per_key || (!held && in_sink)) && lost++ < 5) {
+      ADD_FAILURE() << "key " << k << ": table holds " << (held ? std::to_string(*held) : "nothing")
+                    << ", sink got " << (in_sink ? "the last value" : "only older values");
+    }
+  }
+  EXPECT_EQ(lost, 0u);
+  EXPECT_GT(counters.total(detail::counter::evictions), 0u);
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ TEST(Builder, DefaultsAreTheBalancedPreset) {
   EXPECT_EQ(c.cold_tier_storage_path, "");
   EXPECT_TRUE(c.enable_simd);
   EXPECT_TRUE(c.enable_background_workers);
-  EXPECT_TRUE(c.enable_telemetry);
+  EXPECT_FALSE(c.enable_telemetry);  // opt-in, as Caffeine's recordStats()
   EXPECT_EQ(made->capacity(), 100'000u);
   EXPECT_EQ(made->size(), 0u);
 }
@@ -110,12 +110,12 @@ TEST(Builder, SwitchesAreRecorded) {
                   .hot_tier_max_entries(10)
                   .enable_simd(false)
                   .enable_background_workers(false)
-                  .enable_telemetry(false)
+                  .enable_telemetry(true)
                   .build();
   ASSERT_TRUE(made.ok()) << made.status();
   EXPECT_FALSE(made->config().enable_simd);
   EXPECT_FALSE(made->config().enable_background_workers);
-  EXPECT_FALSE(made->config().enable_telemetry);
+  EXPECT_TRUE(made->config().enable_telemetry);
 }
 
 TEST(Builder, ZeroHotEntriesIsInvalid) {
@@ -200,7 +200,7 @@ TEST(Builder, ValidCombinationsBuildWorkingCaches) {
 
 TEST(Builder, ABuilderCanBuildSeveralIndependentCaches) {
   auto builder = Typed::builder();
-  builder.hot_tier_max_entries(8).enable_telemetry(false);
+  builder.hot_tier_max_entries(8).enable_telemetry(true);
   auto a = builder.build();
   auto b = builder.build();
   ASSERT_TRUE(a.ok());
@@ -209,7 +209,7 @@ TEST(Builder, ABuilderCanBuildSeveralIndependentCaches) {
   EXPECT_FALSE(b->contains(1));
   EXPECT_EQ(a->capacity(), 8u);
   EXPECT_EQ(b->capacity(), 8u);
-  EXPECT_FALSE(b->config().enable_telemetry);
+  EXPECT_TRUE(b->config().enable_telemetry);
 }
 
 TEST(Builder, ErrorMessagesAreSpecific) {

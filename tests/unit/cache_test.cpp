@@ -496,7 +496,9 @@ TEST(CacheLifetime, StoredValuesAreDestroyedExactlyOnce) {
 }
 
 TEST(CacheStats, CountsLikeTypedCache) {
-  Cache cache = make_cache(100);
+  auto made = Cache::builder().hot_tier_max_entries(100).enable_telemetry(true).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  Cache& cache = *made;
   ASSERT_TRUE(cache.put("a", 1).ok());
   ASSERT_TRUE(cache.put("a", std::string("s")).ok());
   (void)cache.get<std::string>("a");  // hit

@@ -74,6 +74,11 @@ TEST(TagMatching, SimdAndSwarAgreeWithAByteByByteReference) {
           << std::hex << "tag " << t << " lo " << lo << " hi " << hi;
       ASSERT_EQ(detail::match_tags(true, lo, hi, pattern), want);
       ASSERT_EQ(detail::match_tags(false, lo, hi, pattern), want);
+      // The read path's group load (one 16-byte load where available) sees the same bytes.
+      alignas(16) std::atomic<std::uint64_t> words[2] = {lo, hi};
+      ASSERT_EQ(detail::match_group<true>(words, pattern), want)
+          << std::hex << "tag " << t << " lo " << lo << " hi " << hi;
+      ASSERT_EQ(detail::match_group<false>(words, pattern), want);
     }
     // Edge words: all equal, none equal.
     ASSERT_EQ(detail::match_swar(pattern, pattern, pattern), 0xffffu);
@@ -113,6 +118,7 @@ TEST(TagMatching, TagOfNeverReturnsEmptyOrReserved) {
       if (low >= 2) {
         ASSERT_EQ(tag, low);  // full tags keep the hash byte
       }
+      ASSERT_EQ(detail::tag_pattern_of(h), detail::tag_pattern(tag));
     }
   }
 }

@@ -20,21 +20,25 @@
 // group whose bit for its hash is clear. Erase simply empties the slot. Overflow bits are never
 // cleared while the table is shared, which is harmless because the window bounds every probe.
 //
-// Reads. visit() loads the tags of each probed group with two relaxed atomic loads, compares all
-// 16 with one SIMD instruction, verifies the key of each candidate and hands the value to the
-// caller. A read writes nothing shared: the only store is setting the slot's CLOCK reference bit,
-// and only when it is clear. Node-mode reads pin an epoch, which writes the reader's own record.
-// A lookup runs in two stages: inline, the home group's first tag match only, in straight-line
-// code; out of line, the full probe with retries (see find_and_visit).
+// Reads. visit() loads the 16 tags of each probed group (one 16-byte load, see tag_group.hpp),
+// compares all 16 with one SIMD instruction, verifies the key of each candidate and hands the
+// value to the caller. A read writes nothing shared: the only store is setting the slot's CLOCK
+// reference bit, and only when it is clear. Node-mode reads pin an epoch, which writes the reader's
+// own record. A lookup runs in two stages: inline, the home group's first tag match only, in
+// straight-line code; out of line, the full probe with retries (see find_and_visit).
 //
 // Writes. Every mutation of a key happens under the lock of the key's home group (group_lock,
-// separate from the headers so readers never see lock traffic). That serializes all writers of one
-// key, which is what makes compute() — and with it put_if_absent, replace, compare-and-swap —
-// atomic per key. Writers of different keys that race for the same empty slot resolve it with a
-// CAS of the tag from empty to reserved. Publication order: slot contents first, then the tag
-// (release); removal order: slot contents cleared first, then the tag, so a slot is never
-// reclaimed by another writer while its old contents are still being torn down. A writer
-// prefetches the lock word, tags and likely slot before taking the lock (warm_for_write).
+// separate from the headers so readers never see lock traffic), except a put that overwrites a
+// present key in a packed slot: that one opens the slot's seqlock with a CAS from the sequence it
+// read the key under (update_in_place), and every other writer of a packed slot opens it with a
+// CAS too. The lock serializes all other writers of one key, which is what makes compute() — and
+// with it put_if_absent, replace, compare-and-swap — atomic per key; a compute that an in-place
+// put overtook is ordered before that put (store_locked). Writers of different keys that race for
+// the same empty slot resolve it with a CAS of the tag from empty to reserved. Publication order:
+// slot contents first, then the tag (release); removal order: slot contents cleared first, then the
+// tag, so a slot is never reclaimed by another writer while its old contents are still being torn
+// down. A writer prefetches the lock word, tags and likely slot before taking the lock
+// (warm_for_write).
 //
 // Eviction. When an insert takes the size past capacity, the inserter (after releasing its lock)
 // runs a CLOCK sweep: a shared hand walks groups, each group resumes from its own hand position;
@@ -210,10 +214,14 @@ class hot_table {
       std::optional<packed_pair<K, V>> snapshot;
       std::optional<V> value_copy;
       const V* current = nullptr;
+      std::uint64_t seen = 0;
       if (found) {
-        // Stable under the lock: only this lock's holders write this key's slot or cell.
+        // The key stays in its slot under the lock. A node's value is stable too (only this
+        // lock's holders write it); a packed slot's value may still be overwritten by an
+        // in-place update (update_in_place), so what is decided here is applied only if the
+        // slot still holds the snapshot (`seen`).
         if constexpr (packed) {
-          snapshot = read_packed(slots_[*found]);
+          snapshot = read_packed(slots_[*found], &seen);
           current = &snapshot->value;
         } else if constexpr (inline_value) {
           value_copy = read_packed(slots_[*found].load(std::memory_order_relaxed)->cell);
@@ -228,14 +236,17 @@ class hot_table {
           break;
         case decision::kind::erase:
           if (found) {
-            remove_slot(*found, pin);
-            counters_.add(counter::removals);
+            // If an in-place update got there first, this erase is ordered before it (as in
+            // store_locked) and the key stays with that update's value.
+            if (remove_slot(*found, pin, packed ? &seen : nullptr)) {
+              counters_.add(counter::removals);
+            }
             return compute_outcome::erased;
           }
           break;
         case decision::kind::assign:
-          return store_locked(found, h, home, std::move(key), std::move(*d.value), pin,
-                              inserted_at);
+          return store_locked(found, h, home, std::move(key), std::move(*d.value), pin, inserted_at,
+                              packed ? &seen : nullptr);
       }
       return compute_outcome::kept;
     });
@@ -248,6 +259,9 @@ class hot_table {
   template <class KeyArg>
   compute_outcome assign(KeyArg&& key, V value) {
     const std::uint64_t h = hash_of(key);
+    if constexpr (packed) {
+      if (update_in_place(h, key, value)) return compute_outcome::updated;
+    }
     return write_key(h, [&](std::size_t home, pin_type& pin, std::size_t& inserted_at) {
       return store_locked(locate_locked(h, key), h, home, std::forward<KeyArg>(key),
                           std::move(value), pin, inserted_at);
@@ -325,7 +339,7 @@ class hot_table {
   };
   struct cell_node {
     cell_node(std::uint64_t h, K&& k, V&& v) : hash(h), key(std::move(k)) {
-      write_packed(cell, &v);
+      write_packed<false>(cell, &v);  // not yet reachable by anyone else
     }
     std::uint64_t hash;
     K key;
@@ -343,6 +357,7 @@ class hot_table {
     std::atomic<std::uint8_t> overflow{0};
     std::atomic<std::uint8_t> clock{0};  // this group's CLOCK hand position (next slot to examine)
   };
+  static_assert(alignof(group_header) >= 16, "match_group loads the tags with one aligned load");
 
   template <class Q>
   GOLDYLOX_ALWAYS_INLINE std::uint64_t hash_of(const Q& key) const {
@@ -385,9 +400,8 @@ class hot_table {
 
   // Sets slot i's CLOCK reference bit, writing only if it is clear.
   GOLDYLOX_ALWAYS_INLINE static void touch(group_header& hdr, unsigned i) noexcept {
-    const auto bit = static_cast<std::uint16_t>(1U << i);
-    if ((hdr.ref.load(std::memory_order_relaxed) & bit) == 0) {
-      hdr.ref.fetch_or(bit, std::memory_order_relaxed);
+    if (((hdr.ref.load(std::memory_order_relaxed) >> i) & 1U) == 0) {
+      hdr.ref.fetch_or(static_cast<std::uint16_t>(1U << i), std::memory_order_relaxed);
     }
   }
   void touch(std::size_t s) const noexcept { touch(headers_[s / group_width], s % group_width); }
@@ -436,28 +450,68 @@ class hot_table {
           return unpack(words);
         }
       }
-      if (spins > 64) {
-        std::this_thread::yield();
-      } else {
-        cpu_relax();
-      }
+      backoff(spins);
     }
   }
 
+  // Writing a cell: open_write makes the sequence odd (readers then wait or retry) and returns
+  // its previous value; close_write stores the new contents (nullptr: empty) and the next even
+  // sequence. An odd sequence is also the cell's write lock. Cells that other writers may race
+  // for (packed slots, which in-place updates write without the home lock) are opened with a CAS
+  // that waits out a writer in progress (Shared); a cell only its creator can reach is opened with
+  // a store.
+  template <bool Shared, class T>
+  static std::uint64_t open_write(seq_cell<T>& ps) noexcept {
+    if constexpr (Shared) {
+      for (unsigned spins = 0;; ++spins) {
+        std::uint64_t s = ps.seq.load(std::memory_order_relaxed);
+        if ((s & 1) == 0 && ps.seq.compare_exchange_weak(s, s | 1, std::memory_order_acquire,
+                                                         std::memory_order_relaxed)) {
+          return s;
+        }
+        backoff(spins);
+      }
+    } else {
+      const std::uint64_t s = ps.seq.load(std::memory_order_relaxed);
+      ps.seq.store(s | 1, std::memory_order_relaxed);
+      return s;
+    }
+  }
+
+  // Opens the cell only if it still holds exactly the contents read under sequence `seen`: any
+  // write since then has changed the sequence.
   template <class T>
-  static void write_packed(seq_cell<T>& ps, const std::type_identity_t<T>* contents) noexcept {
-    const std::uint64_t s = ps.seq.load(std::memory_order_relaxed);
-    ps.seq.store(s | 1, std::memory_order_relaxed);
+  static bool open_write_if(seq_cell<T>& ps, std::uint64_t seen) noexcept {
+    return ps.seq.compare_exchange_strong(seen, seen | 1, std::memory_order_acquire,
+                                          std::memory_order_relaxed);
+  }
+
+  template <class T>
+  static void close_write(seq_cell<T>& ps, std::uint64_t opened,
+                          const std::type_identity_t<T>* contents) noexcept {
     if (contents != nullptr) {
       std::uint64_t words[seq_cell<T>::words] = {};
       std::memcpy(words, contents, sizeof(T));
-      // Release stores order the odd sequence above before each word (see read_packed).
+      // Release stores order the odd sequence before each word (see read_packed).
       for (std::size_t w = 0; w < seq_cell<T>::words; ++w) {
         ps.data[w].store(words[w], std::memory_order_release);
       }
     }
-    const std::uint64_t next = (((s >> 2) + 1) << 2) | (contents != nullptr ? 2 : 0);
+    const std::uint64_t next = (((opened >> 2) + 1) << 2) | (contents != nullptr ? 2 : 0);
     ps.seq.store(next, std::memory_order_release);
+  }
+
+  template <bool Shared, class T>
+  static void write_packed(seq_cell<T>& ps, const std::type_identity_t<T>* contents) noexcept {
+    close_write(ps, open_write<Shared>(ps), contents);
+  }
+
+  static void backoff(unsigned spins) noexcept {
+    if (spins > 64) {
+      std::this_thread::yield();
+    } else {
+      cpu_relax();
+    }
   }
 
   // A node's value as a lock-free reader sees it: a reference into an immutable node, or a
@@ -502,9 +556,7 @@ class hot_table {
   template <bool Touch, bool Simd, class Q, class F>
   GOLDYLOX_ALWAYS_INLINE probe_result probe_home(std::uint64_t h, const Q& key, F& f) const {
     group_header& hdr = headers_[home_group(h)];
-    const unsigned m =
-        match_tags<Simd>(hdr.tags[0].load(std::memory_order_relaxed),
-                         hdr.tags[1].load(std::memory_order_relaxed), tag_pattern(tag_of(h)));
+    const unsigned m = match_group<Simd>(hdr.tags, tag_pattern_of(h));
     if (m != 0) {
       const unsigned i = static_cast<unsigned>(std::countr_zero(m));
       const slot& sl = slots_[home_group(h) * group_width + i];
@@ -580,14 +632,13 @@ class hot_table {
     group_header* const headers = headers_.get();
     const slot* const slots = slots_.get();
     const std::size_t groups = groups_;
-    const std::uint64_t pattern = tag_pattern(tag_of(h));
+    const std::uint64_t pattern = tag_pattern_of(h);
     std::size_t g = home_group(h);
     // Readers probe the full window even in tables smaller than it: revisiting a group is
     // harmless for a read, and a constant bound frees a register.
     for (unsigned p = 0;;) {
       group_header& hdr = headers[g];
-      unsigned m = match_tags<Simd>(hdr.tags[0].load(std::memory_order_relaxed),
-                                    hdr.tags[1].load(std::memory_order_relaxed), pattern);
+      unsigned m = match_group<Simd>(hdr.tags, pattern);
       while (m != 0) {
         const unsigned i = static_cast<unsigned>(std::countr_zero(m));
         const slot& sl = slots[g * group_width + i];
@@ -625,12 +676,16 @@ class hot_table {
   }
 
   // The store at the heart of every insert-or-overwrite; the caller holds the home lock and has
-  // located the key (`found`). Sets *inserted_at when it claims a new slot.
+  // located the key (`found`). Sets *inserted_at when it claims a new slot. With `seen` (packed
+  // slots), an overwrite happens only if the slot still holds the contents read under that
+  // sequence; if an in-place update got there first, this write is ordered before it and
+  // superseded by it: both overlapped, and the key ends with the later value, as it must.
   template <class KeyArg>
   compute_outcome store_locked(std::optional<std::size_t> found, std::uint64_t h, std::size_t home,
-                               KeyArg&& key, V&& value, pin_type& pin, std::size_t& inserted_at) {
+                               KeyArg&& key, V&& value, pin_type& pin, std::size_t& inserted_at,
+                               const std::uint64_t* seen = nullptr) {
     if (found) {
-      replace_value(*found, h, std::forward<KeyArg>(key), std::move(value), pin);
+      replace_value(*found, h, std::forward<KeyArg>(key), std::move(value), pin, seen);
       touch(*found);
       counters_.add(counter::updates);
       return compute_outcome::updated;
@@ -650,9 +705,8 @@ class hot_table {
   void warm_for_write(std::uint64_t h, std::size_t home) const noexcept {
     prefetch<true>(&locks_[home]);
     const group_header& hdr = headers_[home];
-    const unsigned m =
-        match_tags(simd_, hdr.tags[0].load(std::memory_order_relaxed),
-                   hdr.tags[1].load(std::memory_order_relaxed), tag_pattern(tag_of(h)));
+    const unsigned m = match_tags(simd_, hdr.tags[0].load(std::memory_order_relaxed),
+                                  hdr.tags[1].load(std::memory_order_relaxed), tag_pattern_of(h));
     if (m != 0) prefetch<true>(&slots_[home * group_width + std::countr_zero(m)]);
   }
 
@@ -665,14 +719,15 @@ class hot_table {
     return s;
   }
 
-  // Under the key's home lock, a slot holding this key cannot change, and no other slot can come
-  // to hold it (inserting or removing the key needs that lock). Slots of other keys may be
-  // mid-write. So a key that fits in one word is compared with one plain atomic load: a load
-  // never tears, and the only way to see this key is in its own, stable slot. Larger keys are
+  // Under the key's home lock, no other slot can come to hold this key and its slot cannot lose
+  // it (inserting or removing the key needs that lock); an in-place put rewrites the key's word
+  // only with the same bytes. Slots of other keys may be mid-write. So a key that fits in one word
+  // is compared with one plain atomic load: a load never tears, and the only way to see this key
+  // is in its own slot. Larger keys are
   // read through the seqlock, so a torn copy cannot fake a match.
   template <bool Simd, class Q>
   std::size_t find_slot(std::uint64_t h, const Q& key) const {
-    const std::uint64_t pattern = tag_pattern(tag_of(h));
+    const std::uint64_t pattern = tag_pattern_of(h);
     std::size_t g = home_group(h);
     for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
       const group_header& hdr = headers_[g];
@@ -699,12 +754,53 @@ class hot_table {
     return no_slot;
   }
 
+  // Overwrites the value of a present key without the home lock (packed slots): find the key
+  // as a reader does, then open the slot's seqlock with a CAS from the exact sequence the key was
+  // read under. The CAS succeeds only if nothing was written since, so the slot still holds this
+  // key and nothing else is writing it. A put that updates then writes one shared cache line, the
+  // slot's; through the lock it also wrote the lock's line, and each line that the other core
+  // last wrote costs a cross-core transfer (docs/benchmarks.md). Returns false if the key is
+  // absent: inserting needs the lock. Every other writer of a packed slot opens it with a CAS too
+  // (open_write<true>, or open_write_if from what it read), so none can be overwritten unseen.
+  template <class Q>
+  bool update_in_place(std::uint64_t h, const Q& key, const V& value)
+    requires packed
+  {
+    const std::uint64_t pattern = tag_pattern_of(h);
+    std::size_t g = home_group(h);
+    for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
+      group_header& hdr = headers_[g];
+      unsigned m =
+          simd_ ? match_group<true>(hdr.tags, pattern) : match_group<false>(hdr.tags, pattern);
+      while (m != 0) {
+        const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+        m &= m - 1;
+        packed_slot& sl = slots_[g * group_width + i];
+        for (;;) {
+          std::uint64_t seen = 0;
+          const std::optional<packed_pair<K, V>> kv = read_packed(sl, &seen);
+          if (!kv || !eq_(kv->key, key)) break;
+          if (open_write_if(sl, seen)) {
+            const packed_pair<K, V> fresh{kv->key, value};
+            close_write(sl, seen, &fresh);
+            touch(hdr, i);
+            counters_.add(counter::updates);
+            return true;
+          }
+          // Another writer got in between: read the slot again.
+        }
+      }
+      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) break;
+    }
+    return false;
+  }
+
   // ---- mutation (caller holds the home lock of the key involved) ----
 
   void publish(std::size_t s, std::uint64_t h, K&& key, V&& value) {
     if constexpr (packed) {
       const packed_pair<K, V> kv{std::move(key), std::move(value)};
-      write_packed(slots_[s], &kv);
+      write_packed<false>(slots_[s], &kv);  // a reserved slot: no other writer can reach it
     } else {
       try {
         slots_[s].store(new node(h, std::move(key), std::move(value)), std::memory_order_release);
@@ -720,33 +816,56 @@ class hot_table {
   }
 
   template <class KeyArg>
-  void replace_value(std::size_t s, std::uint64_t h, KeyArg&& key, V&& value, pin_type& pin) {
+  void replace_value(std::size_t s, std::uint64_t h, KeyArg&& key, V&& value, pin_type& pin,
+                     const std::uint64_t* seen) {
     if constexpr (packed) {
       (void)pin;
+      packed_slot& sl = slots_[s];
+      std::uint64_t opened = 0;
+      if (seen == nullptr) {
+        opened = open_write<true>(sl);
+      } else if (open_write_if(sl, *seen)) {
+        opened = *seen;
+      } else {
+        return;  // superseded (see store_locked)
+      }
       const packed_pair<K, V> kv{K(std::forward<KeyArg>(key)), std::move(value)};
-      write_packed(slots_[s], &kv);
+      close_write(sl, opened, &kv);
     } else if constexpr (inline_value) {
-      (void)h, (void)key, (void)pin;  // the key stays: no copy of it is made
+      (void)h, (void)key, (void)pin, (void)seen;  // the key stays: no copy of it is made
       const V v = std::move(value);
-      write_packed(slots_[s].load(std::memory_order_relaxed)->cell, &v);
+      // Only holders of the key's home lock write a node's cell.
+      write_packed<false>(slots_[s].load(std::memory_order_relaxed)->cell, &v);
     } else {
+      (void)seen;
       node* fresh = new node(h, K(std::forward<KeyArg>(key)), std::move(value));
       node* old = slots_[s].exchange(fresh, std::memory_order_seq_cst);
       pin->retire(old);
     }
   }
 
-  void remove_slot(std::size_t s, pin_type& pin) {
+  // Empties slot s. With `seen` (packed slots), only if it still holds the contents read under
+  // that sequence; returns false if an in-place update changed it meanwhile.
+  bool remove_slot(std::size_t s, pin_type& pin, const std::uint64_t* seen = nullptr) {
     const std::uint8_t tag = tag_of_slot(s);
     if constexpr (packed) {
       (void)pin;
-      write_packed(slots_[s], nullptr);
+      packed_slot& sl = slots_[s];
+      if (seen == nullptr) {
+        write_packed<true>(sl, nullptr);
+      } else if (open_write_if(sl, *seen)) {
+        close_write(sl, *seen, nullptr);
+      } else {
+        return false;
+      }
     } else {
+      (void)seen;
       node* old = slots_[s].exchange(nullptr, std::memory_order_seq_cst);
       pin->retire(old);
     }
     flip_tag(s, tag, tag_empty);
     size_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
   }
 
   // Reserves a free slot in the key's probe window, evicting inside the window if it is full.
@@ -812,14 +931,15 @@ class hot_table {
       const auto bit = static_cast<std::uint16_t>(1U << (s % group_width));
       if ((headers_[s / group_width].ref.load(std::memory_order_relaxed) & bit) != 0) return false;
     }
-    if (to_sink && sink_) {
-      if constexpr (packed) {
-        deliver(snapshot->key, snapshot->value);
-      } else {
-        deliver(observed->key, node_value(*observed));
-      }
+    if constexpr (packed) {
+      // Removed only if no in-place update slipped in since the check above, so the sink never
+      // receives a value older than one a put has already acknowledged.
+      if (!remove_slot(s, pin, &observed_seq)) return false;
+      if (to_sink && sink_) deliver(snapshot->key, snapshot->value);
+    } else {
+      if (to_sink && sink_) deliver(observed->key, node_value(*observed));
+      remove_slot(s, pin);
     }
-    remove_slot(s, pin);
     if (to_sink) counters_.add(counter::evictions);
     return true;
   }

@@ -14,6 +14,18 @@
 #define GOLDYLOX_HAS_SSE2 0
 #endif
 
+// ThreadSanitizer builds (GCC defines __SANITIZE_THREAD__, clang has the feature test).
+#if defined(__SANITIZE_THREAD__)
+#define GOLDYLOX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GOLDYLOX_TSAN 1
+#endif
+#endif
+#ifndef GOLDYLOX_TSAN
+#define GOLDYLOX_TSAN 0
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define GOLDYLOX_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GOLDYLOX_UNLIKELY(x) __builtin_expect(!!(x), 0)
