@@ -558,7 +558,7 @@ class hot_table {
     group_header& hdr = headers_[home_group(h)];
     const unsigned m = match_group<Simd>(hdr.tags, tag_pattern_of(h));
     if (m != 0) {
-      const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+      const auto i = static_cast<std::size_t>(static_cast<unsigned>(std::countr_zero(m)));
       const slot& sl = slots_[home_group(h) * group_width + i];
       if constexpr (packed) {
         packed_words words;
@@ -566,7 +566,9 @@ class hot_table {
         for (std::size_t w = 0; w < packed_slot::words; ++w) {
           words.w[w] = sl.data[w].load(std::memory_order_acquire);  // see read_packed
         }
-        if (GOLDYLOX_UNLIKELY((s1 & 3) != 2 || sl.seq.load(std::memory_order_relaxed) != s1)) {
+        // (s1 & 3) != 2, i.e. mid-write or empty, as one subtract and one test.
+        if (GOLDYLOX_UNLIKELY(((s1 - 2) & 3) != 0 ||
+                              sl.seq.load(std::memory_order_relaxed) != s1)) {
           return probe_result::incomplete;  // mid-write, or emptied since the tag was read
         }
         const packed_pair<K, V> kv = unpack(words);
