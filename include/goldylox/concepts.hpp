@@ -3,13 +3,16 @@
 //  * cache_key / cache_value — what user keys and values must provide.
 //  * hasher_for             — what a custom hasher must provide.
 //  * hot_tier               — what the engine needs from its first tier.
-// The warm tier's eviction_policy and the cold tier's codec contracts join this header when those
-// tiers land.
+//  * eviction_policy        — what the warm tier (and goldylox-sim) needs from a replacement
+//                             policy; users can write their own.
+// The cold tier's codec contract joins this header when that tier lands.
 #pragma once
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <string_view>
 #include <type_traits>
 
 #include "goldylox/detail/hash.hpp"
@@ -54,5 +57,32 @@ concept hot_tier =
       { ct.capacity() } -> std::convertible_to<std::size_t>;
       { ct.memory_bytes() } -> std::convertible_to<std::size_t>;
     };
+
+// A replacement policy over dense slots. The owner (a warm-tier shard, or goldylox-sim) maps
+// each resident key to a slot in [0, capacity()) and tells the policy what happens:
+//   on_hit(s)             a resident entry was read;
+//   on_miss(hash)         a key not resident was requested (before anything else is done about
+//                         it): policies with history (ghost lists, frequency sketches) look it up;
+//   victim()              the owner is full and needs room: the policy picks a resident slot,
+//                         forgets it and returns it (the owner then frees that slot);
+//   on_insert(s, hash)    the missed key was stored in slot s;
+//   on_erase(s)           the owner removed s on its own (a delete, an expiry).
+// A miss is always on_miss, then victim() while size() == capacity(), then on_insert. The hash
+// identifies a key across its stays in the cache (ghost entries remember hashes, not keys).
+// Construction takes the capacity in entries and throws std::invalid_argument for 0. A policy is
+// used by one thread at a time; each must cost O(1) amortised per event (or bounded sampling).
+template <class P>
+concept eviction_policy = std::constructible_from<P, std::size_t> &&
+                          requires(P& p, const P& cp, typename P::slot s, std::uint64_t hash) {
+                            requires std::same_as<typename P::slot, std::uint32_t>;
+                            p.on_hit(s);
+                            p.on_miss(hash);
+                            { p.victim() } -> std::same_as<typename P::slot>;
+                            p.on_insert(s, hash);
+                            p.on_erase(s);
+                            { cp.size() } -> std::convertible_to<std::size_t>;
+                            { cp.capacity() } -> std::convertible_to<std::size_t>;
+                            { P::name } -> std::convertible_to<std::string_view>;
+                          };
 
 GOLDYLOX_END_NAMESPACE

@@ -11,6 +11,7 @@
 #include "goldylox/cache.hpp"        // IWYU pragma: export
 #include "goldylox/concepts.hpp"     // IWYU pragma: export
 #include "goldylox/config.hpp"       // IWYU pragma: export
+#include "goldylox/policies.hpp"     // IWYU pragma: export
 #include "goldylox/stats.hpp"        // IWYU pragma: export
 #include "goldylox/typed_cache.hpp"  // IWYU pragma: export
 #include "goldylox/version.hpp"      // IWYU pragma: export

@@ -1,0 +1,99 @@
+// Intrusive doubly-linked lists over dense entry indices, the building block of the eviction
+// policies.
+//
+// Layout: one array of {prev, next} links for `entries` indices followed by one sentinel per list,
+// so every list is circular through its own sentinel and no operation branches on an empty list.
+// An entry is on at most one list at a time. Front is the most recent end (the head), back the
+// oldest (the tail); the policies evict from the back. Indices are 32-bit: a policy instance
+// (one warm-tier shard, or one simulated cache) never holds more than 2^32 - lists entries, and
+// the links cost 8 bytes per entry instead of 16 for pointers.
+//
+// Not thread-safe: a policy is owned by one shard and used under its lock.
+#pragma once
+
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "goldylox/version.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+namespace detail {
+
+class index_lists {
+ public:
+  using index = std::uint32_t;
+  static constexpr index none = 0xffffffffU;
+
+  index_lists(std::size_t entries, std::size_t lists)
+      : entries_(static_cast<index>(entries)), links_(entries + lists), sizes_(lists, 0) {
+    for (std::size_t l = 0; l < lists; ++l) {
+      const index s = sentinel(static_cast<unsigned>(l));
+      links_[s] = {s, s};
+    }
+  }
+
+  std::size_t size(unsigned list) const noexcept { return sizes_[list]; }
+  bool empty(unsigned list) const noexcept { return sizes_[list] == 0; }
+  std::size_t entries() const noexcept { return entries_; }
+
+  // The most recent / oldest entry of a list; `none` if it is empty.
+  index front(unsigned list) const noexcept { return real(links_[sentinel(list)].next); }
+  index back(unsigned list) const noexcept { return real(links_[sentinel(list)].prev); }
+  // The entry after i towards the back, or `none` at the back.
+  index next_older(index i) const noexcept { return real(links_[i].next); }
+
+  void push_front(unsigned list, index i) noexcept { insert_after(sentinel(list), i, list); }
+  void push_back(unsigned list, index i) noexcept {
+    insert_after(links_[sentinel(list)].prev, i, list);
+  }
+  // Inserts i right after entry `at` (on `list`), i.e. one step towards the back.
+  void insert_behind(unsigned list, index at, index i) noexcept { insert_after(at, i, list); }
+  void unlink(unsigned list, index i) noexcept {
+    assert(sizes_[list] > 0);
+    const link l = links_[i];
+    links_[l.prev].next = l.next;
+    links_[l.next].prev = l.prev;
+    --sizes_[list];
+  }
+  void move_to_front(unsigned from, unsigned to, index i) noexcept {
+    unlink(from, i);
+    push_front(to, i);
+  }
+  index pop_back(unsigned list) noexcept {
+    const index i = back(list);
+    if (i != none) unlink(list, i);
+    return i;
+  }
+  index pop_front(unsigned list) noexcept {
+    const index i = front(list);
+    if (i != none) unlink(list, i);
+    return i;
+  }
+
+  static constexpr std::size_t bytes_per_entry() noexcept { return sizeof(link); }
+
+ private:
+  struct link {
+    index prev;
+    index next;
+  };
+
+  index sentinel(unsigned list) const noexcept { return entries_ + list; }
+  index real(index i) const noexcept { return i >= entries_ ? none : i; }
+  void insert_after(index at, index i, unsigned list) noexcept {
+    const index after = links_[at].next;
+    links_[i] = {at, after};
+    links_[at].next = i;
+    links_[after].prev = i;
+    ++sizes_[list];
+  }
+
+  index entries_;
+  std::vector<link> links_;
+  std::vector<std::size_t> sizes_;
+};
+
+}  // namespace detail
+GOLDYLOX_END_NAMESPACE
