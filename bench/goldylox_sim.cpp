@@ -49,6 +49,12 @@ const std::vector<policy_entry>& all_policies() {
       entry_for<goldylox::policy::clock>("clock"),
       entry_for<goldylox::policy::lfu>("lfu"),
       entry_for<goldylox::policy::arc>("arc"),
+      entry_for<goldylox::policy::lirs>("lirs"),
+      entry_for<goldylox::policy::s3fifo>("s3fifo"),
+      entry_for<goldylox::policy::sieve>("sieve"),
+      entry_for<goldylox::policy::w_tinylfu>("w-tinylfu"),
+      entry_for<goldylox::policy::w_tinylfu_fixed>("w-tinylfu-fixed"),
+      entry_for<goldylox::policy::adaptive>("adaptive"),
       {"belady", [](const std::vector<gd::trace_request>& t,
                     std::size_t c) { return gd::replay_belady(t, c); }},
   };
@@ -84,6 +90,7 @@ struct options {
   unsigned id_column = 0;
   enum class output { table, csv, json, markdown } out = output::table;
   bool sizes_given = false;
+  std::string score;                            // a policy to rank against the others
   std::string reference;                        // a reference_miss_ratios.tsv
   std::vector<std::string> reference_policies;  // empty: all in the file
   std::string svg;
@@ -105,6 +112,8 @@ void print_help() {
       "                    requests, miss_ratio): its sizes for each trace unless --sizes is\n"
       "                    given, and its policies' results as extra rows named ref:POLICY\n"
       "  --reference-policies LIST  only these of the reference file's policies\n"
+      "  --score POLICY    after the output, rank POLICY at each trace and size against the\n"
+      "                    best of every other column except belady (and lru, belady)\n"
       "  --svg FILE        write a hit-ratio plot per trace\n"
       "  --quiet           no progress on stderr\n"
       "Options with a value also take the form --option=value.\n",
@@ -120,8 +129,8 @@ options parse(int argc, char** argv) {
     std::string val = eq == std::string_view::npos ? "" : std::string(a.substr(eq + 1));
     // Options with a value take it as --opt=value or as the next argument.
     static constexpr std::string_view with_value[] = {
-        "--policies",          "--sizes", "--format", "--id-column", "--svg", "--reference",
-        "--reference-policies"};
+        "--policies", "--sizes",     "--format", "--id-column",
+        "--svg",      "--reference", "--score",  "--reference-policies"};
     if (eq == std::string_view::npos &&
         std::find(std::begin(with_value), std::end(with_value), key) != std::end(with_value)) {
       if (i + 1 >= argc) usage_error(std::string(key) + " needs a value");
@@ -178,6 +187,8 @@ options parse(int argc, char** argv) {
       o.out = options::output::markdown;
     } else if (key == "--reference") {
       o.reference = val;
+    } else if (key == "--score") {
+      o.score = val;
     } else if (key == "--reference-policies") {
       o.reference_policies = split(val);
     } else if (key == "--svg") {
@@ -384,6 +395,48 @@ void print_markdown(const std::vector<row>& rows) {
   }
 }
 
+// How `name` compares with the best of every other policy (Belady aside) at each trace and size:
+// the points within one point of hit ratio, the points more than one point below LRU, and the
+// mean distance to Belady.
+void print_score(const std::vector<row>& rows, const std::string& name) {
+  std::map<std::pair<std::string, std::size_t>, std::map<std::string, double>> hit;
+  for (const row& r : rows) hit[{r.trace, r.size}][r.policy] = 100 * (1 - r.result.miss_ratio());
+  int points = 0, within = 0, below_lru = 0, with_opt = 0;
+  double to_opt = 0;
+  std::printf("\n%s against the best of the other policies (hit ratio %%):\n", name.c_str());
+  for (const auto& [at, by] : hit) {
+    const auto me = by.find(name);
+    if (me == by.end()) continue;
+    double best = -1;
+    std::string best_name;
+    for (const auto& [p, h] : by) {
+      if (p != name && p != "belady" && h > best) {
+        best = h;
+        best_name = p;
+      }
+    }
+    if (best < 0) continue;
+    ++points;
+    const bool ok = me->second >= best - 1.0;
+    within += ok ? 1 : 0;
+    if (const auto lru = by.find("lru"); lru != by.end() && me->second < lru->second - 1.0) {
+      ++below_lru;
+    }
+    if (const auto opt = by.find("belady"); opt != by.end()) {
+      to_opt += opt->second - me->second;
+      ++with_opt;
+    }
+    std::printf("  %-16s %8zu  %s %6.2f  best %6.2f (%s)  %+6.2f%s\n", at.first.c_str(), at.second,
+                name.c_str(), me->second, best, best_name.c_str(), me->second - best,
+                ok ? "" : "  <- more than 1 point below");
+  }
+  std::printf(
+      "%s: within 1 point of the best at %d of %d points (%.1f %%); more than 1 point "
+      "below lru at %d; mean gap to belady %.2f points\n",
+      name.c_str(), within, points, points ? 100.0 * within / points : 0.0, below_lru,
+      with_opt ? to_opt / with_opt : 0.0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -495,5 +548,6 @@ int main(int argc, char** argv) {
       }
       break;
   }
+  if (!o.score.empty()) print_score(rows, o.score);
   return 0;
 }

@@ -5,15 +5,28 @@
 //   policy::clock   second chance (one reference bit)
 //   policy::lfu     least frequently used, counts kept while resident, ties to the oldest
 //   policy::arc     Adaptive Replacement Cache (Megiddo & Modha)
+//   policy::lirs    Low Inter-reference Recency Set (Jiang & Zhang)
+//   policy::s3fifo  S3-FIFO (Yang et al.): small, main and ghost FIFO queues
+//   policy::sieve   SIEVE (Zhang et al.): a FIFO with a hand that clears visited bits
+//   policy::w_tinylfu        W-TinyLFU with Caffeine's hill-climbing window
+//   policy::w_tinylfu_fixed  W-TinyLFU with a fixed 1 % window
+//   policy::adaptive  the default: follows the best of LIRS (with 3 ghosts per entry), lru, arc,
+//                     s3fifo, w_tinylfu and sieve on the current workload (adaptive_of<...>
+//                     picks other experts)
 //
 // Each satisfies goldylox::eviction_policy (concepts.hpp), which is also what a user policy must
 // satisfy; docs/eviction.md has their behaviour, costs and measured hit ratios.
 #pragma once
 
 #include "goldylox/concepts.hpp"
+#include "goldylox/detail/policy_adaptive.hpp"
 #include "goldylox/detail/policy_arc.hpp"
 #include "goldylox/detail/policy_classic.hpp"
 #include "goldylox/detail/policy_lfu.hpp"
+#include "goldylox/detail/policy_lirs.hpp"
+#include "goldylox/detail/policy_s3fifo.hpp"
+#include "goldylox/detail/policy_sieve.hpp"
+#include "goldylox/detail/policy_tinylfu.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace policy {
@@ -23,9 +36,22 @@ using fifo = detail::fifo_policy;
 using clock = detail::clock_policy;
 using lfu = detail::lfu_policy;
 using arc = detail::arc_policy;
+using lirs = detail::lirs_policy;
+using s3fifo = detail::s3fifo_policy;
+using sieve = detail::sieve_policy;
+using w_tinylfu = detail::w_tinylfu_policy;
+using w_tinylfu_fixed = detail::w_tinylfu_fixed_policy;
+
+// An adaptive policy over any experts (each an eviction_policy); the first leads at the start.
+template <eviction_policy... Experts>
+using adaptive_of = detail::adaptive_policy<Experts...>;
+using adaptive_options = detail::adaptive_options;
+using adaptive = adaptive_of<detail::lirs_deep_policy, lru, arc, s3fifo, w_tinylfu, sieve>;
 
 static_assert(eviction_policy<lru> && eviction_policy<fifo> && eviction_policy<clock> &&
-              eviction_policy<lfu> && eviction_policy<arc>);
+              eviction_policy<lfu> && eviction_policy<arc> && eviction_policy<lirs> &&
+              eviction_policy<s3fifo> && eviction_policy<sieve> && eviction_policy<w_tinylfu> &&
+              eviction_policy<w_tinylfu_fixed> && eviction_policy<adaptive>);
 
 }  // namespace policy
 GOLDYLOX_END_NAMESPACE

@@ -116,6 +116,12 @@ class arc_policy {
 
   void on_erase(slot s) noexcept { resident_.unlink(list_of_[s], s); }
 
+  // Another policy chose s (the adaptive policy's experts): it leaves a ghost, as REPLACE's do.
+  void evict(slot s) {
+    resident_.unlink(list_of_[s], s);
+    add_ghost(list_of_[s] == t1 ? b1_list : b2_list, hash_of_[s]);
+  }
+
   static constexpr std::size_t bytes_per_entry() noexcept {
     return 2 * (index_lists::bytes_per_entry() + sizeof(std::uint64_t)) + 1 + 16;
   }
@@ -126,8 +132,12 @@ class arc_policy {
   enum class pending : std::uint8_t { none, from_b1, from_b2 };
 
   void add_ghost(unsigned list, std::uint64_t hash) {
-    if (free_ghosts_.empty()) drop_ghost(ghosts_.back(list == b1_list ? b2_list : b1_list));
-    if (free_ghosts_.empty()) drop_ghost(ghosts_.back(list));
+    // The paper's trimming keeps the pool from running out; evictions decided by another policy
+    // (evict()) can still fill it, and then the other list's oldest ghost goes first.
+    if (free_ghosts_.empty()) {
+      const unsigned other = list == b1_list ? b2_list : b1_list;
+      drop_ghost(ghosts_.back(ghosts_.empty(other) ? list : other));
+    }
     const slot g = free_ghosts_.back();
     free_ghosts_.pop_back();
     ghosts_.push_front(list, g);

@@ -2,9 +2,8 @@
 // under libCacheSim's rules so results compare with its published numbers: capacity in objects,
 // a cold start, every request counted, every miss inserted.
 //
-// A policy is driven exactly as the warm tier drives it (concepts.hpp: on_hit; or on_miss, then
-// victim() while full, then on_insert), with the object id as the key hash (ids are distinct, so
-// ghost lists never confuse two objects). Slots are recycled through a free list.
+// A policy is driven through simulated_cache, exactly as the warm tier drives it, with the object
+// id as the key hash (ids are distinct, so ghost lists never confuse two objects).
 //
 // Belady (OPT/MIN) evicts the resident object whose next request is farthest away, never-again
 // counting as infinitely far; a max-heap with lazy deletion makes it O(log n) per request. The
@@ -21,6 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "goldylox/concepts.hpp"
+#include "goldylox/detail/simulated_cache.hpp"
 #include "goldylox/detail/trace.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -36,32 +36,11 @@ struct replay_result {
 
 template <eviction_policy P>
 replay_result replay(const std::vector<trace_request>& trace, std::size_t capacity) {
-  using slot = typename P::slot;
-  P policy(capacity);
-  absl::flat_hash_map<std::uint64_t, slot> where;
-  where.reserve(capacity + 1);
-  std::vector<std::uint64_t> id_of(capacity);
-  std::vector<slot> free_slots(capacity);
-  for (std::size_t i = 0; i < capacity; ++i) free_slots[i] = static_cast<slot>(capacity - 1 - i);
+  simulated_cache<P> cache(capacity);
   replay_result r;
   for (const trace_request& q : trace) {
     ++r.requests;
-    if (const auto it = where.find(q.id); it != where.end()) {
-      policy.on_hit(it->second);
-      continue;
-    }
-    ++r.misses;
-    policy.on_miss(q.id);
-    while (free_slots.empty()) {
-      const slot v = policy.victim();
-      where.erase(id_of[v]);
-      free_slots.push_back(v);
-    }
-    const slot s = free_slots.back();
-    free_slots.pop_back();
-    id_of[s] = q.id;
-    where.emplace(q.id, s);
-    policy.on_insert(s, q.id);
+    if (!cache.access(q.id)) ++r.misses;
   }
   return r;
 }
