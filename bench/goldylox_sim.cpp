@@ -54,6 +54,7 @@ const std::vector<policy_entry>& all_policies() {
       entry_for<goldylox::policy::sieve>("sieve"),
       entry_for<goldylox::policy::w_tinylfu>("w-tinylfu"),
       entry_for<goldylox::policy::w_tinylfu_fixed>("w-tinylfu-fixed"),
+      entry_for<goldylox::policy::linear_model>("linear-model"),
       entry_for<goldylox::policy::adaptive>("adaptive"),
       {"belady", [](const std::vector<gd::trace_request>& t,
                     std::size_t c) { return gd::replay_belady(t, c); }},

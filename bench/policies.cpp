@@ -69,6 +69,7 @@ GOLDYLOX_POLICY_BENCH(gl::policy::lirs);
 GOLDYLOX_POLICY_BENCH(gl::policy::s3fifo);
 GOLDYLOX_POLICY_BENCH(gl::policy::sieve);
 GOLDYLOX_POLICY_BENCH(gl::policy::w_tinylfu);
+GOLDYLOX_POLICY_BENCH(gl::policy::linear_model);
 GOLDYLOX_POLICY_BENCH(gl::policy::adaptive);
 
 }  // namespace

@@ -10,6 +10,7 @@
 //   policy::sieve   SIEVE (Zhang et al.): a FIFO with a hand that clears visited bits
 //   policy::w_tinylfu        W-TinyLFU with Caffeine's hill-climbing window
 //   policy::w_tinylfu_fixed  W-TinyLFU with a fixed 1 % window
+//   policy::linear_model     an online-trained linear model ranks a sample of entries
 //   policy::adaptive  the default: follows the best of LIRS (with 3 ghosts per entry), lru, arc,
 //                     s3fifo, w_tinylfu and sieve on the current workload (adaptive_of<...>
 //                     picks other experts)
@@ -23,6 +24,7 @@
 #include "goldylox/detail/policy_arc.hpp"
 #include "goldylox/detail/policy_classic.hpp"
 #include "goldylox/detail/policy_lfu.hpp"
+#include "goldylox/detail/policy_linear.hpp"
 #include "goldylox/detail/policy_lirs.hpp"
 #include "goldylox/detail/policy_s3fifo.hpp"
 #include "goldylox/detail/policy_sieve.hpp"
@@ -41,6 +43,8 @@ using s3fifo = detail::s3fifo_policy;
 using sieve = detail::sieve_policy;
 using w_tinylfu = detail::w_tinylfu_policy;
 using w_tinylfu_fixed = detail::w_tinylfu_fixed_policy;
+using linear_model = detail::linear_model_policy;
+using linear_model_options = detail::linear_model_options;
 
 // An adaptive policy over any experts (each an eviction_policy); the first leads at the start.
 template <eviction_policy... Experts>
@@ -51,7 +55,8 @@ using adaptive = adaptive_of<detail::lirs_deep_policy, lru, arc, s3fifo, w_tinyl
 static_assert(eviction_policy<lru> && eviction_policy<fifo> && eviction_policy<clock> &&
               eviction_policy<lfu> && eviction_policy<arc> && eviction_policy<lirs> &&
               eviction_policy<s3fifo> && eviction_policy<sieve> && eviction_policy<w_tinylfu> &&
-              eviction_policy<w_tinylfu_fixed> && eviction_policy<adaptive>);
+              eviction_policy<w_tinylfu_fixed> && eviction_policy<linear_model> &&
+              eviction_policy<adaptive>);
 
 }  // namespace policy
 GOLDYLOX_END_NAMESPACE
