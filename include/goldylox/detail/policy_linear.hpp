@@ -30,7 +30,7 @@
 //
 // Memory per entry: 40 B of entry (hash, last access, insertion, hits, gap, returns, residency);
 // per pair (up to one per entry) ~56 B plus two index entries (~32 B); per ghost (returns are
-// remembered for `capacity` evicted keys) ~40 B: about 165 B.
+// remembered for `capacity` evicted keys) ~40 B: about 170 B.
 #pragma once
 
 #include <algorithm>
