@@ -10,11 +10,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include <benchmark/benchmark.h>
 
+#include "common/workload.hpp"
 #include "goldylox/detail/simulated_cache.hpp"
 
 namespace {
@@ -23,21 +23,9 @@ namespace gl = goldylox;
 namespace gd = goldylox::detail;
 
 const std::vector<std::uint64_t>& zipf_stream() {
-  static const std::vector<std::uint64_t> stream = [] {
-    constexpr std::size_t keys = 1 << 20, requests = 1 << 20;
-    std::vector<double> cdf(keys);
-    double sum = 0;
-    for (std::size_t i = 0; i < keys; ++i) cdf[i] = sum += 1.0 / std::pow(double(i + 1), 0.99);
-    std::mt19937_64 rng(12345);
-    std::uniform_real_distribution<double> u(0, sum);
-    std::vector<std::uint64_t> out(requests);
-    for (auto& id : out) {
-      const auto rank = std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin();
-      id = static_cast<std::uint64_t>(rank) * 0x9e3779b97f4a7c15ULL;  // spread ranks over keys
-    }
-    return out;
-  }();
-  return stream;
+  static const std::vector<std::uint64_t> ids =
+      goldylox_bench::zipf_ids(1 << 20, 1 << 20, 0.99, 12345);
+  return ids;
 }
 
 template <class P>

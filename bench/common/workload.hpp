@@ -281,4 +281,16 @@ inline std::vector<std::string> make_string_stream(const std::vector<std::string
   return stream;
 }
 
+// Object ids for trace-like streams (the policy and warm-tier benchmarks): `length` draws of a
+// Zipf(theta) rank over `keys` objects, each rank spread to a distinct nonzero 64-bit id.
+inline std::vector<std::uint64_t> zipf_ids(std::size_t keys, std::size_t length, double theta,
+                                           std::uint64_t seed) {
+  const index_source source(distribution::zipf, keys, theta, seed);
+  std::vector<std::uint64_t> out(length);
+  rng r(seed);
+  for (std::uint64_t& id : out)
+    id = static_cast<std::uint64_t>(source(r)) * 0x9e3779b97f4a7c15ULL + 1;
+  return out;
+}
+
 }  // namespace goldylox_bench

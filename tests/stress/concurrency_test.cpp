@@ -22,6 +22,7 @@
 
 #include <gtest/gtest.h>
 
+#include <goldylox/detail/warm_tier.hpp>
 #include <goldylox/goldylox.hpp>
 
 #if defined(__linux__)
@@ -1189,6 +1190,52 @@ TEST(Stress, EvictionsNeverDropAnAcknowledgedPut) {
   }
   EXPECT_EQ(lost, 0u);
   EXPECT_GT(counters.total(detail::counter::evictions), 0u);
+}
+
+// ---- the warm tier ----------------------------------------------------------------------------
+
+// Writers own disjoint keys and write increasing versions; readers on every thread check that a
+// key's value belongs to it and never goes back in time (no stale value survives a newer put or
+// comes back after an eviction), while the read buffers, drains and evictions run concurrently.
+// At the end every eviction reached the sink exactly once and the bounds held.
+TEST(Stress, WarmTierReadsNeverGoBackInTimeAndEveryEvictionReachesTheSink) {
+  constexpr std::uint64_t keys = 512;
+  const std::uint64_t ops = scaled(200'000);
+  std::atomic<std::uint64_t> sunk{0};
+  detail::warm_tier<std::uint64_t, std::uint64_t, goldylox::policy::adaptive> w(
+      {.max_entries = 256, .max_weight = 256 * 16, .shards = 4},
+      [](const std::uint64_t&, const std::uint64_t& v) { return 8 + (v & 15); },
+      [&](std::uint64_t&& k, std::uint64_t&& v) {
+        if ((v >> 32) != k) ADD_FAILURE() << "sink got a foreign value";
+        sunk.fetch_add(1, std::memory_order_relaxed);
+      });
+  Failures failures;
+  run_concurrently(kThreads, [&](int t) {
+    Rng rng(static_cast<std::uint64_t>(t) + 11);
+    std::vector<std::uint64_t> seen(keys, 0);
+    std::vector<std::uint64_t> version(keys, 0);
+    for (std::uint64_t i = 0; i < ops; ++i) {
+      const std::uint64_t k = rng.below(keys);
+      if (k % kThreads == static_cast<std::uint64_t>(t) && rng.below(4) == 0) {
+        const std::uint64_t v = (k << 32) | ++version[k];
+        if (!w.put(k, v).ok()) failures.report("put refused");
+        seen[k] = v & 0xffffffffU;
+      } else if (rng.below(64) == 0 && k % kThreads == static_cast<std::uint64_t>(t)) {
+        w.erase(k);
+      } else if (const auto got = w.get(k)) {
+        if ((*got >> 32) != k) failures.report("key ", k, " read a value of key ", *got >> 32);
+        const std::uint64_t v = *got & 0xffffffffU;
+        if (v < seen[k]) failures.report("key ", k, " went back from ", seen[k], " to ", v);
+        seen[k] = v;
+      }
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+  const auto s = w.stats();
+  EXPECT_EQ(s.evictions, sunk.load());
+  EXPECT_GT(s.evictions, 0u);
+  EXPECT_LE(s.size, w.capacity());
+  EXPECT_LE(s.weight, w.max_weight());
 }
 
 }  // namespace

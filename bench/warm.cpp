@@ -1,0 +1,189 @@
+// Warm-tier throughput against sharded-LRU peers, in the same run: a read-through workload (get;
+// on a miss, put) over a Zipf(0.99) stream of 4M requests on 1M keys, a 100K-entry cache, at 1
+// and 2 threads (Google Benchmark ->Threads; each thread starts at its own offset in the stream).
+//
+//   goldylox warm_tier<uint64_t, uint64_t, P>, P = lru, sieve, s3fifo, adaptive
+//   absl_sharded_lru   64 shards, each a std::mutex around an absl::flat_hash_map and a list
+//   rocksdb_lru        rocksdb::NewLRUCache (64 shards), if librocksdb-dev is installed
+//   rocksdb_hyperclock rocksdb::HyperClockCacheOptions (64 shards), likewise
+// RocksDB keys are the 8-byte key padded to the 16 bytes HyperClockCache requires; values are
+// stored in the void* itself (no allocation, a no-op deleter); every entry has charge 1 and
+// metadata is not charged, so both caches are bounded by entries, like ours.
+//
+//   ./build/release/bench/goldylox_bench_warm --benchmark_min_time=2
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/workload.hpp"
+#include "goldylox/detail/warm_tier.hpp"
+#include "goldylox/policies.hpp"
+
+#if defined(GOLDYLOX_BENCH_HAVE_ROCKSDB)
+#include <rocksdb/cache.h>
+#endif
+
+namespace {
+
+namespace gl = goldylox;
+namespace gd = goldylox::detail;
+
+constexpr std::size_t capacity = 100'000;
+
+const std::vector<std::uint64_t>& stream() {
+  static const std::vector<std::uint64_t> ids =
+      goldylox_bench::zipf_ids(1 << 20, 1 << 22, 0.99, 4242);
+  return ids;
+}
+
+// ---- the caches under test, behind one interface: get (true on a hit) and put ---------------
+
+template <class P>
+struct goldylox_warm {
+  gd::warm_tier<std::uint64_t, std::uint64_t, P> tier{{.max_entries = capacity, .shards = 64}};
+  bool get(std::uint64_t k) {
+    return tier.visit(k, [](const std::uint64_t& v) { benchmark::DoNotOptimize(v); });
+  }
+  void put(std::uint64_t k, std::uint64_t v) { (void)tier.put(k, v); }
+};
+
+class absl_sharded_lru {
+ public:
+  bool get(std::uint64_t k) {
+    shard& s = shard_for(k);
+    std::lock_guard lock(s.mutex);
+    const auto it = s.index.find(k);
+    if (it == s.index.end()) return false;
+    s.order.splice(s.order.begin(), s.order, it->second);
+    benchmark::DoNotOptimize(it->second->second);
+    return true;
+  }
+  void put(std::uint64_t k, std::uint64_t v) {
+    shard& s = shard_for(k);
+    std::lock_guard lock(s.mutex);
+    if (const auto it = s.index.find(k); it != s.index.end()) {
+      it->second->second = v;
+      s.order.splice(s.order.begin(), s.order, it->second);
+      return;
+    }
+    if (s.index.size() >= capacity / shards) {
+      s.index.erase(s.order.back().first);
+      s.order.pop_back();
+    }
+    s.order.emplace_front(k, v);
+    s.index.emplace(k, s.order.begin());
+  }
+
+ private:
+  static constexpr std::size_t shards = 64;
+  struct alignas(64) shard {
+    std::mutex mutex;
+    std::list<std::pair<std::uint64_t, std::uint64_t>> order;
+    absl::flat_hash_map<std::uint64_t, std::list<std::pair<std::uint64_t, std::uint64_t>>::iterator>
+        index;
+  };
+  shard& shard_for(std::uint64_t k) { return shards_[(k * 0x9e3779b97f4a7c15ULL) >> 58]; }
+  std::array<shard, shards> shards_;
+};
+
+#if defined(GOLDYLOX_BENCH_HAVE_ROCKSDB)
+class rocksdb_cache {
+ public:
+  explicit rocksdb_cache(std::shared_ptr<rocksdb::Cache> c) : cache_(std::move(c)) {}
+  bool get(std::uint64_t k) {
+    char key[16];
+    encode(k, key);
+    rocksdb::Cache::Handle* h = cache_->Lookup(rocksdb::Slice(key, 16));
+    if (h == nullptr) return false;
+    benchmark::DoNotOptimize(cache_->Value(h));
+    cache_->Release(h);
+    return true;
+  }
+  void put(std::uint64_t k, std::uint64_t v) {
+    char key[16];
+    encode(k, key);
+    (void)cache_->Insert(rocksdb::Slice(key, 16), reinterpret_cast<void*>(v), 1,
+                         [](const rocksdb::Slice&, void*) {});
+  }
+
+ private:
+  static void encode(std::uint64_t k, char* out) {
+    std::memcpy(out, &k, 8);
+    std::memset(out + 8, 0, 8);
+  }
+  std::shared_ptr<rocksdb::Cache> cache_;
+};
+struct rocksdb_lru : rocksdb_cache {
+  rocksdb_lru()
+      : rocksdb_cache(rocksdb::NewLRUCache(capacity, 6, false, 0.0, nullptr,
+                                           rocksdb::kDefaultToAdaptiveMutex,
+                                           rocksdb::kDontChargeCacheMetadata)) {}
+};
+struct rocksdb_hyperclock : rocksdb_cache {
+  rocksdb_hyperclock()
+      : rocksdb_cache(rocksdb::HyperClockCacheOptions(capacity, 1, 6, false, nullptr,
+                                                      rocksdb::kDontChargeCacheMetadata)
+                          .MakeSharedCache()) {}
+};
+#endif
+
+// ---- the workload ---------------------------------------------------------------------------
+
+template <class C>
+C& shared_cache() {
+  static C* c = [] {
+    auto* made = new C();
+    for (const std::uint64_t k : stream()) {  // warm: a full cache
+      if (!made->get(k)) made->put(k, k);
+    }
+    return made;
+  }();
+  return *c;
+}
+
+template <class C>
+void read_through(benchmark::State& state) {
+  C& cache = shared_cache<C>();
+  const auto& s = stream();
+  std::size_t i = (s.size() / 4) * static_cast<std::size_t>(state.thread_index());
+  std::uint64_t hits = 0, ops = 0;
+  for (auto _ : state) {
+    const std::uint64_t k = s[i];
+    if (cache.get(k)) {
+      ++hits;
+    } else {
+      cache.put(k, k);
+    }
+    ++ops;
+    if (++i == s.size()) i = 0;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(ops));
+  state.counters["hit_ratio"] = benchmark::Counter(
+      static_cast<double>(hits) / static_cast<double>(ops), benchmark::Counter::kAvgThreads);
+}
+
+#define GOLDYLOX_WARM_BENCH(...) \
+  BENCHMARK_TEMPLATE(read_through, __VA_ARGS__)->Threads(1)->Threads(2)->UseRealTime()
+
+GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::lru>);
+GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::sieve>);
+GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::s3fifo>);
+GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::adaptive>);
+GOLDYLOX_WARM_BENCH(absl_sharded_lru);
+#if defined(GOLDYLOX_BENCH_HAVE_ROCKSDB)
+GOLDYLOX_WARM_BENCH(rocksdb_lru);
+GOLDYLOX_WARM_BENCH(rocksdb_hyperclock);
+#endif
+
+}  // namespace
+
+BENCHMARK_MAIN();

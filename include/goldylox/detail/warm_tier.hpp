@@ -1,0 +1,376 @@
+// The warm tier: a sharded, thread-safe, bounded key-value store whose replacement decisions come
+// from an eviction_policy (policies.hpp), bounded by entries and optionally by weight (bytes, as
+// a weigher counts them). Evicted entries go to a sink: the cold tier's demotion, or the user's.
+//
+// Layout. 2^n shards by key hash (high bits, so the shard and the index's own bucket bits do not
+// correlate). A shard has a reader-writer lock, an index (absl::flat_hash_map key -> slot), a
+// dense array of slots holding key, value, hash, weight and a generation, a free-slot stack, its
+// own policy instance over those slots (the eviction_policy contract), and a read buffer.
+//
+// Reads take the shard's lock shared: concurrent readers of a shard never wait for each other,
+// and a read never runs policy code. A hit is recorded as (slot, generation) in the shard's read
+// buffer, a lossy ring of 64 entries (Caffeine's read buffers): the policy hears of it when the
+// buffer is drained, under the exclusive lock, by a writer or by the reader that finds the
+// buffer full and the lock free (try_lock: a reader never blocks on a writer to record a hit).
+// Records whose generation no longer matches (the slot was freed and reused) are dropped, and a
+// full buffer drops new records: hit recording is a hint, as in Caffeine, never a correctness
+// matter.
+//
+// Writes (put, erase, take) take the exclusive lock, drain the read buffer first (so the policy
+// sees hits before it picks victims), then update index, slots and policy. Victims are collected
+// and handed to the sink after the lock is released, so a sink may call back into the tier.
+//
+// Bounds: each shard holds at most ceil(max_entries / shards) entries and, with a weight bound,
+// at most max_weight / shards of weight; a put evicts until both hold. A value heavier than a
+// shard's whole weight budget is refused with InvalidArgument and changes nothing.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "goldylox/concepts.hpp"
+#include "goldylox/detail/platform.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+namespace detail {
+
+struct warm_tier_options {
+  std::size_t max_entries = 0;  // required, >= 1
+  std::size_t max_weight = 0;   // 0: no weight bound
+  std::size_t shards = 0;       // 0: chosen from the hardware and the capacity; else a power of 2
+};
+
+// Hits and misses are the engine's to count (its striped counters); the tier counts what only it
+// sees.
+struct warm_tier_stats {
+  std::uint64_t evictions = 0, dropped_reads = 0;
+  std::size_t size = 0, weight = 0;
+};
+
+template <class K, class V, eviction_policy P, class Hash = absl::Hash<K>,
+          class KeyEqual = std::equal_to<K>>
+class warm_tier {
+ public:
+  using weigher_type = std::function<std::size_t(const K&, const V&)>;
+  using sink_type = std::function<void(K&&, V&&)>;
+
+  // Throws std::invalid_argument for max_entries 0 or a shard count that is not a power of two.
+  explicit warm_tier(warm_tier_options o, weigher_type weigher = {}, sink_type sink = {})
+      : weigher_(std::move(weigher)), sink_(std::move(sink)) {
+    if (o.max_entries == 0) throw std::invalid_argument("warm tier: max_entries must be >= 1");
+    if (o.shards != 0 && !std::has_single_bit(o.shards)) {
+      throw std::invalid_argument("warm tier: shards must be a power of two");
+    }
+    if (o.max_weight != 0 && !weigher_) {
+      weigher_ = [](const K&, const V&) { return sizeof(K) + sizeof(V); };
+    }
+    std::size_t n = o.shards;
+    if (n == 0) {
+      // Enough shards that two threads rarely meet, few enough that each keeps a useful
+      // population for its policy (at least 64 entries).
+      const std::size_t want =
+          std::bit_ceil(std::max(1U, std::thread::hardware_concurrency()) * 4U);
+      n = std::max<std::size_t>(
+          1, std::min(want, std::bit_floor(std::max<std::size_t>(1, o.max_entries / 64))));
+    }
+    shard_bits_ = static_cast<unsigned>(std::countr_zero(n));
+    const std::size_t per_entries = (o.max_entries + n - 1) / n;
+    const std::size_t per_weight =
+        o.max_weight == 0 ? 0 : std::max<std::size_t>(1, o.max_weight / n);
+    shards_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      shards_.push_back(std::make_unique<shard>(per_entries, per_weight));
+    }
+    max_entries_ = per_entries * n;
+    max_weight_ = per_weight * n;
+  }
+
+  warm_tier(const warm_tier&) = delete;
+  warm_tier& operator=(const warm_tier&) = delete;
+
+  // Calls f(const V&) under the shard's shared lock if `key` is present.
+  template <class Q, class F>
+  bool visit(const Q& key, F&& f) const {
+    const std::uint64_t h = hash_of(key);
+    shard& sh = shard_for(h);
+    std::uint64_t record = 0;
+    {
+      std::shared_lock lock(sh.mutex);
+      const auto it = sh.index.find(key);
+      if (it == sh.index.end()) return false;
+      const slot_data& d = sh.slots[it->second];
+      f(std::as_const(*d.value));
+      record = pack(it->second, d.generation);
+    }
+    record_hit(sh, record);
+    return true;
+  }
+
+  template <class Q>
+  std::optional<V> get(const Q& key) const {
+    std::optional<V> out;
+    visit(key, [&](const V& v) { out.emplace(v); });
+    return out;
+  }
+
+  // Inserts or replaces. Refuses (InvalidArgument) a value heavier than a shard's weight budget.
+  absl::Status put(K key, V value) {
+    const std::uint64_t h = hash_of(key);
+    shard& sh = shard_for(h);
+    const std::size_t w = weigher_ ? weigher_(key, value) : 1;
+    if (sh.max_weight != 0 && w > sh.max_weight) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "warm tier: an entry weighing ", w, " exceeds the per-shard weight budget of ",
+          sh.max_weight, " (max_weight ", max_weight_, " over ", shards_.size(), " shards)"));
+    }
+    victim_list victims;
+    {
+      std::unique_lock lock(sh.mutex);
+      drain(sh);
+      if (const auto it = sh.index.find(key); it != sh.index.end()) {
+        slot_data& d = sh.slots[it->second];
+        sh.weight = sh.weight - d.weight + w;
+        d.value.emplace(std::move(value));
+        d.weight = w;
+        sh.policy.on_hit(it->second);
+        evict_over_weight(sh, it->second, victims);
+      } else {
+        sh.policy.on_miss(h);
+        while (sh.free.empty() ||
+               (sh.max_weight != 0 && sh.weight + w > sh.max_weight && !sh.index.empty())) {
+          evict_one(sh, victims);
+        }
+        const auto s = sh.free.back();
+        sh.free.pop_back();
+        slot_data& d = sh.slots[s];
+        d.hash = h;
+        d.weight = w;
+        d.key.emplace(key);
+        d.value.emplace(std::move(value));
+        sh.index.emplace(std::move(key), s);
+        sh.weight += w;
+        sh.policy.on_insert(s, h);
+      }
+    }
+    deliver(victims);
+    return absl::OkStatus();
+  }
+
+  // Removes `key` and returns its value (a promotion to the hot tier takes the entry this way).
+  template <class Q>
+  std::optional<V> take(const Q& key) {
+    const std::uint64_t h = hash_of(key);
+    shard& sh = shard_for(h);
+    std::unique_lock lock(sh.mutex);
+    drain(sh);
+    const auto it = sh.index.find(key);
+    if (it == sh.index.end()) return std::nullopt;
+    const auto s = it->second;
+    sh.index.erase(it);
+    sh.policy.on_erase(s);
+    std::optional<V> out(std::move(*sh.slots[s].value));
+    release(sh, s);
+    return out;
+  }
+
+  template <class Q>
+  bool erase(const Q& key) {
+    return take(key).has_value();
+  }
+
+  void clear() {
+    for (auto& sh : shards_) {
+      std::unique_lock lock(sh->mutex);
+      drain(*sh);
+      for (const auto& [k, s] : sh->index) {
+        sh->policy.on_erase(s);
+        release(*sh, s);
+      }
+      sh->index.clear();
+    }
+  }
+
+  std::size_t size() const {
+    std::size_t n = 0;
+    for (const auto& sh : shards_) {
+      std::shared_lock lock(sh->mutex);
+      n += sh->index.size();
+    }
+    return n;
+  }
+  std::size_t capacity() const noexcept { return max_entries_; }
+  std::size_t max_weight() const noexcept { return max_weight_; }
+  std::size_t shard_count() const noexcept { return shards_.size(); }
+
+  warm_tier_stats stats() const {
+    warm_tier_stats s;
+    for (const auto& sh : shards_) {
+      s.dropped_reads += sh->dropped.load(std::memory_order_relaxed);
+      std::shared_lock lock(sh->mutex);
+      s.evictions += sh->evictions;
+      s.size += sh->index.size();
+      s.weight += sh->weight;
+    }
+    return s;
+  }
+
+ private:
+  using slot = typename P::slot;
+  // A put usually evicts at most one entry: no allocation for it.
+  using victim_list = absl::InlinedVector<std::pair<K, V>, 2>;
+  static constexpr std::size_t read_buffer_size = 64;
+
+  struct slot_data {
+    std::optional<K> key;
+    std::optional<V> value;
+    std::uint64_t hash = 0;
+    std::size_t weight = 0;
+    std::uint32_t generation = 0;
+  };
+
+  struct alignas(cache_line) shard {
+    shard(std::size_t capacity, std::size_t weight_budget)
+        : max_weight(weight_budget), slots(capacity), policy(capacity) {
+      index.reserve(capacity);
+      free.reserve(capacity);
+      for (std::size_t i = capacity; i-- > 0;) free.push_back(static_cast<slot>(i));
+      for (auto& r : reads) r.store(empty_record, std::memory_order_relaxed);
+    }
+    mutable std::shared_mutex mutex;
+    std::size_t max_weight;
+    std::size_t weight = 0;
+    absl::flat_hash_map<K, slot, Hash, KeyEqual> index;
+    std::vector<slot_data> slots;
+    std::vector<slot> free;
+    P policy;
+    // Read buffer: a reader claims a cell with fetch_add on `written` and fills it if it is
+    // empty; the drainer (holding the exclusive lock) empties every cell.
+    std::array<std::atomic<std::uint64_t>, read_buffer_size> reads;
+    std::atomic<std::uint64_t> written{0};
+    std::uint64_t drained = 0;    // positions consumed, under the exclusive lock
+    std::uint64_t evictions = 0;  // under the exclusive lock
+    std::atomic<std::uint64_t> dropped{0};
+  };
+
+  static constexpr std::uint64_t empty_record = ~std::uint64_t{0};
+  static std::uint64_t pack(slot s, std::uint32_t generation) noexcept {
+    return (static_cast<std::uint64_t>(generation) << 32) | s;
+  }
+
+  template <class Q>
+  std::uint64_t hash_of(const Q& key) const {
+    // Mixed once more: the shard takes the top bits, the index its own bits from Hash again.
+    std::uint64_t x = static_cast<std::uint64_t>(hasher_(key));
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    return x ^ (x >> 32);
+  }
+  shard& shard_for(std::uint64_t h) const noexcept {
+    return *shards_[shard_bits_ == 0 ? 0 : h >> (64 - shard_bits_)];
+  }
+
+  void record_hit(shard& sh, std::uint64_t record) const {
+    const std::uint64_t pos = sh.written.fetch_add(1, std::memory_order_relaxed);
+    // An occupied cell means the drainer is a whole buffer behind: the record is dropped. Each
+    // time the ring wraps, the reader that wrapped it tries to drain.
+    std::atomic<std::uint64_t>& cell = sh.reads[pos % read_buffer_size];
+    std::uint64_t expected = empty_record;
+    if (!cell.compare_exchange_strong(expected, record, std::memory_order_release,
+                                      std::memory_order_relaxed)) {
+      sh.dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (pos % read_buffer_size == read_buffer_size - 1) {
+      std::unique_lock lock(sh.mutex, std::try_to_lock);
+      if (lock.owns_lock()) drain(sh);
+    }
+  }
+
+  // Under the exclusive lock: tells the policy of the buffered hits that are still valid. Only
+  // the positions claimed since the last drain are visited (at most a buffer's worth), so a
+  // write with no reads since costs one load.
+  static void drain(shard& sh) {
+    const std::uint64_t written = sh.written.load(std::memory_order_acquire);
+    const std::uint64_t from = std::max(
+        sh.drained, written > read_buffer_size ? written - read_buffer_size : std::uint64_t{0});
+    for (std::uint64_t pos = from; pos < written; ++pos) {
+      const std::uint64_t r =
+          sh.reads[pos % read_buffer_size].exchange(empty_record, std::memory_order_acquire);
+      if (r == empty_record) continue;  // claimed but not yet filled: that record is lost
+      const auto s = static_cast<slot>(r & 0xffffffffU);
+      if (s < sh.slots.size() && sh.slots[s].key.has_value() &&
+          sh.slots[s].generation == static_cast<std::uint32_t>(r >> 32)) {
+        sh.policy.on_hit(s);
+      }
+    }
+    sh.drained = written;
+  }
+
+  void evict_one(shard& sh, victim_list& victims) { evict_slot(sh, sh.policy.victim(), victims); }
+
+  // A replaced value grew: evict others until the shard is within its weight again, never the
+  // entry just written (handed back to the policy as new if it is picked; bounded attempts).
+  void evict_over_weight(shard& sh, slot keep, victim_list& victims) {
+    for (std::size_t tries = 2 * sh.index.size();
+         sh.max_weight != 0 && sh.weight > sh.max_weight && sh.index.size() > 1 && tries > 0;
+         --tries) {
+      const slot v = sh.policy.victim();
+      if (v == keep) {
+        sh.policy.on_miss(sh.slots[v].hash);
+        sh.policy.on_insert(v, sh.slots[v].hash);
+        continue;
+      }
+      evict_slot(sh, v, victims);
+    }
+  }
+
+  void evict_slot(shard& sh, slot v, victim_list& victims) {
+    slot_data& d = sh.slots[v];
+    sh.index.erase(*d.key);
+    victims.emplace_back(std::move(*d.key), std::move(*d.value));
+    ++sh.evictions;
+    release(sh, v);
+  }
+
+  static void release(shard& sh, slot s) {
+    slot_data& d = sh.slots[s];
+    sh.weight -= d.weight;
+    d.key.reset();
+    d.value.reset();
+    d.weight = 0;
+    ++d.generation;
+    sh.free.push_back(s);
+  }
+
+  void deliver(victim_list& victims) {
+    if (!sink_) return;
+    for (auto& [k, v] : victims) sink_(std::move(k), std::move(v));
+  }
+
+  [[no_unique_address]] Hash hasher_{};
+  weigher_type weigher_;
+  sink_type sink_;
+  unsigned shard_bits_ = 0;
+  std::size_t max_entries_ = 0;
+  std::size_t max_weight_ = 0;
+  std::vector<std::unique_ptr<shard>> shards_;
+};
+
+}  // namespace detail
+GOLDYLOX_END_NAMESPACE

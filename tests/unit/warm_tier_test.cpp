@@ -1,0 +1,121 @@
+// The warm tier on its own: bounds, the eviction sink, the policy's decisions, bad input.
+#include "goldylox/detail/warm_tier.hpp"
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "goldylox/policies.hpp"
+
+namespace {
+
+namespace gl = goldylox;
+namespace gd = goldylox::detail;
+
+template <class P = gl::policy::lru>
+using string_tier = gd::warm_tier<std::string, std::string, P>;
+
+TEST(WarmTier, StoresReplacesTakesAndErases) {
+  string_tier<> w({.max_entries = 100, .shards = 4});
+  ASSERT_TRUE(w.put("a", "1").ok());
+  ASSERT_TRUE(w.put("b", "2").ok());
+  EXPECT_EQ(w.get(std::string("a")), "1");
+  ASSERT_TRUE(w.put("a", "3").ok());
+  EXPECT_EQ(w.get(std::string("a")), "3");
+  EXPECT_EQ(w.size(), 2u);
+  EXPECT_EQ(w.take(std::string("a")), "3");
+  EXPECT_FALSE(w.get(std::string("a")).has_value());
+  EXPECT_TRUE(w.erase(std::string("b")));
+  EXPECT_FALSE(w.erase(std::string("b")));
+  EXPECT_EQ(w.size(), 0u);
+  EXPECT_EQ(w.stats().evictions, 0u);
+}
+
+// Every entry that leaves by eviction reaches the sink once, with its latest value; the bound
+// holds throughout.
+TEST(WarmTier, EvictionsGoToTheSinkExactlyOnce) {
+  std::map<std::string, std::string> evicted;
+  int duplicates = 0;
+  string_tier<gl::policy::adaptive> w({.max_entries = 64, .shards = 2}, {},
+                                      [&](std::string&& k, std::string&& v) {
+                                        duplicates += evicted.contains(k) ? 1 : 0;
+                                        evicted[k] = v;
+                                      });
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(w.put("k" + std::to_string(i), "v" + std::to_string(i)).ok());
+    ASSERT_LE(w.size(), w.capacity());
+  }
+  EXPECT_EQ(w.size() + evicted.size(), 1000u);
+  EXPECT_EQ(duplicates, 0);
+  EXPECT_EQ(w.stats().evictions, evicted.size());
+  for (const auto& [k, v] : evicted) {
+    EXPECT_EQ("v" + k.substr(1), v);
+    EXPECT_FALSE(w.get(k).has_value()) << k << " is both evicted and resident";
+  }
+}
+
+// Hits recorded in the read buffer reach the policy before it picks a victim.
+TEST(WarmTier, BufferedHitsInformTheNextEviction) {
+  std::vector<std::string> evicted;
+  string_tier<gl::policy::lru> w({.max_entries = 3, .shards = 1}, {},
+                                 [&](std::string&& k, std::string&&) { evicted.push_back(k); });
+  ASSERT_TRUE(w.put("a", "").ok());
+  ASSERT_TRUE(w.put("b", "").ok());
+  ASSERT_TRUE(w.put("c", "").ok());
+  EXPECT_TRUE(w.get(std::string("a")).has_value());  // a is now the most recently used
+  ASSERT_TRUE(w.put("d", "").ok());
+  ASSERT_EQ(evicted.size(), 1u);
+  EXPECT_EQ(evicted[0], "b");
+}
+
+TEST(WarmTier, WeightBoundAndOversizedValues) {
+  const auto weigh = [](const std::string& k, const std::string& v) { return k.size() + v.size(); };
+  std::size_t evicted = 0;
+  string_tier<> w({.max_entries = 1000, .max_weight = 100, .shards = 1}, weigh,
+                  [&](std::string&&, std::string&&) { ++evicted; });
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(w.put("k" + std::to_string(i), std::string(9, 'x')).ok());
+    ASSERT_LE(w.stats().weight, 100u);
+  }
+  EXPECT_GT(evicted, 0u);
+  // Growing a value in place evicts others, never the entry just written.
+  ASSERT_TRUE(w.put("k49", std::string(60, 'y')).ok());
+  EXPECT_LE(w.stats().weight, 100u);
+  EXPECT_EQ(w.get(std::string("k49")), std::string(60, 'y'));
+  // Heavier than the whole budget: refused, and nothing changes.
+  const auto before = w.stats();
+  const absl::Status s = w.put("k49", std::string(200, 'z'));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("exceeds the per-shard weight budget of 100"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(w.get(std::string("k49")), std::string(60, 'y'));
+  EXPECT_EQ(w.stats().size, before.size);
+  EXPECT_EQ(w.stats().weight, before.weight);
+}
+
+TEST(WarmTier, RejectsInvalidOptions) {
+  EXPECT_THROW(string_tier<>({.max_entries = 0}), std::invalid_argument);
+  EXPECT_THROW(string_tier<>({.max_entries = 10, .shards = 3}), std::invalid_argument);
+  // Shards chosen automatically keep at least 64 entries each.
+  const string_tier<> small({.max_entries = 100});
+  EXPECT_EQ(small.shard_count(), 1u);
+}
+
+// A sink runs after the shard lock is released, so it may use the tier.
+TEST(WarmTier, TheSinkMayCallBackIntoTheTier) {
+  string_tier<>* self = nullptr;
+  int reentered = 0;
+  string_tier<> w({.max_entries = 2, .shards = 1}, {}, [&](std::string&& k, std::string&&) {
+    if (self->get(k).has_value()) ADD_FAILURE() << "evicted key still readable";
+    ++reentered;
+  });
+  self = &w;
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(w.put(std::to_string(i), "v").ok());
+  EXPECT_EQ(reentered, 8);
+}
+
+}  // namespace
