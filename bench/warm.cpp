@@ -2,7 +2,8 @@
 // on a miss, put) over a Zipf(0.99) stream of 4M requests on 1M keys, a 100K-entry cache, at 1
 // and 2 threads (Google Benchmark ->Threads; each thread starts at its own offset in the stream).
 //
-//   goldylox warm_tier<uint64_t, uint64_t, P>, P = lru, sieve, s3fifo, adaptive
+//   goldylox warm_tier<uint64_t, uint64_t, P>, P = lru, sieve, s3fifo, adaptive; and adaptive
+//     with its miniature-cache budget shared among the shards (goldylox_warm_adaptive_shared)
 //   absl_sharded_lru   64 shards, each a std::mutex around an absl::flat_hash_map and a list
 //   rocksdb_lru        rocksdb::NewLRUCache (64 shards), if librocksdb-dev is installed
 //   rocksdb_hyperclock rocksdb::HyperClockCacheOptions (64 shards), likewise
@@ -50,6 +51,21 @@ const std::vector<std::uint64_t>& stream() {
 template <class P>
 struct goldylox_warm {
   gd::warm_tier<std::uint64_t, std::uint64_t, P> tier{{.max_entries = capacity, .shards = 64}};
+  bool get(std::uint64_t k) {
+    return tier.visit(k, [](const std::uint64_t& v) { benchmark::DoNotOptimize(v); });
+  }
+  void put(std::uint64_t k, std::uint64_t v) { (void)tier.put(k, v); }
+};
+
+// The adaptive policy with its 4096-entry miniature-cache budget shared among the 64 shards (64
+// entries per expert per shard) instead of 4096 per shard.
+struct goldylox_warm_adaptive_shared {
+  gd::warm_tier<std::uint64_t, std::uint64_t, gl::policy::adaptive> tier{
+      {.max_entries = capacity, .shards = 64}, {}, {}, [](std::size_t c, std::size_t shards) {
+        gl::policy::adaptive_options o;
+        o.shadow_budget = std::max<std::size_t>(1, o.shadow_budget / shards);
+        return gl::policy::adaptive(c, o);
+      }};
   bool get(std::uint64_t k) {
     return tier.visit(k, [](const std::uint64_t& v) { benchmark::DoNotOptimize(v); });
   }
@@ -178,6 +194,7 @@ GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::lru>);
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::sieve>);
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::s3fifo>);
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::adaptive>);
+GOLDYLOX_WARM_BENCH(goldylox_warm_adaptive_shared);
 GOLDYLOX_WARM_BENCH(absl_sharded_lru);
 #if defined(GOLDYLOX_BENCH_HAVE_ROCKSDB)
 GOLDYLOX_WARM_BENCH(rocksdb_lru);

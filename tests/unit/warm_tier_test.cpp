@@ -105,6 +105,25 @@ TEST(WarmTier, RejectsInvalidOptions) {
   EXPECT_EQ(small.shard_count(), 1u);
 }
 
+// Each shard's policy comes from the factory, told the shard's capacity and the shard count.
+TEST(WarmTier, PoliciesComeFromTheFactory) {
+  std::vector<std::pair<std::size_t, std::size_t>> calls;
+  gd::warm_tier<int, int, gl::policy::adaptive> w({.max_entries = 1000, .shards = 4}, {}, {},
+                                                  [&](std::size_t c, std::size_t shards) {
+                                                    calls.emplace_back(c, shards);
+                                                    gl::policy::adaptive_options o;
+                                                    o.shadow_budget = 4096 / shards;
+                                                    return gl::policy::adaptive(c, o);
+                                                  });
+  ASSERT_EQ(calls.size(), 4u);
+  for (const auto& [c, shards] : calls) {
+    EXPECT_EQ(c, 250u);
+    EXPECT_EQ(shards, 4u);
+  }
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(w.put(i % 1500, i).ok());
+  EXPECT_LE(w.size(), 1000u);
+}
+
 // A sink runs after the shard lock is released, so it may use the tier.
 TEST(WarmTier, TheSinkMayCallBackIntoTheTier) {
   string_tier<>* self = nullptr;

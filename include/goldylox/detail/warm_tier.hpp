@@ -70,9 +70,13 @@ class warm_tier {
  public:
   using weigher_type = std::function<std::size_t(const K&, const V&)>;
   using sink_type = std::function<void(K&&, V&&)>;
+  // Makes a shard's policy for its capacity (default: P(capacity)); a policy with options, such
+  // as the adaptive policy's miniature-cache budget shared among the shards, comes this way.
+  using policy_factory = std::function<P(std::size_t capacity, std::size_t shards)>;
 
   // Throws std::invalid_argument for max_entries 0 or a shard count that is not a power of two.
-  explicit warm_tier(warm_tier_options o, weigher_type weigher = {}, sink_type sink = {})
+  explicit warm_tier(warm_tier_options o, weigher_type weigher = {}, sink_type sink = {},
+                     policy_factory make_policy = {})
       : weigher_(std::move(weigher)), sink_(std::move(sink)) {
     if (o.max_entries == 0) throw std::invalid_argument("warm tier: max_entries must be >= 1");
     if (o.shards != 0 && !std::has_single_bit(o.shards)) {
@@ -95,8 +99,10 @@ class warm_tier {
     const std::size_t per_weight =
         o.max_weight == 0 ? 0 : std::max<std::size_t>(1, o.max_weight / n);
     shards_.reserve(n);
+    if (!make_policy) make_policy = [](std::size_t c, std::size_t) { return P(c); };
     for (std::size_t i = 0; i < n; ++i) {
-      shards_.push_back(std::make_unique<shard>(per_entries, per_weight));
+      shards_.push_back(
+          std::make_unique<shard>(per_entries, per_weight, make_policy(per_entries, n)));
     }
     max_entries_ = per_entries * n;
     max_weight_ = per_weight * n;
@@ -246,8 +252,8 @@ class warm_tier {
   };
 
   struct alignas(cache_line) shard {
-    shard(std::size_t capacity, std::size_t weight_budget)
-        : max_weight(weight_budget), slots(capacity), policy(capacity) {
+    shard(std::size_t capacity, std::size_t weight_budget, P made)
+        : max_weight(weight_budget), slots(capacity), policy(std::move(made)) {
       index.reserve(capacity);
       free.reserve(capacity);
       for (std::size_t i = capacity; i-- > 0;) free.push_back(static_cast<slot>(i));
