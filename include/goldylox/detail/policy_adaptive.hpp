@@ -15,22 +15,24 @@
 //    A large lead (a phase change) wins within a fraction of a window; a small lead that comes
 //    and goes with a loop or a sweep never does, so equally good experts do not trade places on
 //    noise and each switch pays for itself.
-//  * The real cache follows the leader. Every expert also keeps live metadata over the cache's
-//    real resident set and sees every event. A sampled resident key that the leader's miniature
-//    cache has evicted is "doomed" and is the next victim; with no doomed key the live leader's
-//    victim() decides. So the sampled part of the cache holds what the leader alone would hold
-//    (with rate 1, exactly: the cache converges to the leader's own contents after a switch, even
-//    though the live leader learnt its state while following others), and the rest is decided by
-//    the live leader. The other experts are told which slot left (evict(slot) where an expert
-//    has it, so ghost lists stay truthful, else on_erase).
+//  * The real cache follows the leader. Only the leader keeps live metadata over the cache's
+//    real resident set; when the lead changes, the new leader's metadata is built from the
+//    resident entries in order of last use (so a recency-based leader starts in recency order).
+//    A sampled resident key that the leader's miniature cache has evicted is "doomed" and is the
+//    next victim (the leader hears of it through evict(slot) where it has it, so its ghost lists
+//    stay truthful, else on_erase); with no doomed key the live leader's victim() decides. So
+//    the sampled part of the cache holds what the leader alone would hold (with rate 1, exactly:
+//    the cache converges to the leader's own contents after a switch, whatever history the new
+//    live metadata lacks), and the rest is decided by the live leader.
 //
 // The initial leader is the first expert: with cold miniature caches nothing distinguishes the
 // experts, so the first should be the most robust (policy::adaptive starts with LIRS).
 //
-// Costs: every expert's per-entry metadata plus 41 B of hash and steering per slot; per
-// expert a miniature cache of at most shadow_budget entries (its policy plus ~40 B of index per
-// entry); per access O(number of experts), O(1) amortised each; a change of leader walks the
-// sampled resident keys once.
+// Costs: the largest expert's per-entry metadata plus 50 B of hash, last use, residency and
+// steering per slot; per expert a miniature cache of at most shadow_budget entries (its policy
+// plus ~40 B of index per entry); per access one live event and, for sampled keys, one access per
+// miniature cache; a change of leader rebuilds the live metadata (O(n log n) in the resident
+// entries) and walks the sampled resident keys once.
 #pragma once
 
 #include <algorithm>
@@ -42,6 +44,7 @@
 #include <string_view>
 #include <tuple>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -89,7 +92,9 @@ class adaptive_policy {
         rate_(std::min(1.0, static_cast<double>(o.shadow_budget) / static_cast<double>(c_))),
         threshold_(rate_ >= 1.0 ? ~std::uint64_t{0}
                                 : static_cast<std::uint64_t>(rate_ * 18446744073709551616.0)),
-        live_(Experts(capacity)...),
+        live_(std::in_place_index<0>, capacity),
+        last_use_(capacity, 0),
+        resident_(capacity, 0),
         shadows_(simulated_cache<Experts>(shadow_capacity(capacity, rate_))...),
         leader_(0) {
     const double shadow_c = static_cast<double>(shadow_capacity(capacity, rate_));
@@ -101,16 +106,17 @@ class adaptive_policy {
   }
 
   std::size_t capacity() const noexcept { return c_; }
-  std::size_t size() const noexcept { return std::get<0>(live_).size(); }
+  std::size_t size() const noexcept { return size_; }
 
   void on_hit(slot s) {
-    std::apply([s](auto&... e) { (e.on_hit(s), ...); }, live_);
+    std::visit([s](auto& e) { e.on_hit(s); }, live_);
+    last_use_[s] = ++tick_;
     observe(hash_of_[s]);
     undoom(s);  // the leader's miniature cache holds it again
   }
 
   void on_miss(std::uint64_t hash) {
-    std::apply([hash](auto&... e) { (e.on_miss(hash), ...); }, live_);
+    std::visit([hash](auto& e) { e.on_miss(hash); }, live_);
     observe(hash);
   }
 
@@ -119,29 +125,35 @@ class adaptive_policy {
   // they followed others. Otherwise the live leader chooses.
   slot victim() {
     const bool steered = !doomed_.empty(0);
-    const slot v =
-        steered ? doomed_.back(0)
-                : with_expert(leader_, [](auto& e) { return static_cast<slot>(e.victim()); });
-    for_each_expert([&](auto& e, std::size_t i) {
-      if (i == leader_ && !steered) return;
-      if constexpr (forced_eviction<std::remove_reference_t<decltype(e)>>) {
-        e.evict(v);
-      } else {
-        e.on_erase(v);
-      }
-    });
+    const slot v = steered
+                       ? doomed_.back(0)
+                       : std::visit([](auto& e) { return static_cast<slot>(e.victim()); }, live_);
+    if (steered) {
+      std::visit(
+          [v](auto& e) {
+            if constexpr (forced_eviction<std::remove_reference_t<decltype(e)>>) {
+              e.evict(v);
+            } else {
+              e.on_erase(v);
+            }
+          },
+          live_);
+    }
     forget(v);
     return v;
   }
 
   void on_insert(slot s, std::uint64_t hash) {
     hash_of_[s] = hash;
-    std::apply([s, hash](auto&... e) { (e.on_insert(s, hash), ...); }, live_);
+    last_use_[s] = ++tick_;
+    resident_[s] = 1;
+    ++size_;
+    std::visit([s, hash](auto& e) { e.on_insert(s, hash); }, live_);
     if (sampled(hash)) sampled_slot_[hash] = s;
   }
 
   void on_erase(slot s) {
-    std::apply([s](auto&... e) { (e.on_erase(s), ...); }, live_);
+    std::visit([s](auto& e) { e.on_erase(s); }, live_);
     forget(s);
   }
 
@@ -156,9 +168,10 @@ class adaptive_policy {
   }
 
   static constexpr std::size_t bytes_per_entry() noexcept {
-    // The hash, the steering list and flag, a sampled-key map entry, and every expert.
-    return sizeof(std::uint64_t) + index_lists::bytes_per_entry() + 1 + 24 +
-           (Experts::bytes_per_entry() + ...);
+    // The hash, last use and residency, the steering list and flag, a sampled-key map entry,
+    // and the largest expert (only the leader keeps live metadata).
+    return 2 * sizeof(std::uint64_t) + 1 + index_lists::bytes_per_entry() + 1 + 24 +
+           std::max({Experts::bytes_per_entry()...});
   }
 
  private:
@@ -240,11 +253,31 @@ class adaptive_policy {
   }
   void forget(slot s) {
     undoom(s);
+    resident_[s] = 0;
+    --size_;
     if (sampled(hash_of_[s])) sampled_slot_.erase(hash_of_[s]);
   }
 
-  // A new leader: the sampled resident keys its miniature cache does not hold are the first to go.
+  // A new leader: its live metadata is built over the resident entries, oldest use first (so a
+  // recency-based leader starts in recency order), and the sampled resident keys its miniature
+  // cache does not hold are the first to go.
   void resteer() {
+    emplace_live(leader_, std::index_sequence_for<Experts...>{});
+    std::vector<slot> order;
+    order.reserve(size_);
+    for (std::size_t s = 0; s < c_; ++s) {
+      if (resident_[s] != 0) order.push_back(static_cast<slot>(s));
+    }
+    std::sort(order.begin(), order.end(),
+              [this](slot a, slot b) { return last_use_[a] < last_use_[b]; });
+    std::visit(
+        [&](auto& e) {
+          for (const slot s : order) {
+            e.on_miss(hash_of_[s]);
+            e.on_insert(s, hash_of_[s]);
+          }
+        },
+        live_);
     while (!doomed_.empty(0)) undoom(doomed_.back(0));
     for_each_shadow([&](auto& shadow, std::size_t i) {
       if (i != leader_) return;
@@ -254,25 +287,15 @@ class adaptive_policy {
     });
   }
 
+  template <std::size_t... I>
+  void emplace_live(std::size_t which, std::index_sequence<I...>) {
+    ((which == I ? (void)live_.template emplace<I>(c_) : void()), ...);
+  }
+
   template <class F>
   void for_each_shadow(F&& f) {
     std::size_t i = 0;
     std::apply([&](auto&... shadow) { (f(shadow, i++), ...); }, shadows_);
-  }
-
-  template <class F>
-  void for_each_expert(F&& f) {
-    std::size_t i = 0;
-    std::apply([&](auto&... e) { (f(e, i++), ...); }, live_);
-  }
-
-  template <class F>
-  slot with_expert(std::size_t which, F&& f) {
-    slot out = 0;
-    for_each_expert([&](auto& e, std::size_t i) {
-      if (i == which) out = f(e);
-    });
-    return out;
   }
 
   std::size_t c_;
@@ -283,7 +306,11 @@ class adaptive_policy {
   std::vector<std::uint8_t> doomed_flag_;
   double rate_;
   std::uint64_t threshold_;
-  std::tuple<Experts...> live_;
+  std::variant<Experts...> live_;  // the leader's live metadata only
+  std::vector<std::uint64_t> last_use_;
+  std::vector<std::uint8_t> resident_;
+  std::uint64_t tick_ = 0;
+  std::size_t size_ = 0;
   std::tuple<simulated_cache<Experts>...> shadows_;
   std::array<double, expert_count> score_{};
   double decay_ = 0;
