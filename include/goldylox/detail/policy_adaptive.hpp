@@ -113,6 +113,7 @@ class adaptive_policy {
     last_use_[s] = ++tick_;
     observe(hash_of_[s]);
     undoom(s);  // the leader's miniature cache holds it again
+    switch_if_due();
   }
 
   void on_miss(std::uint64_t hash) {
@@ -150,6 +151,7 @@ class adaptive_policy {
     ++size_;
     std::visit([s, hash](auto& e) { e.on_insert(s, hash); }, live_);
     if (sampled(hash)) sampled_slot_[hash] = s;
+    switch_if_due();
   }
 
   void on_erase(slot s) {
@@ -235,10 +237,18 @@ class adaptive_policy {
     excess_ += lead - gap;
     if (excess_ >= options_.dwell * observed_ * gap) {
       excess_ = 0;
-      leader_ = best;
-      ++switches_;
-      resteer();
+      next_leader_ = best;
     }
+  }
+
+  // A change of leader decided during a miss waits for its insert: the outgoing leader sees the
+  // whole miss (on_miss, victim, on_insert) and the incoming one starts from a settled cache.
+  void switch_if_due() {
+    if (next_leader_ == expert_count) return;
+    leader_ = next_leader_;
+    next_leader_ = expert_count;
+    ++switches_;
+    resteer();
   }
 
   void doom(slot s) {
@@ -319,6 +329,7 @@ class adaptive_policy {
   std::size_t challenger_ = 0;
   double excess_ = 0;
   std::size_t leader_;
+  std::size_t next_leader_ = expert_count;  // expert_count: no change pending
   std::uint64_t switches_ = 0;
 };
 
