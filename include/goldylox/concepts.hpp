@@ -67,7 +67,8 @@ concept hot_tier =
 //                         forgets it and returns it (the owner then frees that slot);
 //   on_insert(s, hash)    the missed key was stored in slot s;
 //   on_erase(s)           the owner removed s on its own (a delete, an expiry).
-// A miss is always on_miss, then victim() while size() == capacity(), then on_insert. The hash
+// A miss is always on_miss, then victim() while size() == capacity(), then on_insert; if the
+// owner fails to store the entry (an exception), the next event may be another on_miss. The hash
 // identifies a key across its stays in the cache (ghost entries remember hashes, not keys).
 // Construction takes the capacity in entries and throws std::invalid_argument for 0. A policy is
 // used by one thread at a time; each must cost O(1) amortised per event (or bounded sampling).

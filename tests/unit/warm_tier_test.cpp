@@ -138,3 +138,93 @@ TEST(WarmTier, TheSinkMayCallBackIntoTheTier) {
 }
 
 }  // namespace
+
+namespace {
+
+// A value whose moves throw on demand: the move after `moves_left` more succeed (-1: never).
+struct bomb {
+  static inline int moves_left = -1;
+  int v = 0;
+  bomb() = default;
+  explicit bomb(int x) : v(x) {}
+  bomb(const bomb&) = default;
+  bomb& operator=(const bomb&) = default;
+  bomb(bomb&& o) : v(o.v) { tick(); }
+  bomb& operator=(bomb&& o) {
+    tick();
+    v = o.v;
+    return *this;
+  }
+  static void tick() {
+    if (moves_left == 0) throw std::runtime_error("move");
+    if (moves_left > 0) --moves_left;
+  }
+};
+
+struct disarm {
+  ~disarm() { bomb::moves_left = -1; }
+};
+
+// A throwing move leaves the tier consistent and usable, and evictions already made still reach
+// the sink.
+TEST(WarmTier, ThrowingValuesLeaveTheTierConsistent) {
+  disarm guard;
+  std::vector<int> sunk;
+  gd::warm_tier<int, bomb, gl::policy::lru> w({.max_entries = 2, .shards = 1}, {},
+                                              [&](int&& k, bomb&&) { sunk.push_back(k); });
+  ASSERT_TRUE(w.put(1, bomb(10)).ok());
+  ASSERT_TRUE(w.put(2, bomb(20)).ok());
+  bomb::moves_left = 0;
+  EXPECT_THROW((void)w.put(1, bomb(11)), std::runtime_error);  // the replace's assignment
+  EXPECT_THROW((void)w.take(1), std::runtime_error);           // moving the value out
+  EXPECT_THROW((void)w.put(3, bomb(30)), std::runtime_error);  // evicting 1 fails: it stays
+  EXPECT_TRUE(sunk.empty());
+  EXPECT_EQ(w.size(), 2u);
+  bomb::moves_left = 1;  // evicting one entry succeeds, storing 3 fails
+  EXPECT_THROW((void)w.put(3, bomb(30)), std::runtime_error);
+  bomb::moves_left = -1;
+  // The failed eviction handed 1 back to the policy as new, so now 2 was the one to go.
+  ASSERT_EQ(sunk, std::vector<int>{2});
+  EXPECT_EQ(w.get(1)->v, 10);  // untouched by the failed replace, take and eviction
+  EXPECT_FALSE(w.get(2).has_value());
+  EXPECT_FALSE(w.get(3).has_value());
+  EXPECT_EQ(w.size(), 1u);
+  for (int k = 4; k < 20; ++k) ASSERT_TRUE(w.put(k, bomb(k)).ok());  // no slot was lost
+  EXPECT_EQ(w.size(), 2u);
+}
+
+// A value growing in place never evicts itself, and the bound holds even when the policy ranks
+// it lowest (LFU: it was not hit while the others were).
+TEST(WarmTier, AGrowingValueKeepsTheWeightBoundUnderAnyPolicy) {
+  const auto weigh = [](const int&, const int& v) { return static_cast<std::size_t>(v); };
+  gd::warm_tier<int, int, gl::policy::lfu> w({.max_entries = 4, .max_weight = 10, .shards = 1},
+                                             weigh);
+  for (int k = 1; k <= 3; ++k) ASSERT_TRUE(w.put(k, 3).ok());
+  for (int i = 0; i < 20; ++i) {
+    (void)w.get(2);
+    (void)w.get(3);
+  }
+  ASSERT_TRUE(w.put(1, 8).ok());
+  EXPECT_LE(w.stats().weight, 10u);
+  EXPECT_EQ(w.get(1), 8);
+}
+
+TEST(WarmTier, EveryVictimReachesAThrowingSink) {
+  int calls = 0;
+  gd::warm_tier<int, int, gl::policy::fifo> w(
+      {.max_entries = 10, .max_weight = 10, .shards = 1},
+      [](const int&, const int& v) { return static_cast<std::size_t>(v); },
+      [&](int&&, int&&) {
+        ++calls;
+        throw std::runtime_error("sink");
+      });
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(w.put(k, 2).ok());
+  EXPECT_THROW((void)w.put(99, 6), std::runtime_error);  // evicts three entries of weight 2
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(w.get(99), 6);  // the put itself completed
+  EXPECT_THROW((gd::warm_tier<int, int, gl::policy::fifo>(
+                   {.max_entries = 10, .max_weight = 3, .shards = 4})),
+               std::invalid_argument);
+}
+
+}  // namespace

@@ -215,7 +215,7 @@ class linear_model_policy {
     const auto bits = std::bit_cast<std::uint32_t>(x);
     const auto exponent = static_cast<float>(static_cast<int>(bits >> 23) - 127);
     const float m = std::bit_cast<float>((bits & 0x007fffffU) | 0x3f800000U);  // [1, 2)
-    return exponent + (-0.34484843F * m + 2.02466578F) * m - 0.67487759F;
+    return exponent + (-0.34484843F * m + 2.02466578F) * m - 1.67487759F;
   }
   float log_scaled(std::uint64_t v) const noexcept { return log2_1p(v) * scale_; }
 

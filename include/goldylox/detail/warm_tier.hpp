@@ -21,8 +21,15 @@
 // and handed to the sink after the lock is released, so a sink may call back into the tier.
 //
 // Bounds: each shard holds at most ceil(max_entries / shards) entries and, with a weight bound,
-// at most max_weight / shards of weight; a put evicts until both hold. A value heavier than a
+// at most max_weight / shards of weight; a put evicts until both hold (a value that grows in place
+// is taken out of the policy meanwhile, so it is never its own victim). A value heavier than a
 // shard's whole weight budget is refused with InvalidArgument and changes nothing.
+//
+// Exceptions (from K's or V's copy and move, the weigher, the hash map's allocation, the sink):
+// a put, take or erase that throws leaves the tier consistent: nothing half-inserted, no slot
+// lost, the replaced value as V's assignment left it. Entries already evicted to make room are
+// still handed to the sink, then the exception propagates. A sink that throws does not stop the
+// other victims' delivery; its first exception is rethrown afterwards.
 #pragma once
 
 #include <algorithm>
@@ -31,6 +38,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -93,11 +101,13 @@ class warm_tier {
           std::bit_ceil(std::max(1U, std::thread::hardware_concurrency()) * 4U);
       n = std::max<std::size_t>(
           1, std::min(want, std::bit_floor(std::max<std::size_t>(1, o.max_entries / 64))));
+      if (o.max_weight != 0) n = std::min(n, std::bit_floor(o.max_weight));
+    } else if (o.max_weight != 0 && o.max_weight < n) {
+      throw std::invalid_argument("warm tier: max_weight must be at least the shard count");
     }
     shard_bits_ = static_cast<unsigned>(std::countr_zero(n));
     const std::size_t per_entries = (o.max_entries + n - 1) / n;
-    const std::size_t per_weight =
-        o.max_weight == 0 ? 0 : std::max<std::size_t>(1, o.max_weight / n);
+    const std::size_t per_weight = o.max_weight / n;
     shards_.reserve(n);
     if (!make_policy) make_policy = [](std::size_t c, std::size_t) { return P(c); };
     for (std::size_t i = 0; i < n; ++i) {
@@ -147,35 +157,23 @@ class warm_tier {
           sh.max_weight, " (max_weight ", max_weight_, " over ", shards_.size(), " shards)"));
     }
     victim_list victims;
+    std::exception_ptr failed;
     {
       std::unique_lock lock(sh.mutex);
       drain(sh);
-      if (const auto it = sh.index.find(key); it != sh.index.end()) {
-        slot_data& d = sh.slots[it->second];
-        sh.weight = sh.weight - d.weight + w;
-        d.value.emplace(std::move(value));
-        d.weight = w;
-        sh.policy.on_hit(it->second);
-        evict_over_weight(sh, it->second, victims);
-      } else {
-        sh.policy.on_miss(h);
-        while (sh.free.empty() ||
-               (sh.max_weight != 0 && sh.weight + w > sh.max_weight && !sh.index.empty())) {
-          evict_one(sh, victims);
+      try {
+        if (const auto it = sh.index.find(key); it != sh.index.end()) {
+          replace(sh, it->second, std::move(value), w, victims);
+        } else {
+          insert(sh, std::move(key), std::move(value), h, w, victims);
         }
-        const auto s = sh.free.back();
-        sh.free.pop_back();
-        slot_data& d = sh.slots[s];
-        d.hash = h;
-        d.weight = w;
-        d.key.emplace(key);
-        d.value.emplace(std::move(value));
-        sh.index.emplace(std::move(key), s);
-        sh.weight += w;
-        sh.policy.on_insert(s, h);
+      } catch (...) {
+        failed = std::current_exception();
       }
     }
+    // Entries evicted before a failure still reach the sink; then the failure is reported.
     deliver(victims);
+    if (failed) std::rethrow_exception(failed);
     return absl::OkStatus();
   }
 
@@ -189,9 +187,9 @@ class warm_tier {
     const auto it = sh.index.find(key);
     if (it == sh.index.end()) return std::nullopt;
     const auto s = it->second;
+    std::optional<V> out(std::move(*sh.slots[s].value));  // first: if it throws, nothing changed
     sh.index.erase(it);
     sh.policy.on_erase(s);
-    std::optional<V> out(std::move(*sh.slots[s].value));
     release(sh, s);
     return out;
   }
@@ -328,28 +326,68 @@ class warm_tier {
     sh.drained = written;
   }
 
-  void evict_one(shard& sh, victim_list& victims) { evict_slot(sh, sh.policy.victim(), victims); }
-
-  // A replaced value grew: evict others until the shard is within its weight again, never the
-  // entry just written (handed back to the policy as new if it is picked; bounded attempts).
-  void evict_over_weight(shard& sh, slot keep, victim_list& victims) {
-    for (std::size_t tries = 2 * sh.index.size();
-         sh.max_weight != 0 && sh.weight > sh.max_weight && sh.index.size() > 1 && tries > 0;
-         --tries) {
-      const slot v = sh.policy.victim();
-      if (v == keep) {
-        sh.policy.on_miss(sh.slots[v].hash);
-        sh.policy.on_insert(v, sh.slots[v].hash);
-        continue;
-      }
-      evict_slot(sh, v, victims);
+  // Under the exclusive lock. The value is assigned before any accounting changes, so a throwing
+  // assignment leaves the old entry as it was (in the state V's assignment leaves it).
+  void replace(shard& sh, slot s, V&& value, std::size_t w, victim_list& victims) {
+    slot_data& d = sh.slots[s];
+    *d.value = std::move(value);
+    sh.weight = sh.weight - d.weight + w;
+    d.weight = w;
+    sh.policy.on_hit(s);
+    if (sh.max_weight == 0 || sh.weight <= sh.max_weight) return;
+    // The grown entry is taken out of the policy while others are evicted for it, so it can
+    // never be picked; it fits on its own (put checked), so the loop ends. It comes back as new.
+    sh.policy.on_erase(s);
+    try {
+      while (sh.weight > sh.max_weight && sh.policy.size() > 0) evict_one(sh, victims);
+    } catch (...) {
+      sh.policy.on_miss(d.hash);
+      sh.policy.on_insert(s, d.hash);
+      throw;
     }
+    sh.policy.on_miss(d.hash);
+    sh.policy.on_insert(s, d.hash);
   }
 
-  void evict_slot(shard& sh, slot v, victim_list& victims) {
+  // Under the exclusive lock. Nothing is published until key, value and index entry all exist;
+  // a throw on the way leaves the slot free and the shard as it was, but for the evictions made
+  // room for (they are in `victims`, delivered by put).
+  void insert(shard& sh, K&& key, V&& value, std::uint64_t h, std::size_t w, victim_list& victims) {
+    sh.policy.on_miss(h);
+    while (sh.policy.size() > 0 &&
+           (sh.free.empty() || (sh.max_weight != 0 && sh.weight + w > sh.max_weight))) {
+      evict_one(sh, victims);
+    }
+    const slot s = sh.free.back();
+    slot_data& d = sh.slots[s];
+    try {
+      d.key.emplace(key);
+      d.value.emplace(std::move(value));
+      sh.index.emplace(std::move(key), s);
+    } catch (...) {
+      d.key.reset();
+      d.value.reset();
+      throw;
+    }
+    sh.free.pop_back();
+    d.hash = h;
+    d.weight = w;
+    sh.weight += w;
+    sh.policy.on_insert(s, h);
+  }
+
+  void evict_one(shard& sh, victim_list& victims) {
+    const slot v = sh.policy.victim();
     slot_data& d = sh.slots[v];
-    sh.index.erase(*d.key);
-    victims.emplace_back(std::move(*d.key), std::move(*d.value));
+    const auto it = sh.index.find(*d.key);
+    try {
+      victims.emplace_back(std::move(*d.key), std::move(*d.value));
+    } catch (...) {  // the entry stays: give it back to the policy
+      sh.policy.on_miss(d.hash);
+      sh.policy.on_insert(v, d.hash);
+      throw;
+    }
+    sh.index.erase(it);
     ++sh.evictions;
     release(sh, v);
   }
@@ -364,9 +402,19 @@ class warm_tier {
     sh.free.push_back(s);
   }
 
+  // Every victim reaches the sink even if an earlier call throws; the first exception is then
+  // rethrown (after the tier's own state is complete).
   void deliver(victim_list& victims) {
     if (!sink_) return;
-    for (auto& [k, v] : victims) sink_(std::move(k), std::move(v));
+    std::exception_ptr first;
+    for (auto& [k, v] : victims) {
+      try {
+        sink_(std::move(k), std::move(v));
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    }
+    if (first) std::rethrow_exception(first);
   }
 
   [[no_unique_address]] Hash hasher_{};
