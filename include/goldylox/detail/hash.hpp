@@ -28,6 +28,18 @@ inline std::uint64_t mix_hash(std::uint64_t h) noexcept {
   return fold_multiply(h, 0x9E3779B97F4A7C15ULL);
 }
 
+// The splitmix64 finaliser (Stafford's "mix13" constants): slower than mix_hash, but every input
+// bit affects every output bit through two rounds. The trace policies use it where ids are small
+// consecutive integers (W-TinyLFU's sketch) and, applied to a Weyl sequence, as a seeded
+// deterministic generator.
+inline std::uint64_t splitmix_mix(std::uint64_t x) noexcept {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 template <class Hash>
 concept avalanching_hash = requires { typename Hash::is_avalanching; };
 

@@ -4,7 +4,8 @@
 // Three parts:
 //  * Miniature simulations (Waldspurger et al., "Cache Modeling and Optimization using Miniature
 //    Simulations", ATC '17) say which expert is best. Each expert runs alone, keys only, on a
-//    spatially sampled slice of the key space: a key is sampled when its mixed hash is below
+//    spatially sampled slice of the key space: a key is sampled when its mixed hash (mixed again:
+//    trace ids are small integers) is below
 //    rate x 2^64, and each miniature cache holds capacity x rate entries, so its hit ratio
 //    estimates that expert's at full size. rate = min(1, shadow_budget / capacity): small caches
 //    simulate every key exactly, large ones a fixed number of entries. Each expert's hits are
@@ -49,6 +50,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "goldylox/concepts.hpp"
+#include "goldylox/detail/hash.hpp"
 #include "goldylox/detail/index_lists.hpp"
 #include "goldylox/detail/policy_classic.hpp"
 #include "goldylox/detail/simulated_cache.hpp"
@@ -193,16 +195,9 @@ class adaptive_policy {
         1, static_cast<std::size_t>(std::llround(static_cast<double>(capacity) * rate)));
   }
 
-  // Spatial sampling needs well-mixed bits even for small integer keys (trace ids).
-  static std::uint64_t mix(std::uint64_t h) noexcept {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    return h ^ (h >> 33);
+  bool sampled(std::uint64_t hash) const noexcept {
+    return rate_ >= 1.0 || mix_hash(hash) < threshold_;
   }
-
-  bool sampled(std::uint64_t hash) const noexcept { return rate_ >= 1.0 || mix(hash) < threshold_; }
 
   void observe(std::uint64_t hash) {
     if (!sampled(hash)) return;

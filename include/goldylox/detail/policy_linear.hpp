@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "goldylox/detail/hash.hpp"
 #include "goldylox/detail/platform.hpp"
 #include "goldylox/detail/policy_classic.hpp"
 
@@ -250,12 +251,7 @@ class linear_model_policy {
 #endif
   }
 
-  std::uint64_t next_random() noexcept {  // splitmix64
-    std::uint64_t z = (rng_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
+  std::uint64_t next_random() noexcept { return splitmix_mix(rng_ += 0x9e3779b97f4a7c15ULL); }
 
   // A uniformly random resident slot. The owner keeps slots dense (a full cache is all
   // resident), so the expected number of draws is capacity / size.

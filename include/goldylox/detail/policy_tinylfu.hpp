@@ -73,22 +73,12 @@
 #include <string_view>
 #include <vector>
 
+#include "goldylox/detail/hash.hpp"
 #include "goldylox/detail/index_lists.hpp"
 #include "goldylox/detail/policy_classic.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
-
-// A strong 64-bit finaliser (the splitmix64 / Stafford "mix13" constants): every input bit
-// affects every output bit, so consecutive small ids spread over the whole sketch.
-inline std::uint64_t tinylfu_mix(std::uint64_t x) noexcept {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
 
 // Count-min sketch of 4-bit counters, depth 4, one 64-byte block per key, periodic halving.
 class frequency_sketch {
@@ -100,7 +90,7 @@ class frequency_sketch {
 
   // Counts one access to `hash`; halves every counter once sample_size() increments changed one.
   void increment(std::uint64_t hash) noexcept {
-    const std::uint64_t h = tinylfu_mix(hash);
+    const std::uint64_t h = splitmix_mix(hash);
     const std::size_t block = static_cast<std::size_t>(h & block_mask_) * words_per_block;
     bool added = false;
     for (unsigned row = 0; row < depth; ++row) {
@@ -115,7 +105,7 @@ class frequency_sketch {
 
   // The estimated number of recent accesses to `hash`, 0..15.
   unsigned frequency(std::uint64_t hash) const noexcept {
-    const std::uint64_t h = tinylfu_mix(hash);
+    const std::uint64_t h = splitmix_mix(hash);
     const std::size_t block = static_cast<std::size_t>(h & block_mask_) * words_per_block;
     unsigned f = 0xfU;
     for (unsigned row = 0; row < depth; ++row) {
@@ -280,7 +270,7 @@ class w_tinylfu_policy {
 
   std::uint64_t next_random() noexcept {
     rng_ += 0x9e3779b97f4a7c15ULL;
-    return tinylfu_mix(rng_);
+    return splitmix_mix(rng_);
   }
 
   void demote_protected_overflow() noexcept {

@@ -60,11 +60,6 @@ class simulated_cache {
   bool contains(std::uint64_t id) const { return where_.contains(id); }
   const P& policy() const noexcept { return policy_; }
 
-  // Bytes of the key index (the policy's own state comes on top).
-  static constexpr std::size_t bytes_per_entry() noexcept {
-    return sizeof(std::uint64_t) + sizeof(slot) + 2 * sizeof(std::pair<std::uint64_t, slot>);
-  }
-
  private:
   P policy_;
   absl::flat_hash_map<std::uint64_t, slot> where_;

@@ -54,6 +54,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "goldylox/concepts.hpp"
+#include "goldylox/detail/hash.hpp"
 #include "goldylox/detail/platform.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -278,13 +279,10 @@ class warm_tier {
     return (static_cast<std::uint64_t>(generation) << 32) | s;
   }
 
+  // The shard takes the top bits of the table hash (hash.hpp); the index hashes the key itself.
   template <class Q>
   std::uint64_t hash_of(const Q& key) const {
-    // Mixed once more: the shard takes the top bits, the index its own bits from Hash again.
-    std::uint64_t x = static_cast<std::uint64_t>(hasher_(key));
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    return x ^ (x >> 32);
+    return table_hash(hasher_, key);
   }
   shard& shard_for(std::uint64_t h) const noexcept {
     return *shards_[shard_bits_ == 0 ? 0 : h >> (64 - shard_bits_)];
