@@ -14,17 +14,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <goldylox/detail/replay.hpp>
 #include <goldylox/detail/trace.hpp>
 #include <goldylox/policies.hpp>
+#include <goldylox/typed_cache.hpp>
 
 namespace {
 
@@ -35,30 +38,19 @@ struct policy_entry {
   std::function<gd::replay_result(const std::vector<gd::trace_request>&, std::size_t)> run;
 };
 
-template <class P>
-policy_entry entry_for(std::string_view name) {
-  return {name, [](const std::vector<gd::trace_request>& t, std::size_t c) {
-            return gd::replay<P>(t, c);
-          }};
-}
-
 const std::vector<policy_entry>& all_policies() {
-  static const std::vector<policy_entry> policies = {
-      entry_for<goldylox::policy::lru>("lru"),
-      entry_for<goldylox::policy::fifo>("fifo"),
-      entry_for<goldylox::policy::clock>("clock"),
-      entry_for<goldylox::policy::lfu>("lfu"),
-      entry_for<goldylox::policy::arc>("arc"),
-      entry_for<goldylox::policy::lirs>("lirs"),
-      entry_for<goldylox::policy::s3fifo>("s3fifo"),
-      entry_for<goldylox::policy::sieve>("sieve"),
-      entry_for<goldylox::policy::w_tinylfu>("w-tinylfu"),
-      entry_for<goldylox::policy::w_tinylfu_fixed>("w-tinylfu-fixed"),
-      entry_for<goldylox::policy::linear_model>("linear-model"),
-      entry_for<goldylox::policy::adaptive>("adaptive"),
-      {"belady", [](const std::vector<gd::trace_request>& t,
-                    std::size_t c) { return gd::replay_belady(t, c); }},
-  };
+  static const std::vector<policy_entry> policies = [] {
+    std::vector<policy_entry> out;
+    goldylox::policy::for_each_named([&]<class P>(std::type_identity<P>, std::string_view name) {
+      out.push_back({name, [](const std::vector<gd::trace_request>& t, std::size_t c) {
+                       return gd::replay<P>(t, c);
+                     }});
+    });
+    out.push_back({"belady", [](const std::vector<gd::trace_request>& t, std::size_t c) {
+                     return gd::replay_belady(t, c);
+                   }});
+    return out;
+  }();
   return policies;
 }
 
@@ -96,8 +88,39 @@ struct options {
   std::vector<std::string> reference_policies;  // empty: all in the file
   std::string svg;
   bool quiet = false;
+  double tiered = 0;  // > 0: replay through the whole cache, this share of it in the hot tier
+  std::uint32_t promotion_hits = 2;
   std::vector<std::string> traces;
 };
+
+// A replay through goldylox::typed_cache itself: a hot tier of `hot_share` of the size over a warm
+// tier running `policy`, read-through (get; on a miss, put). Deterministic on one thread (the warm
+// tier's shard count follows the machine's core count, so results can differ slightly between
+// machines).
+gd::replay_result replay_tiered(const std::vector<gd::trace_request>& trace, std::size_t size,
+                                std::string_view policy, double hot_share,
+                                std::uint32_t promotion_hits) {
+  const std::size_t hot = std::clamp<std::size_t>(
+      static_cast<std::size_t>(std::llround(static_cast<double>(size) * hot_share)), 1,
+      std::max<std::size_t>(1, size - 1));
+  auto builder = goldylox::typed_cache<std::uint64_t, std::uint64_t>::builder();
+  builder.hot_tier_max_entries(hot).warm_tier_max_entries(size > hot ? size - hot : 0);
+  if (size > hot) builder.warm_tier_policy(policy).warm_tier_promotion_hits(promotion_hits);
+  auto cache = builder.build();
+  if (!cache.ok()) {
+    std::fprintf(stderr, "goldylox-sim: %s\n", std::string(cache.status().message()).c_str());
+    std::exit(2);
+  }
+  gd::replay_result r;
+  for (const gd::trace_request& q : trace) {
+    ++r.requests;
+    if (!cache->get(q.id)) {
+      ++r.misses;
+      (void)cache->put(q.id, q.id);
+    }
+  }
+  return r;
+}
 
 void print_help() {
   std::printf(
@@ -116,6 +139,10 @@ void print_help() {
       "  --score POLICY    after the output, rank POLICY at each trace and size against the\n"
       "                    best of every other column except belady (and lru, belady)\n"
       "  --svg FILE        write a hit-ratio plot per trace\n"
+      "  --tiered SHARE    also replay each policy through the whole cache (typed_cache,\n"
+      "                    read-through): a hot tier of SHARE (0..1) of the size over a warm\n"
+      "                    tier running the policy, in rows named tiered-POLICY\n"
+      "  --promotion-hits N  with --tiered: warm hits that promote an entry (default 2)\n"
       "  --quiet           no progress on stderr\n"
       "Options with a value also take the form --option=value.\n",
       valid_policy_names().c_str());
@@ -130,8 +157,9 @@ options parse(int argc, char** argv) {
     std::string val = eq == std::string_view::npos ? "" : std::string(a.substr(eq + 1));
     // Options with a value take it as --opt=value or as the next argument.
     static constexpr std::string_view with_value[] = {
-        "--policies", "--sizes",     "--format", "--id-column",
-        "--svg",      "--reference", "--score",  "--reference-policies"};
+        "--policies", "--sizes",         "--format", "--id-column",
+        "--svg",      "--reference",     "--score",  "--reference-policies",
+        "--tiered",   "--promotion-hits"};
     if (eq == std::string_view::npos &&
         std::find(std::begin(with_value), std::end(with_value), key) != std::end(with_value)) {
       if (i + 1 >= argc) usage_error(std::string(key) + " needs a value");
@@ -194,6 +222,19 @@ options parse(int argc, char** argv) {
       o.reference_policies = split(val);
     } else if (key == "--svg") {
       o.svg = val;
+    } else if (key == "--tiered") {
+      char* end = nullptr;
+      o.tiered = std::strtod(val.c_str(), &end);
+      if (val.empty() || *end != '\0' || !(o.tiered > 0) || !(o.tiered < 1)) {
+        usage_error("bad --tiered '" + val + "': give the hot tier's share, between 0 and 1");
+      }
+    } else if (key == "--promotion-hits") {
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(val.c_str(), &end, 10);
+      if (val.empty() || *end != '\0' || n == 0 || n > 1'000'000) {
+        usage_error("bad --promotion-hits '" + val + "': give a count >= 1");
+      }
+      o.promotion_hits = static_cast<std::uint32_t>(n);
     } else if (a == "--quiet") {
       o.quiet = true;
     } else if (a.starts_with("--")) {
@@ -205,6 +246,22 @@ options parse(int argc, char** argv) {
   if (o.traces.empty()) usage_error("no trace given");
   if (o.policies.empty()) {
     for (const auto& p : all_policies()) o.policies.push_back(&p);
+  }
+  if (o.tiered > 0) {
+    // Each chosen policy (Belady has no online form) also runs as the warm tier of a whole cache.
+    static std::deque<std::string> names;
+    static std::deque<policy_entry> entries;
+    std::vector<const policy_entry*> tiered;
+    for (const policy_entry* p : o.policies) {
+      if (p->name == "belady") continue;
+      names.push_back("tiered-" + std::string(p->name));
+      entries.push_back({names.back(), [policy = p->name, share = o.tiered, n = o.promotion_hits](
+                                           const std::vector<gd::trace_request>& t, std::size_t c) {
+                           return replay_tiered(t, c, policy, share, n);
+                         }});
+      tiered.push_back(&entries.back());
+    }
+    o.policies.insert(o.policies.end(), tiered.begin(), tiered.end());
   }
   return o;
 }
@@ -539,10 +596,10 @@ int main(int argc, char** argv) {
       print_markdown(rows);
       break;
     case options::output::table:
-      std::printf("%-16s %-8s %10s %10s %10s %9s\n", "trace", "policy", "size", "requests",
+      std::printf("%-16s %-16s %10s %10s %10s %9s\n", "trace", "policy", "size", "requests",
                   "misses", "hit ratio");
       for (const row& r : rows) {
-        std::printf("%-16s %-8s %10zu %10llu %10llu %8.2f%%\n", r.trace.c_str(), r.policy.c_str(),
+        std::printf("%-16s %-16s %10zu %10llu %10llu %8.2f%%\n", r.trace.c_str(), r.policy.c_str(),
                     r.size, static_cast<unsigned long long>(r.result.requests),
                     static_cast<unsigned long long>(r.result.misses),
                     100 * (1 - r.result.miss_ratio()));

@@ -4,6 +4,8 @@
 //
 //   goldylox warm_tier<uint64_t, uint64_t, P>, P = lru, sieve, s3fifo, adaptive; and adaptive
 //     with its miniature-cache budget shared among the shards (goldylox_warm_adaptive_shared)
+//   goldylox_tiered<sieve|adaptive>  the whole cache (typed_cache): a 25K-entry hot tier over a
+//     75K-entry warm tier with that policy; goldylox_hot_only: the hot tier alone, 100K entries
 //   absl_sharded_lru   64 shards, each a std::mutex around an absl::flat_hash_map and a list
 //   rocksdb_lru        rocksdb::NewLRUCache (64 shards), if librocksdb-dev is installed
 //   rocksdb_hyperclock rocksdb::HyperClockCacheOptions (64 shards), likewise
@@ -20,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -27,6 +30,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "common/workload.hpp"
 #include "goldylox/detail/warm_tier.hpp"
+#include "goldylox/goldylox.hpp"
 #include "goldylox/policies.hpp"
 
 #if defined(GOLDYLOX_BENCH_HAVE_ROCKSDB)
@@ -70,6 +74,41 @@ struct goldylox_warm_adaptive_shared {
     return tier.visit(k, [](const std::uint64_t& v) { benchmark::DoNotOptimize(v); });
   }
   void put(std::uint64_t k, std::uint64_t v) { (void)tier.put(k, v); }
+};
+
+// The whole cache at the same total capacity: typed_cache with a hot tier of a quarter of it (the
+// design's 10:30 hot:warm split) and the warm tier holding the rest under policy `Name`; and the
+// hot tier alone holding all of it (CLOCK, no warm tier).
+struct goldylox_cache {
+  explicit goldylox_cache(gl::typed_cache<std::uint64_t, std::uint64_t> made)
+      : cache(std::move(made)) {}
+  bool get(std::uint64_t k) {
+    const std::optional<std::uint64_t> v = cache.get(k);
+    benchmark::DoNotOptimize(v);
+    return v.has_value();
+  }
+  void put(std::uint64_t k, std::uint64_t v) { (void)cache.put(k, v); }
+  gl::typed_cache<std::uint64_t, std::uint64_t> cache;
+};
+template <const char* Name>
+struct goldylox_tiered : goldylox_cache {
+  goldylox_tiered()
+      : goldylox_cache(gl::typed_cache<std::uint64_t, std::uint64_t>::builder()
+                           .hot_tier_max_entries(capacity / 4)
+                           .warm_tier_max_entries(capacity - capacity / 4)
+                           .warm_tier_policy(Name)
+                           .build()
+                           .value()) {}
+};
+constexpr char sieve_name[] = "sieve";
+constexpr char adaptive_name[] = "adaptive";
+struct goldylox_hot_only : goldylox_cache {
+  goldylox_hot_only()
+      : goldylox_cache(gl::typed_cache<std::uint64_t, std::uint64_t>::builder()
+                           .hot_tier_max_entries(capacity)
+                           .warm_tier_max_entries(0)
+                           .build()
+                           .value()) {}
 };
 
 class absl_sharded_lru {
@@ -195,6 +234,9 @@ GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::sieve>);
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::s3fifo>);
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::adaptive>);
 GOLDYLOX_WARM_BENCH(goldylox_warm_adaptive_shared);
+GOLDYLOX_WARM_BENCH(goldylox_tiered<sieve_name>);
+GOLDYLOX_WARM_BENCH(goldylox_tiered<adaptive_name>);
+GOLDYLOX_WARM_BENCH(goldylox_hot_only);
 GOLDYLOX_WARM_BENCH(absl_sharded_lru);
 #if defined(GOLDYLOX_BENCH_HAVE_ROCKSDB)
 GOLDYLOX_WARM_BENCH(rocksdb_lru);

@@ -98,6 +98,7 @@ class gx_typed : public gx_holder<goldylox::typed_cache<K, V>> {
   explicit gx_typed(std::size_t capacity)
       : gx_holder<cache_type>(built_or_die(cache_type::builder()
                                                .hot_tier_max_entries(capacity)
+                                               .warm_tier_max_entries(0)
                                                .enable_simd(Tag != gx_tag::swar)
                                                .enable_telemetry(Tag == gx_tag::telemetry)
                                                .build())) {}
@@ -117,8 +118,10 @@ class gx_any : public gx_holder<goldylox::cache<K>> {
   using typename gx_holder<goldylox::cache<K>>::cache_type;
 
   explicit gx_any(std::size_t capacity)
-      : gx_holder<cache_type>(
-            built_or_die(cache_type::builder().hot_tier_max_entries(capacity).build())) {}
+      : gx_holder<cache_type>(built_or_die(cache_type::builder()
+                                               .hot_tier_max_entries(capacity)
+                                               .warm_tier_max_entries(0)
+                                               .build())) {}
 
   GX_BENCH_INLINE bool get(const K& key, V& out) const {
     absl::StatusOr<std::optional<V>> v = this->cache_.template get<V>(key);

@@ -8,8 +8,9 @@
 //
 // Each entry remembers its value's type; asking for it as another type returns
 // kFailedPrecondition (the message names both types) and leaves the entry untouched. put()
-// overwrites whatever was stored, of any type. Concurrency guarantees are typed_cache's: reads are
-// lock-free and write nothing shared; writes to a key are atomic with respect to each other.
+// overwrites whatever was stored, of any type. Concurrency guarantees and tiers are typed_cache's:
+// hot-tier reads are lock-free and write nothing shared; writes to a key are atomic with respect
+// to each other.
 // Values up to 24 bytes live inside the entry; larger ones cost one more allocation.
 #pragma once
 
@@ -103,7 +104,8 @@ class cache {
   }
 
   // Calls f(const V&) on the stored value without copying it. Returns whether the key was found,
-  // or kFailedPrecondition (f not called) if it holds another type. Keep f short; do not block.
+  // or kFailedPrecondition (f not called) if it holds another type. Keep f short; do not block or
+  // call into the cache (a warm-tier entry is visited under its shard's read lock).
   template <cache_value V, class F>
   absl::StatusOr<bool> visit(const K& key, F&& f) const {
     return visit_impl<V>(key, f);

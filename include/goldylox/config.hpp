@@ -1,26 +1,32 @@
 // Configuration: presets, the resolved cache_config, and the builder options shared by
 // cache<K>::builder() and typed_cache<K, V>::builder().
 //
-// What each option does today (the hot tier is the only tier so far):
-//   hot_tier_max_entries        bounds the cache: the hot tier holds at most this many entries and
-//                               evicts (CLOCK) beyond it.
+// What each option does (docs/configuration.md has the full table):
+//   hot_tier_max_entries        bounds the hot tier: it holds at most this many entries and
+//                               evicts (CLOCK) beyond it, into the warm tier when there is one.
+//   warm_tier_max_entries       bounds the warm tier (0: no warm tier; hot-tier evictions leave
+//                               the cache). The presets give every cache a warm tier.
+//   warm_tier_policy            the warm tier's eviction policy: a name (default "adaptive"), a
+//                               policy type, or a factory making a user policy.
+//   warm_tier_promotion_hits    warm hits after which an entry moves back to the hot tier.
 //   enable_simd                 picks the SSE2 tag compare (true) or the portable SWAR compare.
 //   enable_telemetry            counts hits and misses (off by default, as Caffeine's
 //                               recordStats(): counting costs a get ~15 % of its instructions).
-//   warm_tier_max_entries,
 //   cold_tier_storage_path,
-//   compression_level           validated and recorded in config(); they take effect when the warm
-//                               and cold tiers land. Nothing is created on disk yet.
-//   enable_background_workers   validated and recorded; there is no background work yet (the hot
-//                               tier evicts inline, on the inserting thread).
+//   compression_level           validated and recorded in config(); they take effect when the
+//                               cold tier lands. Nothing is created on disk yet.
+//   enable_background_workers   validated and recorded; there is no background work yet (the
+//                               tiers evict inline, on the inserting thread).
 //   preset                      supplies defaults for every size option not set explicitly.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include <unistd.h>
@@ -28,6 +34,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "goldylox/detail/any_policy.hpp"
 #include "goldylox/version.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -53,8 +60,10 @@ struct cache_config {
   preset profile = preset::balanced;
   std::size_t hot_tier_max_entries = 0;
   std::size_t warm_tier_max_entries = 0;  // 0 = no warm tier
-  std::string cold_tier_storage_path;     // empty = memory only
-  int compression_level = 0;              // 0 = store uncompressed, 1..22 faster..smaller
+  std::string warm_tier_policy;           // the warm tier's policy: its name, or P::name for a type
+  std::uint32_t warm_tier_promotion_hits = 2;
+  std::string cold_tier_storage_path;  // empty = memory only
+  int compression_level = 0;           // 0 = store uncompressed, 1..22 faster..smaller
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
@@ -65,6 +74,7 @@ struct preset_defaults {
   std::size_t hot_tier_max_entries;
   std::size_t warm_tier_max_entries;
   int compression_level;
+  std::string_view warm_tier_policy = "adaptive";
 };
 
 constexpr preset_defaults defaults_for(preset p) noexcept {
@@ -74,6 +84,7 @@ constexpr preset_defaults defaults_for(preset p) noexcept {
     case preset::high_capacity:
       return {50'000, 450'000, 9};
     case preset::ml_optimized:
+      return {100'000, 300'000, 3, "linear-model"};
     case preset::balanced:
       break;
   }
@@ -90,6 +101,10 @@ struct config_request {
   preset profile = preset::balanced;
   std::optional<std::size_t> hot_tier_max_entries;
   std::optional<std::size_t> warm_tier_max_entries;
+  // A named policy (looked up at build) or, when `warm_policy_make` is set, a user's choice.
+  std::optional<std::string> warm_policy_name;
+  policy_factory warm_policy_make;
+  std::optional<std::uint32_t> warm_tier_promotion_hits;
   std::optional<std::string> cold_tier_storage_path;
   std::optional<int> compression_level;
   bool enable_simd = true;
@@ -104,15 +119,32 @@ inline std::size_t physical_memory_bytes() noexcept {
   return static_cast<std::size_t>(pages) * static_cast<std::size_t>(page_size);
 }
 
-// Applies the preset and validates. `hot_bytes_per_entry` is the hot tier's memory per entry for
-// the concrete key and value types, used to reject sizes this machine cannot hold.
+// The policy factory a request asks for: the user's, else the named one (default "adaptive").
+// kInvalidArgument, listing the valid names, for an unknown name.
+inline absl::StatusOr<policy_factory> resolve_warm_policy(const config_request& r) {
+  if (r.warm_policy_make) return r.warm_policy_make;
+  const std::string name =
+      r.warm_policy_name.value_or(std::string(defaults_for(r.profile).warm_tier_policy));
+  std::optional<policy_factory> made = named_policy_factory(name);
+  if (!made) {
+    return absl::InvalidArgumentError(absl::StrCat("goldylox: unknown warm_tier_policy '", name,
+                                                   "'; valid policies: ", named_policy_list()));
+  }
+  return *std::move(made);
+}
+
+// Applies the preset and validates. `hot_bytes_per_entry` and `warm_bytes_per_entry` are the
+// tiers' memory per entry for the concrete key and value types, used to reject sizes this machine
+// cannot hold.
 inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
-                                                   std::size_t hot_bytes_per_entry) {
+                                                   std::size_t hot_bytes_per_entry,
+                                                   std::size_t warm_bytes_per_entry = 0) {
   const preset_defaults d = defaults_for(r.profile);
   cache_config c;
   c.profile = r.profile;
   c.hot_tier_max_entries = r.hot_tier_max_entries.value_or(d.hot_tier_max_entries);
   c.warm_tier_max_entries = r.warm_tier_max_entries.value_or(d.warm_tier_max_entries);
+  c.warm_tier_promotion_hits = r.warm_tier_promotion_hits.value_or(2);
   c.cold_tier_storage_path = r.cold_tier_storage_path.value_or("");
   c.compression_level = r.compression_level.value_or(d.compression_level);
   c.enable_simd = r.enable_simd;
@@ -138,6 +170,31 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
     return absl::InvalidArgumentError(
         absl::StrCat("goldylox: warm_tier_max_entries = ", c.warm_tier_max_entries,
                      " exceeds the limit of ", max_warm_tier_entries, " entries"));
+  }
+  if (warm_bytes_per_entry != 0 && c.warm_tier_max_entries > ram / warm_bytes_per_entry) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "goldylox: warm_tier_max_entries = ", c.warm_tier_max_entries, " needs about ",
+        c.warm_tier_max_entries / (std::size_t{1} << 20) * warm_bytes_per_entry,
+        " MiB for the warm tier alone, more than this machine's ", ram >> 20, " MiB of memory"));
+  }
+  if (c.warm_tier_max_entries == 0 &&
+      (r.warm_policy_name || r.warm_policy_make || r.warm_tier_promotion_hits)) {
+    return absl::InvalidArgumentError(
+        "goldylox: warm_tier_policy and warm_tier_promotion_hits apply to the warm tier, which "
+        "is off (warm_tier_max_entries = 0)");
+  }
+  if (c.warm_tier_promotion_hits == 0) {
+    return absl::InvalidArgumentError(
+        "goldylox: warm_tier_promotion_hits must be at least 1 (1 promotes on every warm hit)");
+  }
+  if (c.warm_tier_max_entries != 0) {
+    absl::StatusOr<policy_factory> make = resolve_warm_policy(r);
+    if (!make.ok()) return make.status();
+    // A named policy keeps its name; a type or factory reports P::name, read from a one-entry
+    // instance (cheap: policies size to their capacity).
+    c.warm_tier_policy = r.warm_policy_make
+                             ? std::string((*make)(1, 1).policy_name())
+                             : r.warm_policy_name.value_or(std::string(d.warm_tier_policy));
   }
   if (c.compression_level < 0 || c.compression_level > max_compression_level) {
     return absl::InvalidArgumentError(
@@ -172,9 +229,42 @@ class basic_builder {
     request_.hot_tier_max_entries = n;
     return self();
   }
-  // Maximum entries in the warm tier (0 disables it). Recorded; takes effect with the warm tier.
+  // Maximum entries in the warm tier, which receives the hot tier's evictions (0: no warm tier).
   Derived& warm_tier_max_entries(std::size_t n) {
     request_.warm_tier_max_entries = n;
+    return self();
+  }
+  // The warm tier's eviction policy by name: "adaptive" (the default), "lru", "fifo", "clock",
+  // "lfu", "arc", "lirs", "s3fifo", "sieve", "w-tinylfu", "w-tinylfu-fixed", "linear-model"
+  // (policies.hpp). An unknown name fails build() with kInvalidArgument listing these.
+  Derived& warm_tier_policy(std::string_view name) {
+    request_.warm_policy_name = std::string(name);
+    request_.warm_policy_make = nullptr;
+    return self();
+  }
+  // The warm tier's eviction policy by type: P(capacity) per shard (any eviction_policy,
+  // concepts.hpp, including a user's own).
+  template <eviction_policy P>
+  Derived& warm_tier_policy() {
+    request_.warm_policy_name.reset();
+    request_.warm_policy_make = &detail::make_shard_policy<P>;
+    return self();
+  }
+  // A user policy with options: make(capacity) returns the policy for a shard of that capacity.
+  template <class F>
+    requires eviction_policy<std::invoke_result_t<F&, std::size_t>>
+  Derived& warm_tier_policy(F make) {
+    request_.warm_policy_name.reset();
+    request_.warm_policy_make = [make = std::move(make)](std::size_t capacity,
+                                                         std::size_t) mutable {
+      return detail::any_policy(make(capacity));
+    };
+    return self();
+  }
+  // An entry in the warm tier moves back to the hot tier on its n-th read there (default 2; 1
+  // promotes on every warm hit). Reads before that are served from the warm tier.
+  Derived& warm_tier_promotion_hits(std::uint32_t n) {
+    request_.warm_tier_promotion_hits = n;
     return self();
   }
   // Directory of the persistent cold tier. Recorded; takes effect with the cold tier.

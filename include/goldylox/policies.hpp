@@ -19,6 +19,9 @@
 // satisfy; docs/eviction.md has their behaviour, costs and measured hit ratios.
 #pragma once
 
+#include <string_view>
+#include <type_traits>
+
 #include "goldylox/concepts.hpp"
 #include "goldylox/detail/policy_adaptive.hpp"
 #include "goldylox/detail/policy_arc.hpp"
@@ -51,6 +54,25 @@ template <eviction_policy... Experts>
 using adaptive_of = detail::adaptive_policy<Experts...>;
 using adaptive_options = detail::adaptive_options;
 using adaptive = adaptive_of<detail::lirs_deep_policy, lru, arc, s3fifo, w_tinylfu, sieve>;
+
+// Calls f(std::type_identity<P>{}, name) for each policy above, by the name goldylox-sim and the
+// builders' warm_tier_policy(name) accept: lru, fifo, clock, lfu, arc, lirs, s3fifo, sieve,
+// w-tinylfu, w-tinylfu-fixed, linear-model, adaptive.
+template <class F>
+void for_each_named(F&& f) {
+  f(std::type_identity<lru>{}, "lru");
+  f(std::type_identity<fifo>{}, "fifo");
+  f(std::type_identity<clock>{}, "clock");
+  f(std::type_identity<lfu>{}, "lfu");
+  f(std::type_identity<arc>{}, "arc");
+  f(std::type_identity<lirs>{}, "lirs");
+  f(std::type_identity<s3fifo>{}, "s3fifo");
+  f(std::type_identity<sieve>{}, "sieve");
+  f(std::type_identity<w_tinylfu>{}, "w-tinylfu");
+  f(std::type_identity<w_tinylfu_fixed>{}, "w-tinylfu-fixed");
+  f(std::type_identity<linear_model>{}, "linear-model");
+  f(std::type_identity<adaptive>{}, "adaptive");
+}
 
 static_assert(eviction_policy<lru> && eviction_policy<fifo> && eviction_policy<clock> &&
               eviction_policy<lfu> && eviction_policy<arc> && eviction_policy<lirs> &&

@@ -11,16 +11,24 @@ GOLDYLOX_BEGIN_NAMESPACE
 // Counters since construction. Counting is per thread and summed on demand, so a snapshot taken
 // while other threads run is approximate (each counter is exact once those threads are quiet).
 struct cache_stats {
-  std::uint64_t hits = 0;      // lookups that found their key (get, visit, get_many, get_or_insert)
-  std::uint64_t misses = 0;    // lookups that did not
-  std::uint64_t inserts = 0;   // entries created
-  std::uint64_t updates = 0;   // existing entries overwritten
-  std::uint64_t removals = 0;  // entries removed by remove() (clear() is not counted)
-  std::uint64_t evictions = 0;   // entries evicted to respect capacity
-  std::size_t size = 0;          // entries held now
-  std::size_t capacity = 0;      // maximum entries (the hot tier's, until the next tiers land)
+  std::uint64_t hits = 0;        // lookups that found their key in any tier (get, visit,
+                                 // get_many, get_or_insert); counted with enable_telemetry
+  std::uint64_t misses = 0;      // lookups that did not
+  std::uint64_t warm_hits = 0;   // hits the warm tier served (the hot tier had missed)
+  std::uint64_t inserts = 0;     // entries created
+  std::uint64_t updates = 0;     // existing entries overwritten
+  std::uint64_t removals = 0;    // entries removed by remove() (clear() is not counted)
+  std::uint64_t evictions = 0;   // entries that left the cache to respect capacity (with a warm
+                                 // tier: its evictions, plus demotions it could not take)
+  std::uint64_t demotions = 0;   // hot-tier evictions moved into the warm tier
+  std::uint64_t promotions = 0;  // warm entries moved back into the hot tier
+  std::size_t size = 0;          // entries held now, all tiers
+  std::size_t hot_size = 0;      // of which in the hot tier
+  std::size_t warm_size = 0;     // of which in the warm tier
+  std::size_t capacity = 0;      // maximum entries, all tiers
   std::size_t memory_bytes = 0;  // approximate bytes owned by the cache (heap parts of values
-                                 // stored in cache<K> are not included)
+                                 // stored in cache<K>, and warm-tier policy metadata, are not
+                                 // included)
 
   std::uint64_t requests() const noexcept { return hits + misses; }
   double hit_ratio() const noexcept {

@@ -9,10 +9,12 @@
 //   std::optional<Order> o = orders.get(42);
 //
 // Every member function may be called from any number of threads at once. Reads (get, visit,
-// get_many, contains) take no lock and write no shared memory. Writes to one key are atomic with
-// respect to every other operation on that key. When full, the cache evicts with a CLOCK
-// (second-chance) sweep. This is the fastest way into goldylox; cache<K> adds run-time-typed
-// values on top of the same engine.
+// get_many, contains) answered by the hot tier take no lock and write no shared memory; a read
+// that falls through to the warm tier takes its shard's read lock. Writes to one key are atomic
+// with respect to every other operation on that key. When the hot tier is full it evicts with a
+// CLOCK (second-chance) sweep into the warm tier, which evicts by its policy (adaptive by
+// default); warm entries read twice move back up. This is the fastest way into goldylox; cache<K>
+// adds run-time-typed values on top of the same engine.
 #pragma once
 
 #include <cstddef>
@@ -68,7 +70,8 @@ class typed_cache {
   }
 
   // Calls f(const V&) on the stored value without copying it; returns whether the key was found.
-  // f runs while the entry is protected from reclamation: keep it short and do not block in it.
+  // f runs while the entry is protected from reclamation (for a warm-tier entry, under its
+  // shard's read lock): keep it short, do not block in it and do not call into the cache.
   template <class F>
   bool visit(const K& key, F&& f) const {
     return engine_->visit(key, f);

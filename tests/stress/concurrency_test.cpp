@@ -15,13 +15,16 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include <goldylox/detail/group_lock.hpp>
 #include <goldylox/detail/warm_tier.hpp>
 #include <goldylox/goldylox.hpp>
 
@@ -107,9 +110,14 @@ struct Rng {
   std::uint64_t below(std::uint64_t n) { return next() % n; }
 };
 
+// The hot tier alone, whose evictions leave the cache (the tiered tests below build their own).
 template <class C>
 C make_cache(std::size_t capacity, bool telemetry = false) {
-  auto made = C::builder().hot_tier_max_entries(capacity).enable_telemetry(telemetry).build();
+  auto made = C::builder()
+                  .hot_tier_max_entries(capacity)
+                  .warm_tier_max_entries(0)
+                  .enable_telemetry(telemetry)
+                  .build();
   EXPECT_TRUE(made.ok()) << made.status();
   return std::move(made).value();
 }
@@ -707,6 +715,7 @@ struct EightStringHashes {
 TEST(Stress, CollidingHashesPacked) {
   auto made = goldylox::typed_cache<std::uint64_t, std::uint64_t, EightHashes>::builder()
                   .hot_tier_max_entries(5000)
+                  .warm_tier_max_entries(0)
                   .build();
   ASSERT_TRUE(made.ok());
   auto& cache = *made;
@@ -724,6 +733,7 @@ TEST(Stress, CollidingHashesPacked) {
 TEST(Stress, CollidingHashesNode) {
   auto made = goldylox::typed_cache<std::string, std::string, EightStringHashes>::builder()
                   .hot_tier_max_entries(5000)
+                  .warm_tier_max_entries(0)
                   .build();
   ASSERT_TRUE(made.ok());
   auto& cache = *made;
@@ -972,6 +982,35 @@ std::pair<int, int> find_pair(const ThreadPark& park) {
     }
   }
   return best;
+}
+
+// The warm tier's reader-writer spin lock: writers exclude everyone, readers only writers. Two
+// plain (non-atomic) fields written together under the exclusive lock must always be read equal
+// under the shared one; under TSan any overlap of a writer with anyone is also a reported race.
+TEST(Stress, SharedSpinLockExcludesWritersFromEveryone) {
+  detail::shared_spin_lock lock;
+  std::uint64_t a = 0, b = 0;
+  Failures failures;
+  const std::uint64_t ops = scaled(200'000);
+  run_concurrently(kThreads, [&](int t) {
+    for (std::uint64_t i = 0; i < ops; ++i) {
+      if ((i + static_cast<std::uint64_t>(t)) % 8 == 0) {
+        std::unique_lock guard(lock);
+        ++a;
+        ++b;
+      } else {
+        std::shared_lock guard(lock);
+        if (a != b) failures.report("a reader saw a half-done write: ", a, " vs ", b);
+      }
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+  EXPECT_EQ(a, b);
+  std::uint64_t writes = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    for (std::uint64_t i = 0; i < ops; ++i) writes += (i + static_cast<std::uint64_t>(t)) % 8 == 0;
+  }
+  EXPECT_EQ(a, writes);  // no write lost
 }
 
 TEST(Stress, StripedCountersAreExactWithMoreThreadsThanStripes) {
@@ -1236,6 +1275,135 @@ TEST(Stress, WarmTierReadsNeverGoBackInTimeAndEveryEvictionReachesTheSink) {
   EXPECT_GT(s.evictions, 0u);
   EXPECT_LE(s.size, w.capacity());
   EXPECT_LE(s.weight, w.max_weight());
+}
+
+// ---- the hot and warm tiers together ----------------------------------------------------------
+
+// Each thread owns the keys k with k % kThreads == t and is their only writer (put, erase,
+// replace, put_if_absent, compare_and_swap, with increasing versions), so it knows each key's
+// current value exactly: a key may be absent (evicted) but if present holds that value. Every
+// thread also reads every key and checks that a value belongs to its key and never goes back in
+// time. Tiny tiers and promotion on every warm hit keep keys moving between tiers all the time:
+// any path that leaves a stale copy in the warm tier (a put, an erase, a conditional write or a
+// promotion racing a demotion) shows up as a read going back, or a conditional write seeing a
+// value its owner has replaced.
+template <class V>
+V to_value(std::uint64_t v) {
+  if constexpr (std::is_same_v<V, std::string>) {
+    return std::to_string(v);
+  } else {
+    return v;
+  }
+}
+template <class V>
+std::uint64_t from_value(const V& v) {
+  if constexpr (std::is_same_v<V, std::string>) {
+    return std::stoull(v);
+  } else {
+    return v;
+  }
+}
+
+template <class V, class Hash = goldylox::default_hash<std::uint64_t>>
+void tiers_stay_coherent() {
+  using C = goldylox::typed_cache<std::uint64_t, V, Hash>;
+  constexpr std::uint64_t keys = 1024;
+  const std::uint64_t ops = scaled(150'000);
+  auto made = C::builder()
+                  .hot_tier_max_entries(64)
+                  .warm_tier_max_entries(256)
+                  .warm_tier_promotion_hits(1)
+                  .warm_tier_policy("lru")
+                  .build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  C& cache = *made;
+  Failures failures;
+  std::vector<std::optional<std::uint64_t>> expected(keys);  // owned slices, one writer each
+  run_concurrently(kThreads, [&](int t) {
+    Rng rng(static_cast<std::uint64_t>(t) + 101);
+    std::vector<std::uint64_t> seen(keys, 0);
+    std::uint64_t version = 0;
+    const auto check = [&](std::uint64_t k, const std::optional<V>& got, const char* op) {
+      if (!got) return;
+      const std::uint64_t v = from_value(*got);
+      if ((v >> 32) != k) failures.report(op, ": key ", k, " read a value of key ", v >> 32);
+      if ((v & 0xffffffffU) < seen[k]) {
+        failures.report(op, ": key ", k, " went back from ", seen[k], " to ", v & 0xffffffffU);
+      }
+      seen[k] = v & 0xffffffffU;
+    };
+    for (std::uint64_t i = 0; i < ops; ++i) {
+      const std::uint64_t k = rng.below(keys);
+      if (k % kThreads != static_cast<std::uint64_t>(t) || rng.below(2) == 0) {
+        check(k, cache.get(k), "get");
+        continue;
+      }
+      std::optional<std::uint64_t>& mine = expected[k];
+      const std::uint64_t v = (k << 32) | ++version;
+      // What the owner reads back must be its current value (or nothing, if it was evicted).
+      const auto owned = [&](const std::optional<V>& got, const char* op) {
+        if (got && (!mine || from_value(*got) != *mine)) {
+          failures.report(op, ": key ", k, " holds ", from_value(*got) & 0xffffffffU,
+                          " but its writer last stored ",
+                          mine ? static_cast<std::int64_t>(*mine & 0xffffffffU) : -1);
+        }
+      };
+      switch (rng.below(6)) {
+        case 0:
+        case 1:
+          (void)cache.put(k, to_value<V>(v));
+          mine = v;
+          break;
+        case 2:
+          cache.remove(k);
+          mine.reset();
+          break;
+        case 3: {
+          const std::optional<V> previous = cache.replace(k, to_value<V>(v));
+          owned(previous, "replace");
+          if (previous) mine = v;
+          break;
+        }
+        case 4: {
+          const std::optional<V> existing = cache.put_if_absent(k, to_value<V>(v));
+          owned(existing, "put_if_absent");
+          if (!existing) mine = v;
+          break;
+        }
+        default: {
+          const std::optional<V> now = cache.get(k);
+          owned(now, "get");
+          if (now && cache.compare_and_swap(k, *now, to_value<V>(v))) mine = v;
+          break;
+        }
+      }
+      if (mine) seen[k] = *mine & 0xffffffffU;
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+  // Quiescent: every key holds its writer's last value, or nothing.
+  for (std::uint64_t k = 0; k < keys; ++k) {
+    const std::optional<V> got = cache.get(k);
+    if (got && (!expected[k] || from_value(*got) != *expected[k])) {
+      ADD_FAILURE() << "key " << k << " ends with a value its writer did not store last";
+    }
+  }
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_LE(s.size, s.capacity);
+  EXPECT_GT(s.demotions, 0u);
+  EXPECT_GT(s.promotions, 0u);
+  EXPECT_GT(s.evictions, 0u);
+}
+
+TEST(Stress, TiersStayCoherentPacked) {
+  tiers_stay_coherent<std::uint64_t>();
+}
+TEST(Stress, TiersStayCoherentNode) {
+  tiers_stay_coherent<std::string>();
+}
+// Full probe windows: demotions also run from inside an insert, under two hot-tier locks.
+TEST(Stress, TiersStayCoherentCollidingHashes) {
+  tiers_stay_coherent<std::uint64_t, EightHashes>();
 }
 
 }  // namespace

@@ -35,7 +35,9 @@ TEST(Builder, DefaultsAreTheBalancedPreset) {
   EXPECT_TRUE(c.enable_simd);
   EXPECT_TRUE(c.enable_background_workers);
   EXPECT_FALSE(c.enable_telemetry);  // opt-in, as Caffeine's recordStats()
-  EXPECT_EQ(made->capacity(), 100'000u);
+  EXPECT_EQ(c.warm_tier_policy, "adaptive");
+  EXPECT_EQ(c.warm_tier_promotion_hits, 2u);
+  EXPECT_EQ(made->capacity(), 400'000u);  // hot and warm tiers
   EXPECT_EQ(made->size(), 0u);
 }
 
@@ -45,6 +47,7 @@ struct PresetCase {
   std::size_t hot;
   std::size_t warm;
   int level;
+  const char* warm_policy;
 };
 
 class PresetTest : public ::testing::TestWithParam<PresetCase> {};
@@ -59,8 +62,9 @@ TEST_P(PresetTest, DefaultsAreVisibleInConfig) {
   EXPECT_EQ(c.hot_tier_max_entries, pc.hot);
   EXPECT_EQ(c.warm_tier_max_entries, pc.warm);
   EXPECT_EQ(c.compression_level, pc.level);
-  EXPECT_EQ(made->capacity(), pc.hot);
-  EXPECT_EQ(made->stats().capacity, pc.hot);
+  EXPECT_EQ(c.warm_tier_policy, pc.warm_policy);
+  EXPECT_EQ(made->capacity(), pc.hot + pc.warm);
+  EXPECT_EQ(made->stats().capacity, pc.hot + pc.warm);
 
   // The same through cache<K>.
   auto any = Any::builder().preset(pc.p).build();
@@ -91,10 +95,11 @@ TEST_P(PresetTest, ExplicitOptionsOverrideThePreset) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllPresets, PresetTest,
-    ::testing::Values(PresetCase{preset::high_performance, "high_performance", 250'000, 250'000, 1},
-                      PresetCase{preset::balanced, "balanced", 100'000, 300'000, 3},
-                      PresetCase{preset::high_capacity, "high_capacity", 50'000, 450'000, 9},
-                      PresetCase{preset::ml_optimized, "ml_optimized", 100'000, 300'000, 3}),
+    ::testing::Values(
+        PresetCase{preset::high_performance, "high_performance", 250'000, 250'000, 1, "adaptive"},
+        PresetCase{preset::balanced, "balanced", 100'000, 300'000, 3, "adaptive"},
+        PresetCase{preset::high_capacity, "high_capacity", 50'000, 450'000, 9, "adaptive"},
+        PresetCase{preset::ml_optimized, "ml_optimized", 100'000, 300'000, 3, "linear-model"}),
     [](const ::testing::TestParamInfo<PresetCase>& info) { return std::string(info.param.name); });
 
 TEST(Builder, PresetOrderDoesNotMatter) {
@@ -187,7 +192,7 @@ TEST(Builder, ValidCombinationsBuildWorkingCaches) {
   auto made = Any::builder()
                   .preset(preset::high_capacity)
                   .hot_tier_max_entries(1)
-                  .warm_tier_max_entries(goldylox::max_warm_tier_entries)
+                  .warm_tier_max_entries(1)
                   .cold_tier_storage_path("relative/dir")
                   .compression_level(22)
                   .enable_simd(false)
@@ -195,12 +200,12 @@ TEST(Builder, ValidCombinationsBuildWorkingCaches) {
   ASSERT_TRUE(made.ok()) << made.status();
   ASSERT_TRUE(made->put("k", 1).ok());
   EXPECT_EQ(**made->get<int>("k"), 1);
-  EXPECT_EQ(made->capacity(), 1u);
+  EXPECT_EQ(made->capacity(), 2u);
 }
 
 TEST(Builder, ABuilderCanBuildSeveralIndependentCaches) {
   auto builder = Typed::builder();
-  builder.hot_tier_max_entries(8).enable_telemetry(true);
+  builder.hot_tier_max_entries(8).warm_tier_max_entries(0).enable_telemetry(true);
   auto a = builder.build();
   auto b = builder.build();
   ASSERT_TRUE(a.ok());

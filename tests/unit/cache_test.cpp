@@ -496,7 +496,11 @@ TEST(CacheLifetime, StoredValuesAreDestroyedExactlyOnce) {
 }
 
 TEST(CacheStats, CountsLikeTypedCache) {
-  auto made = Cache::builder().hot_tier_max_entries(100).enable_telemetry(true).build();
+  auto made = Cache::builder()
+                  .hot_tier_max_entries(100)
+                  .warm_tier_max_entries(0)
+                  .enable_telemetry(true)
+                  .build();
   ASSERT_TRUE(made.ok()) << made.status();
   Cache& cache = *made;
   ASSERT_TRUE(cache.put("a", 1).ok());
@@ -517,7 +521,9 @@ TEST(CacheStats, CountsLikeTypedCache) {
 }
 
 TEST(CacheEviction, CapacityIsRespected) {
-  Cache cache = make_cache(50);
+  auto made = Cache::builder().hot_tier_max_entries(50).warm_tier_max_entries(0).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  Cache& cache = *made;
   for (int i = 0; i < 500; ++i) {
     ASSERT_TRUE(cache.put("k" + std::to_string(i), i).ok());
     ASSERT_LE(cache.size(), 50u);

@@ -21,7 +21,12 @@ using StrCache = goldylox::typed_cache<std::string, std::string>;
 
 template <class C>
 C make_cache(std::size_t capacity, bool simd = true) {
-  auto made = C::builder().hot_tier_max_entries(capacity).enable_simd(simd).build();
+  // The hot tier alone: without a warm tier its evictions leave the cache.
+  auto made = C::builder()
+                  .hot_tier_max_entries(capacity)
+                  .warm_tier_max_entries(0)
+                  .enable_simd(simd)
+                  .build();
   EXPECT_TRUE(made.ok()) << made.status();
   return std::move(made).value();
 }
@@ -397,6 +402,7 @@ template <class Hash>
 void check_colliding_keys() {
   auto made = goldylox::typed_cache<std::uint64_t, std::uint64_t, Hash>::builder()
                   .hot_tier_max_entries(5000)
+                  .warm_tier_max_entries(0)
                   .build();
   ASSERT_TRUE(made.ok());
   auto& cache = *made;
@@ -430,6 +436,7 @@ TEST(Collisions, ThreeDistinctHashes) {
 TEST(Collisions, UpdatingAKeyPastAFreedSlotDoesNotDuplicateIt) {
   auto made = goldylox::typed_cache<std::uint64_t, std::uint64_t, ConstantHash>::builder()
                   .hot_tier_max_entries(1000)
+                  .warm_tier_max_entries(0)
                   .build();
   ASSERT_TRUE(made.ok());
   auto& cache = *made;
@@ -458,6 +465,7 @@ namespace {
 TEST(Collisions, HitsAndMissesAreCountedInBothLookupStages) {
   auto made = goldylox::typed_cache<std::uint64_t, std::uint64_t, ConstantHash>::builder()
                   .hot_tier_max_entries(1000)
+                  .warm_tier_max_entries(0)
                   .enable_telemetry(true)
                   .build();
   ASSERT_TRUE(made.ok());
@@ -489,6 +497,7 @@ TEST(Collisions, NarrowKeysUpdateInPlace) {
   };
   auto made = goldylox::typed_cache<std::uint32_t, std::uint32_t, narrow_hash>::builder()
                   .hot_tier_max_entries(1000)
+                  .warm_tier_max_entries(0)
                   .build();
   ASSERT_TRUE(made.ok());
   auto& cache = *made;
@@ -530,6 +539,7 @@ struct counted_key {
 TEST(PutKeyCopies, LvalueKeyIsCopiedOnlyOnInsert) {
   auto made = goldylox::typed_cache<counted_key, std::uint64_t>::builder()
                   .hot_tier_max_entries(100)
+                  .warm_tier_max_entries(0)
                   .build();
   ASSERT_TRUE(made.ok());
   auto& cache = *made;

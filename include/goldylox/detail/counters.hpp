@@ -72,9 +72,23 @@ GOLDYLOX_ALWAYS_INLINE std::uint32_t this_thread_index() {
   return GOLDYLOX_LIKELY(i != no_thread_index) ? i : register_thread_index();
 }
 
-// `lookups` counts every get, `misses` the ones that missed; hits are the difference (see
-// add_lookup for why hits are not counted directly).
-enum class counter : unsigned { lookups, misses, inserts, updates, removals, evictions, count };
+// `lookups` counts every get, `misses` the ones that missed the hot tier; hits are the difference
+// (see add_lookup for why hits are not counted directly). `warm_hits` counts hot misses the warm
+// tier served, `evictions` the hot tier's evictions (demotions when there is a warm tier),
+// `promotions` warm entries moved back to the hot tier, `dropped_demotions` hot evictions the warm
+// tier could not take (an exception while copying or storing).
+enum class counter : unsigned {
+  lookups,
+  misses,
+  inserts,
+  updates,
+  removals,
+  evictions,
+  warm_hits,
+  promotions,
+  dropped_demotions,
+  count
+};
 
 class striped_counters {
  public:

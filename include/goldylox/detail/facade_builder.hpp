@@ -5,8 +5,11 @@
 
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "goldylox/config.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -21,13 +24,23 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
   absl::StatusOr<Cache> build() const {
     using engine_type = typename Cache::engine_type;
     absl::StatusOr<cache_config> config =
-        resolve_config(this->request(), engine_type::hot_tier_type::bytes_per_entry());
+        resolve_config(this->request(), engine_type::hot_tier_type::bytes_per_entry(),
+                       engine_type::warm_tier_type::bytes_per_entry());
     if (!config.ok()) return config.status();
+    policy_factory make_policy;
+    if (config->warm_tier_max_entries != 0) {
+      absl::StatusOr<policy_factory> made = resolve_warm_policy(this->request());
+      if (!made.ok()) return made.status();
+      make_policy = *std::move(made);
+    }
     try {
-      return Cache(std::make_unique<engine_type>(*config));
+      return Cache(std::make_unique<engine_type>(*config, std::move(make_policy)));
     } catch (const std::bad_alloc&) {
       return absl::ResourceExhaustedError(
-          "goldylox: could not allocate the hot tier; lower hot_tier_max_entries");
+          "goldylox: could not allocate the cache's tiers; lower hot_tier_max_entries or "
+          "warm_tier_max_entries");
+    } catch (const std::invalid_argument& e) {  // a user policy refusing its capacity
+      return absl::InvalidArgumentError(absl::StrCat("goldylox: warm tier: ", e.what()));
     }
   }
 };

@@ -3,18 +3,21 @@
 // a weigher counts them). Evicted entries go to a sink: the cold tier's demotion, or the user's.
 //
 // Layout. 2^n shards by key hash (high bits, so the shard and the index's own bucket bits do not
-// correlate). A shard has a reader-writer lock, an index (absl::flat_hash_map key -> slot), a
-// dense array of slots holding key, value, hash, weight and a generation, a free-slot stack, its
+// correlate). A shard has a reader-writer lock, an index (absl::flat_hash_map key -> slot), slots
+// holding key, value, hash, weight, a generation and a read count (allocated 1024 at a time as
+// the shard fills, so an empty tier costs only its policies' metadata), a free-slot stack, its
 // own policy instance over those slots (the eviction_policy contract), and a read buffer.
 //
-// Reads take the shard's lock shared: concurrent readers of a shard never wait for each other,
-// and a read never runs policy code. A hit is recorded as (slot, generation) in the shard's read
-// buffer, a lossy ring of 64 entries (Caffeine's read buffers): the policy hears of it when the
-// buffer is drained, under the exclusive lock, by a writer or by the reader that finds the
-// buffer full and the lock free (try_lock: a reader never blocks on a writer to record a hit).
-// Records whose generation no longer matches (the slot was freed and reused) are dropped, and a
-// full buffer drops new records: hit recording is a hint, as in Caffeine, never a correctness
-// matter.
+// Reads take the shard's lock shared (a shared_spin_lock, group_lock.hpp: critical sections are
+// short, so waiters spin rather than sleep in the kernel): concurrent readers of a shard never
+// wait for each other, and a read never runs policy code. A hit is recorded as (slot, generation)
+// in the shard's read buffer, a lossy ring of 64 entries (Caffeine's read buffers): the policy
+// hears of it when the buffer is drained, under the exclusive lock, by a writer or by the reader
+// that finds the buffer full and the lock free (try_lock: a reader never blocks on a writer to
+// record a hit). Records whose generation no longer matches (the slot was freed and reused) are
+// dropped, and a full buffer drops new records: hit recording is a hint, as in Caffeine, never a
+// correctness matter. Each slot also counts its reads exactly (a relaxed fetch_add on the slot's
+// own line): the engine promotes an entry back to the hot tier by that count.
 //
 // Writes (put, erase, take) take the exclusive lock, drain the read buffer first (so the policy
 // sees hits before it picks victims), then update index, slots and policy. Victims are collected
@@ -43,9 +46,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
+#include <shared_mutex>  // std::shared_lock
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -54,6 +58,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "goldylox/concepts.hpp"
+#include "goldylox/detail/group_lock.hpp"
 #include "goldylox/detail/hash.hpp"
 #include "goldylox/detail/platform.hpp"
 
@@ -122,9 +127,17 @@ class warm_tier {
   warm_tier(const warm_tier&) = delete;
   warm_tier& operator=(const warm_tier&) = delete;
 
-  // Calls f(const V&) under the shard's shared lock if `key` is present.
+  // Calls f(const V&) under the shard's shared lock if `key` is present, and records the hit.
   template <class Q, class F>
   bool visit(const Q& key, F&& f) const {
+    return visit_entry(key, [&](const K&, const V& v, std::uint32_t) { f(v); });
+  }
+
+  // Calls f(const K& stored_key, const V&, std::uint32_t hits) under the shard's shared lock if
+  // `key` is present; `hits` counts this read too, since the entry entered the tier (the
+  // engine's promotion rule reads it). Touch = false looks without recording a hit.
+  template <bool Touch = true, class Q, class F>
+  bool visit_entry(const Q& key, F&& f) const {
     const std::uint64_t h = hash_of(key);
     shard& sh = shard_for(h);
     std::uint64_t record = 0;
@@ -132,11 +145,13 @@ class warm_tier {
       std::shared_lock lock(sh.mutex);
       const auto it = sh.index.find(key);
       if (it == sh.index.end()) return false;
-      const slot_data& d = sh.slots[it->second];
-      f(std::as_const(*d.value));
+      slot_data& d = sh[it->second];
+      std::uint32_t hits = d.hits.load(std::memory_order_relaxed);
+      if constexpr (Touch) hits = d.hits.fetch_add(1, std::memory_order_relaxed) + 1;
+      f(std::as_const(*d.key), std::as_const(*d.value), hits);
       record = pack(it->second, d.generation);
     }
-    record_hit(sh, record);
+    if constexpr (Touch) record_hit(sh, record);
     return true;
   }
 
@@ -188,16 +203,41 @@ class warm_tier {
     const auto it = sh.index.find(key);
     if (it == sh.index.end()) return std::nullopt;
     const auto s = it->second;
-    std::optional<V> out(std::move(*sh.slots[s].value));  // first: if it throws, nothing changed
+    std::optional<V> out(std::move(*sh[s].value));  // first: if it throws, nothing changed
     sh.index.erase(it);
     sh.policy.on_erase(s);
     release(sh, s);
     return out;
   }
 
+  // Removes `key` without moving its value out. Looks under the shared lock first, so erasing
+  // an absent key (the common case when the engine inserts a key new to the hot tier) never
+  // waits for other readers of the shard. Throws only if the policy's on_erase does.
   template <class Q>
   bool erase(const Q& key) {
-    return take(key).has_value();
+    const std::uint64_t h = hash_of(key);
+    shard& sh = shard_for(h);
+    {
+      std::shared_lock lock(sh.mutex);
+      if (!sh.index.contains(key)) return false;
+    }
+    std::unique_lock lock(sh.mutex);
+    drain(sh);
+    const auto it = sh.index.find(key);
+    if (it == sh.index.end()) return false;
+    const auto s = it->second;
+    sh.index.erase(it);
+    sh.policy.on_erase(s);
+    release(sh, s);
+    return true;
+  }
+
+  template <class Q>
+  bool contains(const Q& key) const {
+    const std::uint64_t h = hash_of(key);
+    shard& sh = shard_for(h);
+    std::shared_lock lock(sh.mutex);
+    return sh.index.contains(key);
   }
 
   void clear() {
@@ -224,6 +264,26 @@ class warm_tier {
   std::size_t max_weight() const noexcept { return max_weight_; }
   std::size_t shard_count() const noexcept { return shards_.size(); }
 
+  // Memory of the slots, indexes and free lists (policy metadata is the policy's own and not
+  // counted; docs/eviction.md lists it per policy).
+  std::size_t memory_bytes() const {
+    std::size_t bytes = sizeof(*this) + shards_.size() * sizeof(shard);
+    for (const auto& sh : shards_) {
+      std::shared_lock lock(sh->mutex);
+      bytes += sh->chunks.size() * sizeof(void*) +
+               (sh->fresh + chunk_size - 1) / chunk_size * chunk_size * sizeof(slot_data) +
+               sh->free.capacity() * sizeof(slot) +
+               sh->index.capacity() * (sizeof(std::pair<const K, slot>) + 1);
+    }
+    return bytes;
+  }
+
+  // A rough per-entry memory cost at capacity (slot, index entry, free-list entry, and an
+  // allowance of 64 bytes for the policy), for configuration checks.
+  static constexpr std::size_t bytes_per_entry() noexcept {
+    return sizeof(slot_data) + (sizeof(std::pair<const K, slot>) + 1) * 8 / 7 + sizeof(slot) + 64;
+  }
+
   warm_tier_stats stats() const {
     warm_tier_stats s;
     for (const auto& sh : shards_) {
@@ -241,6 +301,7 @@ class warm_tier {
   // A put usually evicts at most one entry: no allocation for it.
   using victim_list = absl::InlinedVector<std::pair<K, V>, 2>;
   static constexpr std::size_t read_buffer_size = 64;
+  static constexpr std::size_t chunk_size = 1024;
 
   struct slot_data {
     std::optional<K> key;
@@ -248,21 +309,29 @@ class warm_tier {
     std::uint64_t hash = 0;
     std::size_t weight = 0;
     std::uint32_t generation = 0;
+    // Reads since the entry was stored; bumped under the shared lock, reset under the exclusive.
+    std::atomic<std::uint32_t> hits{0};
   };
 
   struct alignas(cache_line) shard {
-    shard(std::size_t capacity, std::size_t weight_budget, P made)
-        : max_weight(weight_budget), slots(capacity), policy(std::move(made)) {
-      index.reserve(capacity);
-      free.reserve(capacity);
-      for (std::size_t i = capacity; i-- > 0;) free.push_back(static_cast<slot>(i));
+    shard(std::size_t capacity_, std::size_t weight_budget, P made)
+        : max_weight(weight_budget),
+          capacity(capacity_),
+          chunks((capacity_ + chunk_size - 1) / chunk_size),
+          policy(std::move(made)) {
       for (auto& r : reads) r.store(empty_record, std::memory_order_relaxed);
     }
-    mutable std::shared_mutex mutex;
+    slot_data& operator[](slot s) noexcept { return chunks[s / chunk_size][s % chunk_size]; }
+
+    mutable shared_spin_lock mutex;
     std::size_t max_weight;
     std::size_t weight = 0;
     absl::flat_hash_map<K, slot, Hash, KeyEqual> index;
-    std::vector<slot_data> slots;
+    // Slots [0, fresh) exist, in chunks allocated as the shard fills (an empty tier costs only
+    // its policies' metadata); released ones wait in `free`.
+    std::size_t capacity;
+    std::vector<std::unique_ptr<slot_data[]>> chunks;
+    slot fresh = 0;
     std::vector<slot> free;
     P policy;
     // Read buffer: a reader claims a cell with fetch_add on `written` and fills it if it is
@@ -316,8 +385,8 @@ class warm_tier {
           sh.reads[pos % read_buffer_size].exchange(empty_record, std::memory_order_acquire);
       if (r == empty_record) continue;  // claimed but not yet filled: that record is lost
       const auto s = static_cast<slot>(r & 0xffffffffU);
-      if (s < sh.slots.size() && sh.slots[s].key.has_value() &&
-          sh.slots[s].generation == static_cast<std::uint32_t>(r >> 32)) {
+      if (s < sh.fresh && sh[s].key.has_value() &&
+          sh[s].generation == static_cast<std::uint32_t>(r >> 32)) {
         sh.policy.on_hit(s);
       }
     }
@@ -327,8 +396,22 @@ class warm_tier {
   // Under the exclusive lock. The value is assigned before any accounting changes, so a throwing
   // assignment leaves the old entry as it was (in the state V's assignment leaves it).
   void replace(shard& sh, slot s, V&& value, std::size_t w, victim_list& victims) {
-    slot_data& d = sh.slots[s];
-    *d.value = std::move(value);
+    slot_data& d = sh[s];
+    if constexpr (std::is_move_assignable_v<V>) {
+      *d.value = std::move(value);
+    } else {
+      // No assignment (cache<K>'s any_value): rebuild in place. If the move throws, the entry
+      // has lost its value, so it leaves the tier before the exception propagates.
+      try {
+        d.value.reset();
+        d.value.emplace(std::move(value));
+      } catch (...) {
+        sh.index.erase(*d.key);
+        sh.policy.on_erase(s);
+        release(sh, s);
+        throw;
+      }
+    }
     sh.weight = sh.weight - d.weight + w;
     d.weight = w;
     sh.policy.on_hit(s);
@@ -352,12 +435,13 @@ class warm_tier {
   // room for (they are in `victims`, delivered by put).
   void insert(shard& sh, K&& key, V&& value, std::uint64_t h, std::size_t w, victim_list& victims) {
     sh.policy.on_miss(h);
-    while (sh.policy.size() > 0 &&
-           (sh.free.empty() || (sh.max_weight != 0 && sh.weight + w > sh.max_weight))) {
+    while (sh.policy.size() > 0 && ((sh.free.empty() && sh.fresh == sh.capacity) ||
+                                    (sh.max_weight != 0 && sh.weight + w > sh.max_weight))) {
       evict_one(sh, victims);
     }
+    if (sh.free.empty()) grow(sh);
     const slot s = sh.free.back();
-    slot_data& d = sh.slots[s];
+    slot_data& d = sh[s];
     try {
       d.key.emplace(key);
       d.value.emplace(std::move(value));
@@ -370,13 +454,14 @@ class warm_tier {
     sh.free.pop_back();
     d.hash = h;
     d.weight = w;
+    d.hits.store(0, std::memory_order_relaxed);
     sh.weight += w;
     sh.policy.on_insert(s, h);
   }
 
   void evict_one(shard& sh, victim_list& victims) {
     const slot v = sh.policy.victim();
-    slot_data& d = sh.slots[v];
+    slot_data& d = sh[v];
     const auto it = sh.index.find(*d.key);
     try {
       victims.emplace_back(std::move(*d.key), std::move(*d.value));
@@ -390,8 +475,17 @@ class warm_tier {
     release(sh, v);
   }
 
+  // Makes one more slot free (the shard is below capacity): the next fresh one, allocating its
+  // chunk when it starts one. Throws std::bad_alloc with the shard unchanged.
+  static void grow(shard& sh) {
+    sh.free.reserve(sh.free.size() + 1);
+    const std::size_t c = sh.fresh / chunk_size;
+    if (!sh.chunks[c]) sh.chunks[c] = std::make_unique<slot_data[]>(chunk_size);
+    sh.free.push_back(sh.fresh++);
+  }
+
   static void release(shard& sh, slot s) {
-    slot_data& d = sh.slots[s];
+    slot_data& d = sh[s];
     sh.weight -= d.weight;
     d.key.reset();
     d.value.reset();

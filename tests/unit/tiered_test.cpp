@@ -1,0 +1,349 @@
+// The hot and warm tiers together, through both facades: demotion, warm hits, promotion, the
+// coherence of writes across tiers, statistics, and the warm-tier builder options.
+#include <atomic>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <goldylox/goldylox.hpp>
+#include <goldylox/policies.hpp>
+
+namespace {
+
+using U64 = goldylox::typed_cache<std::uint64_t, std::uint64_t>;
+using Str = goldylox::typed_cache<std::string, std::string>;
+using Any = goldylox::cache<std::string>;
+
+template <class C>
+C make_tiered(std::size_t hot, std::size_t warm, std::uint32_t promotion_hits = 2) {
+  auto made = C::builder()
+                  .hot_tier_max_entries(hot)
+                  .warm_tier_max_entries(warm)
+                  .warm_tier_promotion_hits(promotion_hits)
+                  .enable_telemetry(true)
+                  .build();
+  EXPECT_TRUE(made.ok()) << made.status();
+  return std::move(made).value();
+}
+
+std::string key(int i) {
+  return "key-" + std::to_string(i);
+}
+
+// Fills the hot tier with other keys until `k` has been demoted (it is then in the warm tier).
+template <class C, class MakeKey>
+void push_out_of_hot(C& cache, MakeKey make_key, int first_filler) {
+  for (int i = 0; i < 64; ++i) {
+    if constexpr (std::is_same_v<C, Any>) {
+      ASSERT_TRUE(cache.put(make_key(first_filler + i), 0).ok());
+    } else {
+      ASSERT_TRUE(cache.put(make_key(first_filler + i), {}).ok());
+    }
+  }
+}
+
+TEST(Tiered, HotEvictionsAreDemotedNotLost) {
+  auto cache = make_tiered<U64>(16, 1000);
+  for (std::uint64_t k = 0; k < 200; ++k) ASSERT_TRUE(cache.put(k, k * 10).ok());
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_EQ(s.size, 200u);
+  EXPECT_LE(s.hot_size, 16u);
+  EXPECT_EQ(s.hot_size + s.warm_size, 200u);
+  EXPECT_EQ(s.demotions, 200u - s.hot_size);
+  EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.capacity, 16u + 1000u);
+  for (std::uint64_t k = 0; k < 200; ++k) {
+    const auto v = cache.get(k);
+    ASSERT_TRUE(v.has_value()) << k;
+    EXPECT_EQ(*v, k * 10);
+  }
+}
+
+TEST(Tiered, TotalCapacityBoundsTheCache) {
+  auto cache = make_tiered<Str>(16, 100);
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(cache.put(key(i), std::string(40, 'v')).ok());
+    ASSERT_LE(cache.size(), 116u);
+  }
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_GE(s.size, 100u);
+  EXPECT_EQ(s.evictions, 1000u - s.size);
+  EXPECT_EQ(s.inserts, 1000u);
+}
+
+TEST(Tiered, WarmHitsPromoteOnTheConfiguredRead) {
+  auto cache = make_tiered<U64>(16, 1000, /*promotion_hits=*/2);
+  ASSERT_TRUE(cache.put(7, 70).ok());
+  push_out_of_hot(
+      cache, [](int i) { return static_cast<std::uint64_t>(i); }, 1000);
+  ASSERT_EQ(cache.stats().promotions, 0u);
+  const std::uint64_t warm_before = cache.stats().warm_size;
+
+  EXPECT_EQ(cache.get(7), 70u);  // first warm hit: served from the warm tier, stays there
+  goldylox::cache_stats s = cache.stats();
+  EXPECT_EQ(s.warm_hits, 1u);
+  EXPECT_EQ(s.promotions, 0u);
+  EXPECT_EQ(s.warm_size, warm_before);
+
+  EXPECT_EQ(cache.get(7), 70u);  // second: promoted
+  s = cache.stats();
+  EXPECT_EQ(s.warm_hits, 2u);
+  EXPECT_EQ(s.promotions, 1u);
+
+  EXPECT_EQ(cache.get(7), 70u);  // now a hot hit
+  s = cache.stats();
+  EXPECT_EQ(s.warm_hits, 2u);
+  EXPECT_EQ(s.hits, 3u);
+  EXPECT_EQ(s.misses, 0u);
+  EXPECT_EQ(s.inserts, 65u);  // promotion moves an entry; it does not create one
+}
+
+TEST(Tiered, PromotionOnEveryWarmHit) {
+  auto cache = make_tiered<Str>(16, 1000, /*promotion_hits=*/1);
+  ASSERT_TRUE(cache.put("k", "v").ok());
+  push_out_of_hot(cache, key, 0);
+  EXPECT_EQ(cache.get("k"), "v");
+  EXPECT_EQ(cache.stats().promotions, 1u);
+  EXPECT_EQ(cache.get("k"), "v");
+  EXPECT_EQ(cache.stats().warm_hits, 1u);
+}
+
+// The coherence rules of engine.hpp, one at a time, each on a key that sits in the warm tier.
+TEST(Tiered, APutSupersedesTheWarmCopy) {
+  auto cache = make_tiered<U64>(16, 1000);
+  ASSERT_TRUE(cache.put(1, 100).ok());
+  push_out_of_hot(
+      cache, [](int i) { return static_cast<std::uint64_t>(i); }, 1000);
+  ASSERT_TRUE(cache.put(1, 200).ok());  // inserted into the hot tier; the warm 100 must go
+  EXPECT_EQ(cache.get(1), 200u);
+  const std::size_t size = cache.size();
+  push_out_of_hot(
+      cache, [](int i) { return static_cast<std::uint64_t>(i); }, 2000);
+  EXPECT_EQ(cache.get(1), 200u);  // demoted again: the warm tier holds the new value
+  EXPECT_EQ(cache.size(), size + 64);
+  ASSERT_TRUE(cache.remove(1));
+  EXPECT_FALSE(cache.get(1).has_value());
+  EXPECT_FALSE(cache.contains(1));
+}
+
+TEST(Tiered, EraseReachesTheWarmTier) {
+  auto cache = make_tiered<Str>(16, 1000);
+  ASSERT_TRUE(cache.put("gone", "v").ok());
+  push_out_of_hot(cache, key, 0);
+  ASSERT_TRUE(cache.contains("gone"));
+  EXPECT_TRUE(cache.remove("gone"));
+  EXPECT_FALSE(cache.contains("gone"));
+  EXPECT_FALSE(cache.get("gone").has_value());
+  EXPECT_FALSE(cache.remove("gone"));
+  EXPECT_EQ(cache.stats().removals, 1u);
+}
+
+TEST(Tiered, ConditionalWritesSeeTheWarmValue) {
+  auto cache = make_tiered<U64>(16, 1000, /*promotion_hits=*/100);
+  const auto fill = [](int i) { return static_cast<std::uint64_t>(i); };
+  ASSERT_TRUE(cache.put(1, 10).ok());
+  ASSERT_TRUE(cache.put(2, 20).ok());
+  ASSERT_TRUE(cache.put(3, 30).ok());
+  ASSERT_TRUE(cache.put(4, 40).ok());
+  push_out_of_hot(cache, fill, 1000);
+
+  EXPECT_EQ(cache.put_if_absent(1, 11), 10u);  // present (warm): not overwritten
+  EXPECT_EQ(cache.get(1), 10u);
+  EXPECT_EQ(cache.replace(2, 21), 20u);  // present (warm): replaced
+  EXPECT_EQ(cache.get(2), 21u);
+  EXPECT_FALSE(cache.compare_and_swap(3, 99, 31));
+  EXPECT_TRUE(cache.compare_and_swap(3, 30, 31));
+  EXPECT_EQ(cache.get(3), 31u);
+  int calls = 0;
+  EXPECT_EQ(cache.get_or_insert(4, [&] { return ++calls, std::uint64_t{41}; }), 40u);
+  EXPECT_EQ(calls, 0);
+
+  // None of the replaced values may come back from the warm tier.
+  push_out_of_hot(cache, fill, 2000);
+  EXPECT_EQ(cache.get(2), 21u);
+  EXPECT_EQ(cache.get(3), 31u);
+}
+
+TEST(Tiered, ClearEmptiesEveryTier) {
+  auto cache = make_tiered<U64>(16, 1000);
+  for (std::uint64_t k = 0; k < 300; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  ASSERT_TRUE(cache.clear().ok());
+  EXPECT_EQ(cache.size(), 0u);
+  for (std::uint64_t k = 0; k < 300; ++k) ASSERT_FALSE(cache.contains(k)) << k;
+}
+
+TEST(Tiered, GetManyReadsEveryTier) {
+  auto cache = make_tiered<Str>(16, 1000);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; ++i) {
+    keys.push_back(key(i));
+    ASSERT_TRUE(cache.put(key(i), "v" + std::to_string(i)).ok());
+  }
+  keys.push_back("absent");
+  const std::vector<std::optional<std::string>> got = cache.get_many(keys);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(got[i], "v" + std::to_string(i)) << i;
+  EXPECT_FALSE(got[200].has_value());
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_EQ(s.hits, 200u);
+  EXPECT_EQ(s.misses, 1u);
+  EXPECT_GE(s.warm_hits, 200u - 16u);
+}
+
+TEST(Tiered, TypedValuesKeepTheirTypeInTheWarmTier) {
+  auto cache = make_tiered<Any>(16, 1000);
+  ASSERT_TRUE(cache.put("user", std::string("Ada")).ok());
+  push_out_of_hot(cache, key, 0);
+  const auto wrong = cache.get<int>("user");
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kFailedPrecondition);
+  const auto right = cache.get<std::string>("user");
+  ASSERT_TRUE(right.ok());
+  EXPECT_EQ(**right, "Ada");
+  std::size_t seen = 0;
+  EXPECT_TRUE(*cache.visit<std::string>("user", [&](const std::string& s) { seen = s.size(); }));
+  EXPECT_EQ(seen, 3u);
+  // A put of another type replaces the warm entry whatever it held.
+  ASSERT_TRUE(cache.put("user", 42).ok());
+  EXPECT_EQ(**cache.get<int>("user"), 42);
+}
+
+// A loop over more keys than the hot tier holds: the hot tier alone misses every time, the two
+// tiers together hit every time once warm.
+TEST(Tiered, AWorkingSetLargerThanTheHotTierStaysCached) {
+  auto tiered = make_tiered<U64>(100, 1000);
+  auto hot_only = U64::builder()
+                      .hot_tier_max_entries(100)
+                      .warm_tier_max_entries(0)
+                      .enable_telemetry(true)
+                      .build()
+                      .value();
+  for (int round = 0; round < 5; ++round) {
+    for (std::uint64_t k = 0; k < 500; ++k) {
+      for (U64* c : {&tiered, &hot_only}) {
+        if (!c->get(k)) {
+          ASSERT_TRUE(c->put(k, k).ok());
+        }
+      }
+    }
+  }
+  EXPECT_EQ(tiered.stats().misses, 500u);  // the first round only
+  EXPECT_GT(hot_only.stats().misses, 2000u);
+}
+
+// A value whose copy throws on demand: a demotion that cannot copy drops the entry, counted,
+// and the cache keeps serving.
+struct fragile {
+  static inline std::atomic<bool> fail{false};
+  std::uint64_t v = 0;
+  fragile() = default;
+  explicit fragile(std::uint64_t x) : v(x) {}
+  fragile(const fragile& o) : v(o.v) {
+    if (fail.load()) throw std::runtime_error("copy failed");
+  }
+  fragile(fragile&&) noexcept = default;
+  fragile& operator=(const fragile&) = default;
+  fragile& operator=(fragile&&) noexcept = default;
+};
+
+TEST(Tiered, AFailedDemotionIsCountedAndTheCacheKeepsServing) {
+  auto made = goldylox::typed_cache<std::uint64_t, fragile>::builder()
+                  .hot_tier_max_entries(16)
+                  .warm_tier_max_entries(1000)
+                  .build();
+  ASSERT_TRUE(made.ok());
+  auto& cache = *made;
+  for (std::uint64_t k = 0; k < 16; ++k) ASSERT_TRUE(cache.put(k, fragile(k)).ok());
+  fragile::fail = true;
+  for (std::uint64_t k = 16; k < 64; ++k) ASSERT_TRUE(cache.put(k, fragile(k)).ok());
+  fragile::fail = false;
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_GT(s.evictions, 0u);
+  EXPECT_EQ(s.warm_size, 0u);
+  EXPECT_EQ(s.size, s.hot_size);
+  for (std::uint64_t k = 100; k < 200; ++k) ASSERT_TRUE(cache.put(k, fragile(k)).ok());
+  EXPECT_GT(cache.stats().warm_size, 0u);
+  EXPECT_EQ(cache.get(199)->v, 199u);
+}
+
+// ---- builder options ------------------------------------------------------------------------
+
+// A user policy: LRU that counts its events, to prove the warm tier really runs the policy given.
+struct counting_lru : goldylox::policy::lru {
+  using base = goldylox::policy::lru;
+  static constexpr std::string_view name = "counting-lru";
+  static inline std::atomic<int> inserts{0};
+  explicit counting_lru(std::size_t capacity) : base(capacity) {}
+  void on_insert(slot s, std::uint64_t hash) {
+    ++inserts;
+    base::on_insert(s, hash);
+  }
+};
+static_assert(goldylox::eviction_policy<counting_lru>);
+
+TEST(TieredBuilder, NamedPolicies) {
+  auto lru = U64::builder().warm_tier_policy("lru").build();
+  ASSERT_TRUE(lru.ok()) << lru.status();
+  EXPECT_EQ(lru->config().warm_tier_policy, "lru");
+  auto dflt = U64::builder().build();
+  EXPECT_EQ(dflt->config().warm_tier_policy, "adaptive");
+  auto w = Any::builder().warm_tier_policy("w-tinylfu").build();
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->config().warm_tier_policy, "w-tinylfu");
+}
+
+TEST(TieredBuilder, UnknownPolicyNameListsTheValidOnes) {
+  auto made = U64::builder().warm_tier_policy("mru").build();
+  ASSERT_EQ(made.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string msg(made.status().message());
+  EXPECT_NE(msg.find("'mru'"), std::string::npos) << msg;
+  for (const char* valid : {"lru", "arc", "sieve", "s3fifo", "adaptive", "linear-model"}) {
+    EXPECT_NE(msg.find(valid), std::string::npos) << msg;
+  }
+}
+
+TEST(TieredBuilder, PolicyTypesAndUserPolicies) {
+  auto sieve = U64::builder().warm_tier_policy<goldylox::policy::sieve>().build();
+  ASSERT_TRUE(sieve.ok());
+  EXPECT_EQ(sieve->config().warm_tier_policy, "SIEVE");  // P::name
+
+  counting_lru::inserts = 0;
+  auto user = U64::builder()
+                  .hot_tier_max_entries(16)
+                  .warm_tier_max_entries(100)
+                  .warm_tier_policy<counting_lru>()
+                  .build();
+  ASSERT_TRUE(user.ok());
+  EXPECT_EQ(user->config().warm_tier_policy, "counting-lru");
+  for (std::uint64_t k = 0; k < 100; ++k) ASSERT_TRUE(user->put(k, k).ok());
+  EXPECT_EQ(counting_lru::inserts.load(), static_cast<int>(user->stats().demotions));
+  EXPECT_GT(counting_lru::inserts.load(), 0);
+
+  // A factory, for a policy with options.
+  auto with_options = U64::builder()
+                          .warm_tier_policy([](std::size_t capacity) {
+                            goldylox::policy::linear_model_options o;
+                            o.sample = 8;
+                            return goldylox::policy::linear_model(capacity, o);
+                          })
+                          .build();
+  ASSERT_TRUE(with_options.ok()) << with_options.status();
+  EXPECT_EQ(with_options->config().warm_tier_policy, "linear_model");
+}
+
+TEST(TieredBuilder, InvalidWarmOptions) {
+  auto zero = U64::builder().warm_tier_promotion_hits(0).build();
+  EXPECT_EQ(zero.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(zero.status().message().find("warm_tier_promotion_hits"), std::string::npos);
+  auto off = U64::builder().warm_tier_max_entries(0).warm_tier_policy("lru").build();
+  EXPECT_EQ(off.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(off.status().message().find("warm tier, which is off"), std::string::npos)
+      << off.status();
+  auto no_warm = U64::builder().warm_tier_max_entries(0).build();
+  ASSERT_TRUE(no_warm.ok());
+  EXPECT_EQ(no_warm->config().warm_tier_policy, "");
+}
+
+}  // namespace
