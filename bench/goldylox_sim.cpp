@@ -93,17 +93,24 @@ struct options {
   std::vector<std::string> traces;
 };
 
+// absl::Hash is seeded per process (the address of a global), so a cache keyed through it places
+// and evicts differently on every run; the replay hashes with a fixed function instead.
+struct fixed_hash {
+  using is_avalanching = void;
+  std::size_t operator()(std::uint64_t id) const noexcept { return gd::splitmix_mix(id); }
+};
+
 // A replay through goldylox::typed_cache itself: a hot tier of `hot_share` of the size over a warm
-// tier running `policy`, read-through (get; on a miss, put). Deterministic on one thread (the warm
-// tier's shard count follows the machine's core count, so results can differ slightly between
-// machines).
+// tier running `policy`, read-through (get; on a miss, put). The same on every run on one machine
+// (the warm tier's shard count follows the machine's core count, so results can differ slightly
+// between machines).
 gd::replay_result replay_tiered(const std::vector<gd::trace_request>& trace, std::size_t size,
                                 std::string_view policy, double hot_share,
                                 std::uint32_t promotion_hits) {
   const std::size_t hot = std::clamp<std::size_t>(
       static_cast<std::size_t>(std::llround(static_cast<double>(size) * hot_share)), 1,
       std::max<std::size_t>(1, size - 1));
-  auto builder = goldylox::typed_cache<std::uint64_t, std::uint64_t>::builder();
+  auto builder = goldylox::typed_cache<std::uint64_t, std::uint64_t, fixed_hash>::builder();
   builder.hot_tier_max_entries(hot).warm_tier_max_entries(size > hot ? size - hot : 0);
   if (size > hot) builder.warm_tier_policy(policy).warm_tier_promotion_hits(promotion_hits);
   auto cache = builder.build();

@@ -86,4 +86,27 @@ concept eviction_policy = std::constructible_from<P, std::size_t> &&
                             { P::name } -> std::convertible_to<std::string_view>;
                           };
 
+// Optional: a policy whose decisions depend on whether (and about when) a slot was hit, not on
+// how often (LRU, FIFO, CLOCK, SIEVE, ARC, LIRS), declares `static constexpr bool coalesces_hits
+// = true` (or a `bool coalesces_hits() const` member, for a run-time choice). A warm tier then
+// passes on at most one hit per entry between two drains of its read buffer, which keeps repeated
+// reads of hot entries off the buffer's shared cache lines. Without the declaration every hit is
+// passed on (as far as the lossy buffer keeps them): frequency-based policies need the counts.
+namespace detail {
+template <class P>
+constexpr bool coalesces_hits(const P& p) noexcept {
+  if constexpr (requires {
+                  { p.coalesces_hits() } -> std::convertible_to<bool>;
+                }) {
+    return p.coalesces_hits();
+  } else if constexpr (requires {
+                         { P::coalesces_hits } -> std::convertible_to<bool>;
+                       }) {
+    return P::coalesces_hits;
+  } else {
+    return false;
+  }
+}
+}  // namespace detail
+
 GOLDYLOX_END_NAMESPACE

@@ -1244,7 +1244,7 @@ TEST(Stress, WarmTierReadsNeverGoBackInTimeAndEveryEvictionReachesTheSink) {
   detail::warm_tier<std::uint64_t, std::uint64_t, goldylox::policy::adaptive> w(
       {.max_entries = 256, .max_weight = 256 * 16, .shards = 4},
       [](const std::uint64_t&, const std::uint64_t& v) { return 8 + (v & 15); },
-      [&](std::uint64_t&& k, std::uint64_t&& v) {
+      [&](const std::uint64_t& k, const std::uint64_t& v) {
         if ((v >> 32) != k) ADD_FAILURE() << "sink got a foreign value";
         sunk.fetch_add(1, std::memory_order_relaxed);
       });
@@ -1275,6 +1275,52 @@ TEST(Stress, WarmTierReadsNeverGoBackInTimeAndEveryEvictionReachesTheSink) {
   EXPECT_GT(s.evictions, 0u);
   EXPECT_LE(s.size, w.capacity());
   EXPECT_LE(s.weight, w.max_weight());
+}
+
+// Reads take no lock: a reader probing the index while an erase shifts cells back must not miss
+// a key that is present throughout, nor read a value of another key, nor touch a freed node
+// (ASan). One hash value for all keys and one shard make the index a single run that every erase
+// shifts, and re-inserted keys go to its end, so keys keep moving. Two writers each own half the
+// keys and re-insert them (erase, then put), bumping the key's state to odd before and to even
+// after; a reader that sees the same even state before and after its get knows the key was
+// present throughout, so a miss there is a false miss. Nothing is ever evicted.
+struct OneHash {
+  std::size_t operator()(std::uint64_t) const { return 42; }
+};
+TEST(Stress, WarmTierLockFreeReadsNeverMissAKeyThatStays) {
+  constexpr std::uint64_t keys = 256;
+  const std::uint64_t ops = scaled(100'000);
+  detail::warm_tier<std::uint64_t, std::uint64_t, goldylox::policy::lru, OneHash> w(
+      {.max_entries = keys, .shards = 1});
+  std::vector<std::atomic<std::uint64_t>> state(keys);
+  for (std::uint64_t k = 0; k < keys; ++k) ASSERT_TRUE(w.put(k, k << 32).ok());
+  Failures failures;
+  std::atomic<std::uint64_t> checked{0};
+  run_concurrently(kThreads, [&](int t) {
+    Rng rng(static_cast<std::uint64_t>(t) + 101);
+    for (std::uint64_t i = 0; i < ops; ++i) {
+      if (t < 2) {  // writer t owns the keys k with k % 2 == t
+        const std::uint64_t k = 2 * rng.below(keys / 2) + static_cast<std::uint64_t>(t);
+        state[k].fetch_add(1);
+        w.erase(k);
+        if (!w.put(k, (k << 32) | (i & 0xffffffffU)).ok()) failures.report("put refused");
+        state[k].fetch_add(1);
+      } else {
+        const std::uint64_t k = rng.below(keys);
+        const std::uint64_t before = state[k].load();
+        const auto got = w.get(k);
+        if (got && (*got >> 32) != k)
+          failures.report("key ", k, " read a value of key ", *got >> 32);
+        if ((before & 1) != 0 || state[k].load() != before) continue;
+        checked.fetch_add(1, std::memory_order_relaxed);
+        if (!got) failures.report("key ", k, " was present throughout but was missed");
+      }
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+  EXPECT_GT(checked.load(), 0u);
+  EXPECT_EQ(w.stats().evictions, 0u);
+  EXPECT_EQ(w.size(), keys);
 }
 
 // ---- the hot and warm tiers together ----------------------------------------------------------

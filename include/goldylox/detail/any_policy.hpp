@@ -51,6 +51,7 @@ class any_policy {
   std::size_t capacity() const { return impl_->capacity(); }
   // The wrapped policy's name (P::name).
   std::string_view policy_name() const noexcept { return impl_->policy_name(); }
+  bool coalesces_hits() const noexcept { return impl_->coalesces_hits(); }
 
  private:
   struct base {
@@ -63,6 +64,7 @@ class any_policy {
     virtual std::size_t size() const = 0;
     virtual std::size_t capacity() const = 0;
     virtual std::string_view policy_name() const noexcept = 0;
+    virtual bool coalesces_hits() const noexcept = 0;
   };
   template <class P>
   struct model final : base {
@@ -75,6 +77,7 @@ class any_policy {
     std::size_t size() const override { return p.size(); }
     std::size_t capacity() const override { return p.capacity(); }
     std::string_view policy_name() const noexcept override { return P::name; }
+    bool coalesces_hits() const noexcept override { return detail::coalesces_hits(p); }
     P p;
   };
   std::unique_ptr<base> impl_;

@@ -284,10 +284,12 @@ class adaptive_policy {
         },
         live_);
     while (!doomed_.empty(0)) undoom(doomed_.back(0));
+    // In the same oldest-use-first order: the hash map's own order depends on absl's per-process
+    // seed, and goldylox-sim must give the same numbers on every run.
     for_each_shadow([&](auto& shadow, std::size_t i) {
       if (i != leader_) return;
-      for (const auto& [hash, s] : sampled_slot_) {
-        if (!shadow.contains(hash)) doom(s);
+      for (const slot s : order) {
+        if (sampled(hash_of_[s]) && !shadow.contains(hash_of_[s])) doom(s);
       }
     });
   }

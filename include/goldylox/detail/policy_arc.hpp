@@ -35,6 +35,7 @@ class arc_policy {
  public:
   using slot = std::uint32_t;
   static constexpr std::string_view name = "ARC";
+  static constexpr bool coalesces_hits = true;  // concepts.hpp
 
   explicit arc_policy(std::size_t capacity)
       : c_(checked_policy_capacity(capacity, name)),

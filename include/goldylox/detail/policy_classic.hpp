@@ -56,6 +56,7 @@ class queue_policy_base {
 class lru_policy : public queue_policy_base {
  public:
   static constexpr std::string_view name = "LRU";
+  static constexpr bool coalesces_hits = true;  // concepts.hpp
   explicit lru_policy(std::size_t capacity) : queue_policy_base(capacity, name) {}
   void on_hit(slot s) noexcept { queue_.move_to_front(0, 0, s); }
   slot victim() noexcept { return queue_.pop_back(0); }
@@ -65,6 +66,7 @@ class lru_policy : public queue_policy_base {
 class fifo_policy : public queue_policy_base {
  public:
   static constexpr std::string_view name = "FIFO";
+  static constexpr bool coalesces_hits = true;  // concepts.hpp
   explicit fifo_policy(std::size_t capacity) : queue_policy_base(capacity, name) {}
   void on_hit(slot) noexcept {}
   slot victim() noexcept { return queue_.pop_back(0); }
@@ -77,6 +79,7 @@ class fifo_policy : public queue_policy_base {
 class clock_policy : public queue_policy_base {
  public:
   static constexpr std::string_view name = "CLOCK";
+  static constexpr bool coalesces_hits = true;  // concepts.hpp
   explicit clock_policy(std::size_t capacity)
       : queue_policy_base(capacity, name), referenced_(capacity, 0) {}
 

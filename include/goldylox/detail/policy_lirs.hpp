@@ -51,6 +51,7 @@ class lirs_policy {
  public:
   using slot = std::uint32_t;
   static constexpr std::string_view name = "LIRS";
+  static constexpr bool coalesces_hits = true;  // concepts.hpp
 
   // hir_percent: the resident HIR share of the cache (the paper uses 1 %); at least one entry.
   // ghost_ratio: how many ghosts S may hold, per cache entry (1 reproduces libCacheSim).

@@ -38,6 +38,7 @@ class sieve_policy {
  public:
   using slot = std::uint32_t;
   static constexpr std::string_view name = "SIEVE";
+  static constexpr bool coalesces_hits = true;  // concepts.hpp
 
   explicit sieve_policy(std::size_t capacity)
       : capacity_(checked_policy_capacity(capacity, name)),
