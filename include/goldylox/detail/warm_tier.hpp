@@ -236,7 +236,7 @@ class warm_tier {
       n = node_of(sh.table().cells[at].load(std::memory_order_relaxed));
       sh.policy.on_erase(n->at);
       unlink(sh, at);
-      release(sh, n);
+      release(sh, n->at, n->weight);
     }
     retire(n);
     return true;
@@ -255,7 +255,7 @@ class warm_tier {
         }
         for (node* n : gone) {
           sh->policy.on_erase(n->at);
-          release(*sh, n);
+          release(*sh, n->at, n->weight);
         }
         sh->count = 0;
         index_table* old = sh->index.exchange(empty.release(), std::memory_order_seq_cst);
@@ -345,6 +345,9 @@ class warm_tier {
   struct slot_data {
     node* n = nullptr;
     std::uint32_t generation = 0;
+    // Hash bits 32..63: the entry's cell and home, so an eviction finds the cell without
+    // touching the node (the least recently useful entry's node is rarely in cache).
+    std::uint32_t hash_hi = 0;
   };
 
   struct index_table {
@@ -516,11 +519,13 @@ class warm_tier {
     }
   }
 
-  // Under the lock: the cell holding node `n` (which is in the index).
-  static std::size_t cell_of(const shard& sh, const node* n) noexcept {
+  // Under the lock: the cell of the entry in slot `s`.
+  static std::size_t cell_of(shard& sh, slot s) noexcept {
     const index_table& t = sh.table();
-    const std::uintptr_t c = cell_value(n);
-    std::size_t i = home_of(n->hash, t.mask);
+    const slot_data& d = sh[s];
+    const std::uint64_t h = static_cast<std::uint64_t>(d.hash_hi) << 32;
+    const std::uintptr_t c = reinterpret_cast<std::uintptr_t>(d.n) | tag_of(h);
+    std::size_t i = home_of(h, t.mask);
     while (t.cells[i].load(std::memory_order_relaxed) != c) i = (i + 1) & t.mask;
     return i;
   }
@@ -664,6 +669,7 @@ class warm_tier {
     place(t, cell_value(n), home_of(h, t.mask), std::memory_order_release);
     sh.free.pop_back();
     d.n = n;
+    d.hash_hi = static_cast<std::uint32_t>(h >> 32);
     ++sh.count;
     sh.weight += w;
     sh.policy.on_insert(s, h);
@@ -679,9 +685,9 @@ class warm_tier {
       sh.policy.on_insert(v, n->hash);
       throw;
     }
-    unlink(sh, cell_of(sh, n));
+    unlink(sh, cell_of(sh, v));
     ++sh.evictions;
-    release(sh, n);
+    release(sh, v, weigher_ ? n->weight : 1);
   }
 
   // Makes one more slot free (the shard is below capacity): the next fresh one, allocating its
@@ -694,12 +700,12 @@ class warm_tier {
   }
 
   // The node has left the index (or is leaving it with the whole table): its slot becomes free.
-  static void release(shard& sh, const node* n) noexcept {
-    slot_data& d = sh[n->at];
-    sh.weight -= n->weight;
+  static void release(shard& sh, slot s, std::size_t weight) noexcept {
+    slot_data& d = sh[s];
+    sh.weight -= weight;
     d.n = nullptr;
     ++d.generation;
-    sh.free.push_back(n->at);
+    sh.free.push_back(s);
   }
 
   // Every victim reaches the sink even if an earlier call throws; the first exception is then
