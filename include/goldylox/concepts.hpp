@@ -5,16 +5,20 @@
 //  * hot_tier               — what the engine needs from its first tier.
 //  * eviction_policy        — what the warm tier (and goldylox-sim) needs from a replacement
 //                             policy; users can write their own.
-// The cold tier's codec contract joins this header when that tier lands.
+//  * codec                  — what the cold tier needs from a compressor (codec.hpp has LZ4,
+//                             Zstandard, Brotli and none).
 #pragma once
 
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string_view>
 #include <type_traits>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "goldylox/detail/hash.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -108,5 +112,29 @@ constexpr bool coalesces_hits(const P& p) noexcept {
   }
 }
 }  // namespace detail
+
+// The compressors of the cold tier's records. Each record stores its codec's id (stable across
+// releases: it is part of the on-disk format) and the value's original size, so decompression
+// always knows how many bytes to expect:
+//   C::id, C::name              the on-disk id and a name for messages and statistics;
+//   c.bound(n)                  an output size that always suffices to compress n bytes;
+//   c.compress(in, out)         writes the compressed form of `in` into `out` and returns its
+//                               size; an error status (never an overrun) if `out` is too small;
+//   c.decompress(in, out)       fills `out`, whose size is the original size, from `in`; a
+//                               corrupt or truncated input, or one of another size, is a
+//                               kDataLoss status, never a crash or a short value.
+// A codec object holds its settings (a level) and is used by one thread at a time; copies are
+// independent.
+enum class codec_id : std::uint8_t { none = 0, lz4 = 1, zstd = 2, brotli = 3 };
+
+template <class C>
+concept codec = std::copy_constructible<C> && requires(C& c, std::span<const std::byte> in,
+                                                       std::span<std::byte> out, std::size_t n) {
+  { C::id } -> std::convertible_to<codec_id>;
+  { C::name } -> std::convertible_to<std::string_view>;
+  { c.bound(n) } -> std::same_as<std::size_t>;
+  { c.compress(in, out) } -> std::same_as<absl::StatusOr<std::size_t>>;
+  { c.decompress(in, out) } -> std::same_as<absl::Status>;
+};
 
 GOLDYLOX_END_NAMESPACE
