@@ -401,6 +401,15 @@ TEST(TypeName, BuiltinsStandardAndUserTypes) {
   static_assert(goldylox::value_type_name<std::string>::value == "std::string");
 }
 
+// The on-disk type tag is FNV-1a of the name: pinned here against values computed independently
+// (Python), so a change to the tag function, which would orphan every stored value, fails.
+TEST(TypeName, OnDiskTagsAreStableHashesOfTheName) {
+  static_assert(goldylox::value_type_tag<int> == 0x2b9fff192bd4c83eULL);
+  static_assert(goldylox::value_type_tag<std::string> == 0x2767bd747119cc57ULL);
+  EXPECT_NE(goldylox::value_type_tag<Widget>, goldylox::value_type_tag<int>);
+  EXPECT_EQ(goldylox::value_type_tag<Widget>, goldylox::detail::fnv1a_64("internals_test::Widget"));
+}
+
 // ---- hashing
 // ----------------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-// Compile-time type names, used in type-mismatch errors and (later) as stable on-disk type tags.
+// Compile-time type names, used in type-mismatch errors and, hashed, as stable on-disk type tags.
 //
 // The name is parsed out of __PRETTY_FUNCTION__, so it depends only on the type's spelling, not on
 // the process or build (unlike typeid or std::type_index). goldylox::value_type_name<T> can be
@@ -6,6 +6,7 @@
 // readable.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -51,5 +52,23 @@ template <>
 struct value_type_name<std::string> {
   static constexpr std::string_view value = "std::string";
 };
+
+// The tag the cold tier stores with each value (detail/record.hpp): FNV-1a (64-bit) of
+// value_type_name<T>::value. It depends on the name alone, so it is the same in every process,
+// build and compiler that spells the name alike, and it is computed at compile time. Renaming a
+// type changes its tag; specialize value_type_name to keep the old name and its data readable.
+namespace detail {
+constexpr std::uint64_t fnv1a_64(std::string_view s) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+}  // namespace detail
+
+template <class T>
+inline constexpr std::uint64_t value_type_tag = detail::fnv1a_64(value_type_name<T>::value);
 
 GOLDYLOX_END_NAMESPACE
