@@ -145,9 +145,7 @@ class engine {
         std::move(key),
         [&](const K& k, const S* current) -> decision {
           if (current != nullptr) return decide(current);
-          std::optional<S> lower;
-          warm_->template visit_entry<false>(
-              k, [&](const K&, const S& v, std::uint32_t) { lower.emplace(v); });
+          std::optional<S> lower = warm_copy(k);
           if (!lower) return decide(nullptr);
           decision d = decide(&*lower);
           if (d.what == decision::kind::erase) {
@@ -280,8 +278,8 @@ class engine {
     return hot_.visit(key, f) || (warm_ != nullptr && visit_warm(key, f));
   }
 
-  // The warm half of a read that missed the hot tier: f runs under the warm shard's read lock;
-  // the entry is promoted afterwards if this read brings it to the promotion threshold.
+  // The warm half of a read that missed the hot tier: f runs on the warm entry (read without a
+  // lock); the entry is promoted afterwards if this read brings it to the promotion threshold.
   template <class Q, class F>
   GOLDYLOX_NOINLINE bool visit_warm(const Q& key, F&& f) const {
     std::optional<K> promote;
@@ -312,9 +310,7 @@ class engine {
             // Already hot (a put or another promotion got there first): by exclusivity the
             // warm tier then holds no copy either.
             if (current != nullptr) return decision::keep();
-            std::optional<S> lower;
-            warm_->template visit_entry<false>(
-                k, [&](const K&, const S& v, std::uint32_t) { lower.emplace(v); });
+            std::optional<S> lower = warm_copy(k);
             if (!lower) return decision::keep();  // erased or promoted meanwhile
             return decision::assign(std::move(*lower));
           },
@@ -322,6 +318,15 @@ class engine {
       if (outcome == compute_outcome::inserted) counters_.add(counter::promotions);
     } catch (...) {
     }
+  }
+
+  // A copy of the warm tier's value of `k` that neither counts nor records a hit (the reads a
+  // write makes under the key's home lock).
+  std::optional<S> warm_copy(const K& k) const {
+    std::optional<S> out;
+    warm_->template visit_entry<false>(
+        k, [&](const K&, const S& v, std::uint32_t) { out.emplace(v); });
+    return out;
   }
 
   // The hot table's on_insert hook: a key new to the hot tier leaves the warm tier (under the

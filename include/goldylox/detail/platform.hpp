@@ -2,8 +2,10 @@
 // branch hints. Nothing here allocates or synchronizes.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "goldylox/version.hpp"
 
@@ -88,6 +90,33 @@ GOLDYLOX_ALWAYS_INLINE void prefetch(const void* p) noexcept {
 #else
   (void)p;
 #endif
+}
+
+// Little-endian integers in byte buffers (on-disk formats: trace files, cold-tier records),
+// whatever the host's byte order.
+template <class T>
+void store_le(std::byte* at, T v) noexcept {
+  if constexpr (std::endian::native == std::endian::big) {
+    for (std::size_t i = 0; i < sizeof(T); ++i) {
+      at[i] = static_cast<std::byte>((static_cast<std::uint64_t>(v) >> (8 * i)) & 0xff);
+    }
+  } else {
+    std::memcpy(at, &v, sizeof(T));
+  }
+}
+
+template <class T>
+T load_le(const void* from) noexcept {
+  const auto* at = static_cast<const unsigned char*>(from);
+  if constexpr (std::endian::native == std::endian::big) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i) v |= static_cast<std::uint64_t>(at[i]) << (8 * i);
+    return static_cast<T>(v);
+  } else {
+    T v;
+    std::memcpy(&v, at, sizeof(T));
+    return v;
+  }
 }
 
 }  // namespace detail

@@ -25,7 +25,6 @@
 // kDataLoss naming what was wrong; the record is never returned.
 #pragma once
 
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -65,32 +64,6 @@ struct record_view {
   std::uint32_t value_size = 0;             // what decompression must produce
   std::size_t size = 0;                     // bytes the record occupies, checksum included
 };
-
-template <class T>
-void store_le(std::byte* at, T v) noexcept {
-  if constexpr (std::endian::native == std::endian::big) {
-    for (std::size_t i = 0; i < sizeof(T); ++i) {
-      at[i] = static_cast<std::byte>((static_cast<std::uint64_t>(v) >> (8 * i)) & 0xff);
-    }
-  } else {
-    std::memcpy(at, &v, sizeof(T));
-  }
-}
-
-template <class T>
-T load_le(const std::byte* at) noexcept {
-  if constexpr (std::endian::native == std::endian::big) {
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < sizeof(T); ++i) {
-      v |= static_cast<std::uint64_t>(at[i]) << (8 * i);
-    }
-    return static_cast<T>(v);
-  } else {
-    T v;
-    std::memcpy(&v, at, sizeof(T));
-    return v;
-  }
-}
 
 // Bytes a record with these sizes occupies.
 constexpr std::size_t record_size(std::size_t key_size, std::size_t stored_value_size) noexcept {

@@ -34,6 +34,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "goldylox/detail/platform.hpp"
 #include "goldylox/version.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -127,12 +128,9 @@ inline std::vector<trace_request> read_oracle_general(const std::string& path, b
   std::uint64_t offset = 0;  // decompressed bytes seen
   std::uint64_t skipped = 0;
   const auto take = [&](const char* r) {
-    std::uint64_t id;
-    std::uint32_t size;
-    std::int64_t next;
-    std::memcpy(&id, r + 4, 8);
-    std::memcpy(&size, r + 12, 4);
-    std::memcpy(&next, r + 16, 8);
+    const auto id = load_le<std::uint64_t>(r + 4);
+    const auto size = load_le<std::uint32_t>(r + 12);
+    const auto next = load_le<std::int64_t>(r + 16);
     if (size == 0) {
       ++skipped;
       return;
