@@ -105,7 +105,7 @@ class cache {
 
   // Calls f(const V&) on the stored value without copying it. Returns whether the key was found,
   // or kFailedPrecondition (f not called) if it holds another type. Keep f short; do not block or
-  // call into the cache (a warm-tier entry is visited under its shard's read lock).
+  // call into the cache (it runs with the calling thread's epoch pinned).
   template <cache_value V, class F>
   absl::StatusOr<bool> visit(const K& key, F&& f) const {
     return visit_impl<V>(key, f);

@@ -9,8 +9,8 @@
 //   std::optional<Order> o = orders.get(42);
 //
 // Every member function may be called from any number of threads at once. Reads (get, visit,
-// get_many, contains) answered by the hot tier take no lock and write no shared memory; a read
-// that falls through to the warm tier takes its shard's read lock. Writes to one key are atomic
+// get_many, contains) take no lock; those the hot tier answers write no shared memory, and one
+// that falls through to the warm tier bumps the entry's read count. Writes to one key are atomic
 // with respect to every other operation on that key. When the hot tier is full it evicts with a
 // CLOCK (second-chance) sweep into the warm tier, which evicts by its policy (adaptive by
 // default); warm entries read twice move back up. This is the fastest way into goldylox; cache<K>
@@ -70,8 +70,8 @@ class typed_cache {
   }
 
   // Calls f(const V&) on the stored value without copying it; returns whether the key was found.
-  // f runs while the entry is protected from reclamation (for a warm-tier entry, under its
-  // shard's read lock): keep it short, do not block in it and do not call into the cache.
+  // f runs while the entry is protected from reclamation (the calling thread's epoch pinned):
+  // keep it short, do not block in it and do not call into the cache.
   template <class F>
   bool visit(const K& key, F&& f) const {
     return engine_->visit(key, f);

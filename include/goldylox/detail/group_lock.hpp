@@ -1,6 +1,7 @@
 // Spinning locks for short critical sections: group_lock, a 4-byte writer lock (one per hot-tier
 // group; readers never touch it), and shared_spin_lock, a 4-byte reader-writer lock (one per
-// warm-tier shard).
+// warm-tier shard: its writers take it exclusively, size and statistics queries shared; reads
+// of entries never take it).
 //
 // States: 0 free, 1 locked. Taking it uncontended is one CAS; releasing it is a plain release
 // store. Contended waiters spin briefly with a pause (critical sections are tens to a few hundred
