@@ -23,6 +23,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -132,8 +133,11 @@ class lz4_codec : public leveled_codec {
     static constexpr char empty = 0;
     const char* src = in.empty() ? &empty : reinterpret_cast<const char*>(in.data());
     auto* dst = reinterpret_cast<char*>(out.data());
+    // LZ4_compress_HC would allocate (and clear) a 256 KiB state on every call; the HC state
+    // is kept per thread instead, like zstd's contexts.
     const int n = level_ == 0 ? LZ4_compress_default(src, dst, static_cast<int>(in.size()), cap)
-                              : LZ4_compress_HC(src, dst, static_cast<int>(in.size()), cap, level_);
+                              : LZ4_compress_HC_extStateHC(
+                                    hc_state(), src, dst, static_cast<int>(in.size()), cap, level_);
     if (n <= 0) return codec_output_too_small(name, in.size(), out.size());
     return static_cast<std::size_t>(n);
   }
@@ -146,6 +150,17 @@ class lz4_codec : public leveled_codec {
                                       static_cast<int>(in.size()), static_cast<int>(out.size()));
     if (n < 0) return codec_data_loss(name, "corrupt or truncated input", out.size());
     return check_decoded_size(name, static_cast<std::size_t>(n), out.size());
+  }
+
+ private:
+  static void* hc_state() {
+    struct aligned_free {
+      void operator()(void* p) const noexcept { std::free(p); }
+    };
+    static thread_local std::unique_ptr<void, aligned_free> state(std::aligned_alloc(
+        alignof(std::max_align_t), (static_cast<std::size_t>(LZ4_sizeofStateHC()) + 15) / 16 * 16));
+    if (state == nullptr) throw std::bad_alloc();
+    return state.get();
   }
 };
 

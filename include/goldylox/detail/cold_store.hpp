@@ -39,6 +39,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <span>
 #include <stop_token>
@@ -80,7 +81,7 @@ struct cold_store_options {
   cold_durability durability = cold_durability::periodic;
   std::chrono::milliseconds sync_interval{1000};
   codec_id codec = codec_id::zstd;
-  int codec_level = 3;
+  std::optional<int> codec_level;  // unset: the codec's own default (zstd 3, lz4 0, brotli 5)
   // Share of a fresh segment that reclamation may fill with re-inserted entries.
   double reinsert_share = 0.5;
 };
@@ -358,14 +359,14 @@ class cold_store {
         max_segments_(options_.max_bytes / segment_bytes_),
         compressor_(make_compressor(options_.codec, options_.codec_level)) {}
 
-  static compressor_t make_compressor(codec_id id, int level) {
+  static compressor_t make_compressor(codec_id id, std::optional<int> level) {
     switch (id) {
       case codec_id::lz4:
-        return lz4_codec(level);
+        return level ? lz4_codec(*level) : lz4_codec();
       case codec_id::zstd:
-        return zstd_codec(level);
+        return level ? zstd_codec(*level) : zstd_codec();
       case codec_id::brotli:
-        return brotli_codec(level);
+        return level ? brotli_codec(*level) : brotli_codec();
       case codec_id::none:
         break;
     }
