@@ -13,33 +13,23 @@
 
 #include <benchmark/benchmark.h>
 
+#include "common/json_values.hpp"
 #include "goldylox/detail/codec.hpp"
 
 namespace {
 
 namespace gd = goldylox::detail;
 
-constexpr std::size_t value_size = 1024;
+constexpr std::size_t value_size = goldylox_bench::json_value_size;
 constexpr std::size_t values = 512;
 
-// `values` distinct 1 KiB values: JSON objects with varying ids, names, numbers and flags.
+// `values` distinct 1 KiB values (common/json_values.hpp), from one seeded generator.
 const std::vector<std::vector<std::byte>>& corpus() {
   static const std::vector<std::vector<std::byte>> out = [] {
     std::mt19937_64 rng(2024);
-    static const char* const cities[] = {"Lisbon", "Osaka", "Quito", "Tromso", "Accra", "Perth"};
     std::vector<std::vector<std::byte>> v;
     for (std::size_t i = 0; i < values; ++i) {
-      std::string s = "[";
-      while (s.size() < value_size) {
-        const std::uint64_t r = rng();
-        s += R"({"id":)" + std::to_string(r % 10'000'000) + R"(,"name":"user_)" +
-             std::to_string(r % 5003) + R"(","email":"user_)" + std::to_string(r % 5003) +
-             R"(@example.org","city":")" + cities[r % 6] + R"(","age":)" +
-             std::to_string(18 + r % 70) + R"(,"active":)" + ((r >> 20) % 2 ? "true" : "false") +
-             R"(,"balance":)" + std::to_string((r >> 8) % 100000) + "." +
-             std::to_string((r >> 40) % 100) + "},";
-      }
-      s.resize(value_size);
+      const std::string s = goldylox_bench::json_value([&] { return rng(); }, value_size);
       std::vector<std::byte> b(value_size);
       std::memcpy(b.data(), s.data(), value_size);
       v.push_back(std::move(b));

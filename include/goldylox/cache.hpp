@@ -59,6 +59,7 @@ struct typed_reader {
     }
   }
   absl::StatusOr<std::optional<V>> result() && {
+    (void)registered_type<V>;  // a type read from a cache can be read back from its cold tier
     if (mismatch != nullptr) return type_mismatch(*mismatch, descriptor_of<V>);
     return std::move(value);
   }

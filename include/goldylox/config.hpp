@@ -12,14 +12,24 @@
 //   enable_simd                 picks the SSE2 tag compare (true) or the portable SWAR compare.
 //   enable_telemetry            counts hits and misses (off by default, as Caffeine's
 //                               recordStats(): counting costs a get ~15 % of its instructions).
-//   cold_tier_storage_path,
-//   compression_level           validated and recorded in config(); they take effect when the
-//                               cold tier lands. Nothing is created on disk yet.
+//   cold_tier_storage_path      turns the cold tier on: a directory of segment files that
+//                               survives restarts (docs/cold-tier.md). Without it the cache
+//                               stays in memory. The other cold_tier_* options and
+//                               compression_level require it.
+//   cold_tier_max_bytes         the cold tier's disk capacity (default 1 GiB).
+//   cold_tier_codec             "zstd" (default), "lz4", "brotli" or "none".
+//   compression_level           the codec's level (zstd 0..22, 0 meaning zstd's default 3; lz4
+//                               0 fast, 1..12 HC; brotli 0..11). Presets give zstd 1, 3 or 9;
+//                               other codecs default to their own default level.
+//   cold_tier_durability        none, periodic (default: fdatasync every
+//                               cold_tier_sync_interval, 1 s), on_close, every_write.
 //   enable_background_workers   validated and recorded; there is no background work yet (the
 //                               tiers evict inline, on the inserting thread).
 //   preset                      supplies defaults for every size option not set explicitly.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -40,6 +50,23 @@
 GOLDYLOX_BEGIN_NAMESPACE
 
 enum class preset { high_performance, balanced, high_capacity, ml_optimized };
+
+// What a cold-tier write promises once it returns (docs/cold-tier.md has the exact guarantees).
+enum class cold_durability : std::uint8_t { none, periodic, on_close, every_write };
+
+constexpr std::string_view to_string(cold_durability d) noexcept {
+  switch (d) {
+    case cold_durability::none:
+      return "none";
+    case cold_durability::periodic:
+      return "periodic";
+    case cold_durability::on_close:
+      return "on_close";
+    case cold_durability::every_write:
+      return "every_write";
+  }
+  return "unknown";
+}
 
 constexpr std::string_view to_string(preset p) noexcept {
   switch (p) {
@@ -63,7 +90,12 @@ struct cache_config {
   std::string warm_tier_policy;           // the warm tier's policy: its name, or P::name for a type
   std::uint32_t warm_tier_promotion_hits = 2;
   std::string cold_tier_storage_path;  // empty = memory only
-  int compression_level = 0;           // 0 = store uncompressed, 1..22 faster..smaller
+  std::uint64_t cold_tier_max_bytes = 0;
+  std::uint64_t cold_tier_segment_bytes = 0;  // 0: derived from cold_tier_max_bytes
+  std::string cold_tier_codec = "zstd";
+  int compression_level = 0;  // the level cold_tier_codec uses
+  cold_durability cold_tier_durability = cold_durability::periodic;
+  std::uint32_t cold_tier_sync_interval_ms = 1000;
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
@@ -106,7 +138,12 @@ struct config_request {
   policy_factory warm_policy_make;
   std::optional<std::uint32_t> warm_tier_promotion_hits;
   std::optional<std::string> cold_tier_storage_path;
+  std::optional<std::uint64_t> cold_tier_max_bytes;
+  std::optional<std::uint64_t> cold_tier_segment_bytes;
+  std::optional<std::string> cold_tier_codec;
   std::optional<int> compression_level;
+  std::optional<cold_durability> cold_tier_durability;
+  std::optional<std::uint32_t> cold_tier_sync_interval_ms;
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
@@ -146,7 +183,18 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   c.warm_tier_max_entries = r.warm_tier_max_entries.value_or(d.warm_tier_max_entries);
   c.warm_tier_promotion_hits = r.warm_tier_promotion_hits.value_or(2);
   c.cold_tier_storage_path = r.cold_tier_storage_path.value_or("");
-  c.compression_level = r.compression_level.value_or(d.compression_level);
+  c.cold_tier_codec = r.cold_tier_codec.value_or("zstd");
+  if (r.compression_level) {
+    c.compression_level = *r.compression_level;
+  } else if (c.cold_tier_codec == "zstd") {
+    c.compression_level = d.compression_level;
+  } else {
+    c.compression_level = c.cold_tier_codec == "brotli" ? 5 : 0;
+  }
+  c.cold_tier_max_bytes = r.cold_tier_max_bytes.value_or(std::uint64_t{1} << 30);
+  c.cold_tier_segment_bytes = r.cold_tier_segment_bytes.value_or(0);
+  c.cold_tier_durability = r.cold_tier_durability.value_or(cold_durability::periodic);
+  c.cold_tier_sync_interval_ms = r.cold_tier_sync_interval_ms.value_or(1000);
   c.enable_simd = r.enable_simd;
   c.enable_background_workers = r.enable_background_workers;
   c.enable_telemetry = r.enable_telemetry;
@@ -210,10 +258,21 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
       return absl::InvalidArgumentError("goldylox: cold_tier_storage_path contains a NUL byte");
     }
   }
-  if (r.compression_level && !r.cold_tier_storage_path) {
+  if (!r.cold_tier_storage_path &&
+      (r.compression_level || r.cold_tier_max_bytes || r.cold_tier_segment_bytes ||
+       r.cold_tier_codec || r.cold_tier_durability || r.cold_tier_sync_interval_ms)) {
     return absl::InvalidArgumentError(
-        "goldylox: compression_level applies to the cold tier, which is off; set "
-        "cold_tier_storage_path too, or drop compression_level");
+        "goldylox: compression_level and the cold_tier_* options apply to the cold tier, which "
+        "is off; set cold_tier_storage_path too, or drop them");
+  }
+  if (c.cold_tier_codec != "zstd" && c.cold_tier_codec != "lz4" && c.cold_tier_codec != "brotli" &&
+      c.cold_tier_codec != "none") {
+    return absl::InvalidArgumentError(absl::StrCat("goldylox: unknown cold_tier_codec '",
+                                                   c.cold_tier_codec,
+                                                   "'; valid codecs: zstd, lz4, brotli, none"));
+  }
+  if (c.cold_tier_durability == cold_durability::periodic && c.cold_tier_sync_interval_ms == 0) {
+    return absl::InvalidArgumentError("goldylox: cold_tier_sync_interval must be at least 1 ms");
   }
   return c;
 }
@@ -267,14 +326,46 @@ class basic_builder {
     request_.warm_tier_promotion_hits = n;
     return self();
   }
-  // Directory of the persistent cold tier. Recorded; takes effect with the cold tier.
+  // Directory of the persistent cold tier (created if missing, one level). build() fails if it
+  // cannot be written (kPermissionDenied, kNotFound) or another open cache holds it
+  // (kFailedPrecondition). Reopening the directory brings its entries back.
   Derived& cold_tier_storage_path(std::string path) {
     request_.cold_tier_storage_path = std::move(path);
     return self();
   }
-  // Cold-tier compression, 0 (none) to 22 (smallest). Requires cold_tier_storage_path.
+  // The cold tier's disk capacity in bytes (default 1 GiB); the oldest data is reclaimed
+  // beyond it.
+  Derived& cold_tier_max_bytes(std::uint64_t n) {
+    request_.cold_tier_max_bytes = n;
+    return self();
+  }
+  // Size of one segment file (a power of two, 64 KiB to 4 GiB; default: a sixteenth of the
+  // capacity, between 1 and 64 MiB). The capacity must hold at least two.
+  Derived& cold_tier_segment_bytes(std::uint64_t n) {
+    request_.cold_tier_segment_bytes = n;
+    return self();
+  }
+  // The cold tier's codec: "zstd" (default), "lz4", "brotli" or "none".
+  Derived& cold_tier_codec(std::string_view name) {
+    request_.cold_tier_codec = std::string(name);
+    return self();
+  }
+  // The codec's level: zstd 0..22 (presets give 1, 3 or 9), lz4 0 (fast) or 1..12 (HC), brotli
+  // 0..11 (default 5). Requires cold_tier_storage_path.
   Derived& compression_level(int level) {
     request_.compression_level = level;
+    return self();
+  }
+  // What a cold write promises when it returns (docs/cold-tier.md): none, periodic (default),
+  // on_close, every_write.
+  Derived& cold_tier_durability(cold_durability d) {
+    request_.cold_tier_durability = d;
+    return self();
+  }
+  // How often the periodic durability mode syncs (default 1000 ms).
+  Derived& cold_tier_sync_interval(std::chrono::milliseconds interval) {
+    request_.cold_tier_sync_interval_ms = static_cast<std::uint32_t>(
+        std::clamp<std::int64_t>(interval.count(), 0, std::int64_t{UINT32_MAX}));
     return self();
   }
   Derived& preset(goldylox::preset p) {

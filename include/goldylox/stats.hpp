@@ -11,21 +11,29 @@ GOLDYLOX_BEGIN_NAMESPACE
 // Counters since construction. Counting is per thread and summed on demand, so a snapshot taken
 // while other threads run is approximate (each counter is exact once those threads are quiet).
 struct cache_stats {
-  std::uint64_t hits = 0;        // lookups that found their key in any tier (get, visit,
-                                 // get_many, get_or_insert); counted with enable_telemetry
-  std::uint64_t misses = 0;      // lookups that did not
-  std::uint64_t warm_hits = 0;   // hits the warm tier served (the hot tier had missed)
-  std::uint64_t inserts = 0;     // entries created
-  std::uint64_t updates = 0;     // existing entries overwritten
-  std::uint64_t removals = 0;    // entries removed by remove() (clear() is not counted)
-  std::uint64_t evictions = 0;   // entries that left the cache to respect capacity (with a warm
-                                 // tier: its evictions, plus demotions it could not take)
-  std::uint64_t demotions = 0;   // hot-tier evictions moved into the warm tier
-  std::uint64_t promotions = 0;  // warm entries moved back into the hot tier
-  std::size_t size = 0;          // entries held now, all tiers
-  std::size_t hot_size = 0;      // of which in the hot tier
-  std::size_t warm_size = 0;     // of which in the warm tier
-  std::size_t capacity = 0;      // maximum entries, all tiers
+  std::uint64_t hits = 0;            // lookups that found their key in any tier (get, visit,
+                                     // get_many, get_or_insert); counted with enable_telemetry
+  std::uint64_t misses = 0;          // lookups that did not
+  std::uint64_t warm_hits = 0;       // hits the warm tier served (the hot tier had missed)
+  std::uint64_t inserts = 0;         // entries created
+  std::uint64_t updates = 0;         // existing entries overwritten
+  std::uint64_t removals = 0;        // entries removed by remove() (clear() is not counted)
+  std::uint64_t evictions = 0;       // entries that left the cache to respect capacity (with a warm
+                                     // tier: its evictions, plus demotions it could not take)
+  std::uint64_t demotions = 0;       // hot-tier evictions moved into the warm tier
+  std::uint64_t promotions = 0;      // warm entries moved back into the hot tier
+  std::uint64_t cold_hits = 0;       // hits the cold tier served (counted with telemetry)
+  std::uint64_t cold_demotions = 0;  // memory evictions written to the cold tier
+  std::uint64_t cold_promotions = 0;       // cold hits copied back into memory
+  std::uint64_t cold_refused = 0;          // cold writes that failed (a full disk, an oversized or
+                                           // unserializable value): those entries left the cache
+  std::uint64_t cold_corrupt_records = 0;  // damaged records found on open or read; never served
+  std::size_t cold_size = 0;               // cold records (promoted entries keep theirs)
+  std::uint64_t cold_disk_bytes = 0;       // bytes of the cold tier's segment files
+  std::size_t size = 0;                    // entries held now, all tiers
+  std::size_t hot_size = 0;                // of which in the hot tier
+  std::size_t warm_size = 0;               // of which in the warm tier
+  std::size_t capacity = 0;                // maximum entries, all tiers
   std::size_t memory_bytes = 0;  // approximate bytes owned by the cache (heap parts of values
                                  // stored in cache<K>, and warm-tier policy metadata, are not
                                  // included)

@@ -4,6 +4,7 @@
 // counts must agree with a recovery of the same files afterwards.
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -12,6 +13,8 @@
 #include <gtest/gtest.h>
 
 #include "goldylox/detail/cold_store.hpp"
+#include "goldylox/goldylox.hpp"
+#include "../unit/temp_dir.hpp"
 
 namespace {
 
@@ -30,8 +33,8 @@ std::string value_of(std::uint64_t k, std::uint64_t n) {
 }
 
 TEST(ColdStoreStress, ReadersWritersAndReclamationAgree) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "goldylox-stress-XXXXXX").string();
-  const std::string dir = ::mkdtemp(tmpl.data());
+  const goldylox_test::temp_dir scratch("goldylox-stress");
+  const std::string& dir = scratch.path();
   gd::cold_store_options o;
   o.path = dir;
   o.segment_bytes = 64 * 1024;
@@ -102,8 +105,88 @@ TEST(ColdStoreStress, ReadersWritersAndReclamationAgree) {
   EXPECT_EQ((*reopened)->stats().entries, entries);
   EXPECT_EQ((*reopened)->stats().corrupt_records, 0u);
   reopened->reset();
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+}
+
+// The whole cache with a cold tier: entries move hot -> warm -> cold -> warm all the time, while
+// writers put and remove. Each key belongs to one writer, which publishes the version of each
+// write once it has returned; a reader that loads that version first must never then read an
+// older one (or a removed key's older value), from any tier.
+TEST(ColdCacheStress, NoReadIsOlderThanAReturnedWrite) {
+  const goldylox_test::temp_dir scratch("goldylox-stress");
+  const std::string& dir = scratch.path();
+  {
+    auto made = goldylox::cache<std::string>::builder()
+                    .hot_tier_max_entries(32)
+                    .warm_tier_max_entries(64)
+                    .cold_tier_storage_path(dir)
+                    .cold_tier_max_bytes(16 << 20)
+                    .cold_tier_segment_bytes(256 << 10)
+                    .cold_tier_codec("lz4")
+                    .cold_tier_durability(goldylox::cold_durability::none)
+                    .build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    auto& cache = *made;
+    constexpr int writers = 2, keys_per_writer = 150, rounds = 3000;
+    using value = std::pair<int, long>;                               // (key, version)
+    std::vector<std::atomic<long>> acked(writers * keys_per_writer);  // version; < 0: removed
+    std::atomic<bool> stop{false};
+    std::atomic<long> stale{0}, wrong{0}, reads{0}, found{0};
+    std::vector<std::thread> threads;
+    for (int w = 0; w < writers; ++w) {
+      threads.emplace_back([&, w] {
+        std::uint64_t x = 88172645463325252ULL + w;
+        for (long v = 1; v <= rounds; ++v) {
+          for (int j = 0; j < 4; ++j) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const int k = w * keys_per_writer + static_cast<int>(x % keys_per_writer);
+            const std::string key = "k" + std::to_string(k);
+            const long version = v * 4 + j;
+            if (x % 9 == 0) {
+              (void)cache.remove(key);
+              acked[k].store(-version, std::memory_order_release);
+            } else {
+              (void)cache.put(key, value{k, version});
+              acked[k].store(version, std::memory_order_release);
+            }
+          }
+        }
+      });
+    }
+    for (int r = 0; r < 2; ++r) {
+      threads.emplace_back([&, r] {
+        std::uint64_t x = 0x2545F4914F6CDD1DULL + r;
+        while (!stop.load(std::memory_order_relaxed)) {
+          x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+          const int k = static_cast<int>(x % (writers * keys_per_writer));
+          const long before = acked[k].load(std::memory_order_acquire);
+          auto got = cache.get<value>("k" + std::to_string(k));
+          reads.fetch_add(1, std::memory_order_relaxed);
+          if (!got.ok()) {
+            wrong.fetch_add(1);
+          } else if (got->has_value()) {
+            found.fetch_add(1, std::memory_order_relaxed);
+            const auto [key, version] = **got;
+            if (key != k) wrong.fetch_add(1);
+            if (version < (before < 0 ? -before : before) || (before < 0 && version == -before)) {
+              if (stale.fetch_add(1) == 0) {
+                std::fprintf(stderr, "stale: key %d acked %ld read %ld now %ld\n", k, before,
+                             version, acked[k].load());
+              }
+            }
+          }
+        }
+      });
+    }
+    for (int w = 0; w < writers; ++w) threads[w].join();
+    stop = true;
+    for (std::size_t i = writers; i < threads.size(); ++i) threads[i].join();
+    EXPECT_EQ(stale.load(), 0) << "a read returned a value older than an acknowledged write";
+    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_GT(found.load(), 0);
+    const auto st = cache.stats();
+    EXPECT_GT(st.cold_demotions, 1000u);
+    EXPECT_GT(st.cold_promotions, 0u);
+  }
 }
 
 }  // namespace

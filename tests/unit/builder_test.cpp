@@ -1,6 +1,9 @@
 // Unit tests for the builders: presets, defaults, validation and the resolved cache_config.
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,6 +11,22 @@
 #include <goldylox/goldylox.hpp>
 
 namespace {
+
+// A fresh directory for a cold tier (a cache locks its directory, and tests may run in
+// parallel), removed when the test binary exits.
+std::string scratch_dir() {
+  struct cleanup {
+    std::vector<std::string> dirs;
+    ~cleanup() {
+      std::error_code ec;
+      for (const auto& d : dirs) std::filesystem::remove_all(d, ec);
+    }
+  };
+  static cleanup made;
+  std::string tmpl = (std::filesystem::temp_directory_path() / "goldylox-builder-XXXXXX").string();
+  made.dirs.push_back(::mkdtemp(tmpl.data()));
+  return made.dirs.back();
+}
 
 using goldylox::preset;
 using ::testing::AllOf;
@@ -76,11 +95,12 @@ TEST_P(PresetTest, DefaultsAreVisibleInConfig) {
 
 TEST_P(PresetTest, ExplicitOptionsOverrideThePreset) {
   const PresetCase& pc = GetParam();
+  const std::string dir = scratch_dir();
   auto made = Typed::builder()
                   .preset(pc.p)
                   .hot_tier_max_entries(123)
                   .warm_tier_max_entries(0)
-                  .cold_tier_storage_path("/tmp/goldylox-test-cold")
+                  .cold_tier_storage_path(dir)
                   .compression_level(17)
                   .build();
   ASSERT_TRUE(made.ok()) << made.status();
@@ -89,7 +109,7 @@ TEST_P(PresetTest, ExplicitOptionsOverrideThePreset) {
   EXPECT_EQ(c.hot_tier_max_entries, 123u);
   EXPECT_EQ(c.warm_tier_max_entries, 0u);
   EXPECT_EQ(c.compression_level, 17);
-  EXPECT_EQ(c.cold_tier_storage_path, "/tmp/goldylox-test-cold");
+  EXPECT_EQ(c.cold_tier_storage_path, dir);
   EXPECT_EQ(made->capacity(), 123u);
 }
 
@@ -158,13 +178,13 @@ TEST(Builder, CompressionLevelOutOfRangeIsInvalid) {
   for (int level : {-1, 23, 100, -1000}) {
     SCOPED_TRACE(level);
     expect_invalid(
-        Typed::builder().cold_tier_storage_path("/tmp/gl-cold").compression_level(level).build(),
+        Typed::builder().cold_tier_storage_path(scratch_dir()).compression_level(level).build(),
         "compression_level");
   }
   for (int level : {0, 1, 22}) {
     SCOPED_TRACE(level);
     auto made =
-        Typed::builder().cold_tier_storage_path("/tmp/gl-cold").compression_level(level).build();
+        Typed::builder().cold_tier_storage_path(scratch_dir()).compression_level(level).build();
     ASSERT_TRUE(made.ok()) << made.status();
     EXPECT_EQ(made->config().compression_level, level);
   }
@@ -182,9 +202,10 @@ TEST(Builder, ColdTierPathValidation) {
   expect_invalid(Typed::builder().cold_tier_storage_path("").build(), "cold_tier_storage_path");
   expect_invalid(Any::builder().cold_tier_storage_path(std::string("a\0b", 3)).build(),
                  "cold_tier_storage_path");
-  auto made = Typed::builder().cold_tier_storage_path("/tmp/goldylox-cold").build();
+  const std::string dir = scratch_dir();
+  auto made = Typed::builder().cold_tier_storage_path(dir).build();
   ASSERT_TRUE(made.ok()) << made.status();
-  EXPECT_EQ(made->config().cold_tier_storage_path, "/tmp/goldylox-cold");
+  EXPECT_EQ(made->config().cold_tier_storage_path, dir);
   EXPECT_EQ(made->config().compression_level, 3);  // from the preset
 }
 
@@ -193,7 +214,7 @@ TEST(Builder, ValidCombinationsBuildWorkingCaches) {
                   .preset(preset::high_capacity)
                   .hot_tier_max_entries(1)
                   .warm_tier_max_entries(1)
-                  .cold_tier_storage_path("relative/dir")
+                  .cold_tier_storage_path(scratch_dir() + "/nested/dir")  // created
                   .compression_level(22)
                   .enable_simd(false)
                   .build();

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "goldylox/detail/cold_store.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -71,8 +72,8 @@ gd::cold_store_options crash_options(const std::string& dir, cold_durability mod
 }
 
 TEST(ColdCrash, SigkillAtRandomMomentsNeverCorruptsOrLosesSyncedWrites) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "goldylox-crash-XXXXXX").string();
-  const std::string dir = ::mkdtemp(tmpl.data());
+  const goldylox_test::temp_dir scratch("goldylox-crash");
+  const std::string& dir = scratch.path();
   std::mt19937_64 rng(std::random_device{}());
   std::map<std::uint64_t, std::uint64_t> must_have;  // key -> lowest acceptable sequence
   std::uint64_t next_seq = 0;
@@ -158,8 +159,6 @@ TEST(ColdCrash, SigkillAtRandomMomentsNeverCorruptsOrLosesSyncedWrites) {
   RecordProperty("synced_writes", static_cast<int>(total_synced));
   RecordProperty("corrupt_regions_seen", static_cast<int>(torn));
   EXPECT_GT(total_synced, 100u) << "the children hardly wrote: the test checked little";
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

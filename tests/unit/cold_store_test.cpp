@@ -19,6 +19,8 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include "temp_dir.hpp"
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -36,22 +38,7 @@ std::span<const std::byte> as_bytes(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
-// A fresh directory under the system's temporary directory, removed afterwards.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "goldylox-cold-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using goldylox_test::temp_dir;
 
 gd::cold_store_options small_options(const std::string& path) {
   gd::cold_store_options o;
@@ -615,7 +602,7 @@ TEST(ColdStore, AReadOnlyDirectoryFailsToOpenWithAClearError) {
     if (s.ok()) return 11;
     if (!absl::IsPermissionDenied(s.status())) return 12;
     if (s.status().message().find(ro) == std::string::npos) return 13;
-    // A missing parent directory is a clear error too.
+    // So does a directory to be created inside it.
     auto missing = gd::cold_store::open(small_options(ro + "/a/b"));
     return absl::IsNotFound(missing.status()) || absl::IsPermissionDenied(missing.status()) ? 0
                                                                                             : 14;

@@ -7,16 +7,33 @@
 //
 // Type identity: descriptors are inline variables, so within one program each type has one
 // descriptor and a pointer compare decides (see same_type).
+//
+// On disk (the cold tier) a value is its type tag (value_type_tag<V>, a hash of the type's name,
+// stable across processes) and its cereal bytes. Reading one back needs the descriptor for a tag:
+// every type a program stores in or reads from a cache<K> registers its descriptor in
+// type_registry (during static initialisation, from the templates that name the type), so after
+// a restart get<User> finds User's bytes and get<int> on them still reports the type mismatch.
+// A tag two distinct types share (same name: lambdas, anonymous namespaces) is ambiguous and
+// such values never go to disk; a tag no type of this program registered reads back as an
+// unknown_cold_type, which only ever reports a mismatch.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <new>
+#include <shared_mutex>
+#include <span>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "goldylox/detail/hash.hpp"
+#include "goldylox/detail/serialization.hpp"
 #include "goldylox/detail/type_name.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -36,6 +53,10 @@ struct type_descriptor {
   void (*copy)(const void* src, void* dst_storage);  // constructs into storage (heap if needed)
   void (*move)(void* src, void* dst_storage) noexcept;
   void (*destroy)(void* storage) noexcept;
+  std::uint64_t tag;  // value_type_tag<V>
+  // Both null unless V is cold_serializable. deserialize constructs into empty storage.
+  void (*serialize)(const void* storage, std::string& out);
+  absl::Status (*deserialize)(std::span<const std::byte> in, void* storage);
 };
 
 template <class V>
@@ -71,13 +92,91 @@ struct descriptor_ops {
       delete *static_cast<V**>(storage);
     }
   }
+  static void serialize(const void* storage, std::string& out) {
+    serialize_to(*object(const_cast<void*>(storage)), out);
+  }
+  static absl::Status deserialize(std::span<const std::byte> in, void* storage) {
+    V v;
+    if (absl::Status st = deserialize_from(in, v); !st.ok()) return st;
+    if constexpr (any_stores_inline<V>) {
+      ::new (storage) V(std::move(v));
+    } else {
+      *static_cast<V**>(storage) = new V(std::move(v));
+    }
+    return absl::OkStatus();
+  }
 };
+
+// The on-disk hooks, instantiated only for types that can go to disk.
+template <class V>
+constexpr auto serialize_hook() noexcept {
+  using fn = void (*)(const void*, std::string&);
+  if constexpr (cold_serializable<V>) {
+    return static_cast<fn>(&descriptor_ops<V>::serialize);
+  } else {
+    return static_cast<fn>(nullptr);
+  }
+}
+template <class V>
+constexpr auto deserialize_hook() noexcept {
+  using fn = absl::Status (*)(std::span<const std::byte>, void*);
+  if constexpr (cold_serializable<V>) {
+    return static_cast<fn>(&descriptor_ops<V>::deserialize);
+  } else {
+    return static_cast<fn>(nullptr);
+  }
+}
 
 template <class V>
 inline constexpr type_descriptor descriptor_of{
     value_type_name<V>::value, sizeof(V),
     any_stores_inline<V>,      &descriptor_ops<V>::copy,
-    &descriptor_ops<V>::move,  &descriptor_ops<V>::destroy};
+    &descriptor_ops<V>::move,  &descriptor_ops<V>::destroy,
+    value_type_tag<V>,         serialize_hook<V>(),
+    deserialize_hook<V>()};
+
+// Tag -> descriptor for the types this program stores in or reads from a cache<K>.
+class type_registry {
+ public:
+  static type_registry& instance() {
+    static type_registry* r = new type_registry;  // leaked: used from static destructors
+    return *r;
+  }
+  void add(const type_descriptor* d) {
+    std::unique_lock lock(mu_);
+    auto [it, fresh] = by_tag_.try_emplace(d->tag, d);
+    if (!fresh && it->second != d) it->second = nullptr;  // two types, one name: ambiguous
+  }
+  // The descriptor registered for `tag`; nullptr if none or ambiguous.
+  const type_descriptor* find(std::uint64_t tag) const {
+    std::shared_lock lock(mu_);
+    auto it = by_tag_.find(tag);
+    return it == by_tag_.end() ? nullptr : it->second;
+  }
+
+ private:
+  type_registry() = default;
+  mutable std::shared_mutex mu_;
+  absl::flat_hash_map<std::uint64_t, const type_descriptor*> by_tag_;
+};
+
+// Naming registered_type<V> in a function that handles V registers V before main runs.
+template <class V>
+inline const bool registered_type = (type_registry::instance().add(&descriptor_of<V>), true);
+
+// What a cold-tier value whose tag no type of this program registered reads back as.
+struct unknown_cold_type {};
+template <>
+inline constexpr type_descriptor descriptor_of<unknown_cold_type>{
+    "a type this program does not use (a cold-tier value written by another program)",
+    sizeof(unknown_cold_type),
+    true,
+    &descriptor_ops<unknown_cold_type>::copy,
+    &descriptor_ops<unknown_cold_type>::move,
+    &descriptor_ops<unknown_cold_type>::destroy,
+    0,
+    nullptr,
+    nullptr};
 
 // Identity is the descriptor's address. Names are not enough: distinct types can share a
 // spelling (two lambdas in one scope, anonymous-namespace types of two files). Where a descriptor
@@ -91,6 +190,7 @@ class any_value {
  public:
   template <class V, class... Args>
   explicit any_value(std::in_place_type_t<V>, Args&&... args) : type_(&descriptor_of<V>) {
+    (void)registered_type<V>;
     if constexpr (any_stores_inline<V>) {
       ::new (static_cast<void*>(storage_)) V(std::forward<Args>(args)...);
     } else {
@@ -122,10 +222,37 @@ class any_value {
 
   const type_descriptor& type() const noexcept { return *type_; }
 
+  // The value's cereal bytes, appended to `out`; false (nothing appended) if its type cannot go
+  // to disk: not serializable, or sharing its name with another type.
+  bool serialize(std::string& out) const {
+    if (type_->serialize == nullptr || type_registry::instance().find(type_->tag) != type_) {
+      return false;
+    }
+    type_->serialize(storage_, out);
+    return true;
+  }
+
+  // The value of type `tag` serialized in `in`: kDataLoss if the bytes do not decode; an
+  // unknown_cold_type if no type of this program has that tag.
+  static absl::StatusOr<any_value> deserialize(std::uint64_t tag, std::span<const std::byte> in) {
+    const type_descriptor* d = type_registry::instance().find(tag);
+    if (d == nullptr || d->deserialize == nullptr) {
+      return any_value(std::in_place_type<unknown_cold_type>);
+    }
+    any_value v(d);
+    if (absl::Status st = d->deserialize(in, v.storage_); !st.ok()) {
+      v.type_ = nullptr;  // nothing was constructed
+      return st;
+    }
+    return v;
+  }
+
   // Bytes this value occupies outside the node that holds it.
   std::size_t heap_bytes() const noexcept { return type_->stored_inline ? 0 : type_->size; }
 
  private:
+  explicit any_value(const type_descriptor* d) noexcept : type_(d) {}
+
   const type_descriptor* type_;
   alignas(8) unsigned char storage_[any_inline_size];
 };

@@ -175,6 +175,9 @@ class cold_index {
   };
 
   shard& shard_for(std::uint64_t hash) noexcept { return shards_[hash >> (64 - shard_bits)]; }
+  const shard& shard_for(std::uint64_t hash) const noexcept {
+    return shards_[hash >> (64 - shard_bits)];
+  }
   shard& shard_at(std::size_t i) noexcept { return shards_[i]; }
 
   // Entries and slot bytes, each shard read under its shared lock.

@@ -55,6 +55,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "goldylox/config.hpp"
 #include "goldylox/detail/codec.hpp"
 #include "goldylox/detail/cold_index.hpp"
 #include "goldylox/detail/file_io.hpp"
@@ -62,9 +63,6 @@
 #include "goldylox/detail/segment.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
-
-// What a cold-tier write promises once it returns (docs/cold-tier.md).
-enum class cold_durability : std::uint8_t { none, periodic, on_close, every_write };
 
 namespace detail {
 
@@ -243,6 +241,10 @@ class cold_store {
       return absl::NotFoundError("expired");
     }
     std::span<const std::byte> value(buf.stored);
+    if (value_size > segment_bytes_) {  // no value this store writes is larger than a segment
+      drop_corrupt(h, loc);
+      return absl::DataLossError("goldylox cold tier: a record claims an impossible value size");
+    }
     if (meta.codec != codec_id::none) {
       buf.value.resize(value_size);
       if (auto st = decompress(meta.codec, buf.stored, buf.value); !st.ok()) {
@@ -289,6 +291,37 @@ class cold_store {
     }
     if (auto st = finish_write(); !st.ok()) return st;
     return true;
+  }
+
+  // Whether key is stored (an index probe and a key compare; the record's checksum is checked
+  // by read()).
+  bool contains(std::span<const std::byte> key) const {
+    const std::uint64_t h = hash_key(key);
+    auto& shard = index_.shard_for(h);
+    std::shared_lock lock(shard.mutex());
+    return find_key(shard, h, key) != nullptr;
+  }
+
+  // The entry version of key's current record, or 0 if it has none: whether the record a reader
+  // saw is still the one stored.
+  std::uint64_t version_of(std::span<const std::byte> key) const {
+    const std::uint64_t h = hash_key(key);
+    auto& shard = index_.shard_for(h);
+    std::shared_lock lock(shard.mutex());
+    const auto* slot = find_key(shard, h, key);
+    if (slot == nullptr) return 0;
+    const auto bytes =
+        record_bytes(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
+    return load_le<std::uint64_t>(bytes.data() + 32);
+  }
+
+  // Removes every entry by deleting every segment (no tombstones needed: the records go too).
+  void clear() {
+    std::lock_guard lock(writer_mu_);
+    const std::uint64_t evicted = counters_.evicted;
+    active_.reset();
+    while (!order_.empty()) reclaim_oldest_locked(false);
+    counters_.evicted = evicted;
   }
 
   // Makes every write so far durable (fdatasync of the unsynced segments and the directory).
@@ -438,7 +471,7 @@ class cold_store {
   }
 
   // The slot whose record holds exactly this key (shard lock held in any mode).
-  std::atomic<std::uint64_t>* find_key(cold_index::shard& shard, std::uint64_t h,
+  std::atomic<std::uint64_t>* find_key(const cold_index::shard& shard, std::uint64_t h,
                                        std::span<const std::byte> key) const {
     return shard.find(h, [&](std::uint64_t loc) {
       const auto bytes = record_bytes(loc);

@@ -87,6 +87,10 @@ enum class counter : unsigned {
   warm_hits,
   promotions,
   dropped_demotions,
+  cold_hits,
+  cold_demotions,
+  cold_refused,
+  cold_promotions,
   count
 };
 

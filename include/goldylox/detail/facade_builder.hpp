@@ -11,16 +11,34 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "goldylox/config.hpp"
+#include "goldylox/detail/cold_store.hpp"
+#include "goldylox/detail/serialization.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
+
+inline cold_store_options cold_options(const cache_config& c) {
+  cold_store_options o;
+  o.path = c.cold_tier_storage_path;
+  o.max_bytes = c.cold_tier_max_bytes;
+  o.segment_bytes = c.cold_tier_segment_bytes;
+  o.durability = c.cold_tier_durability;
+  o.sync_interval = std::chrono::milliseconds(c.cold_tier_sync_interval_ms);
+  o.codec = c.cold_tier_codec == "lz4"      ? codec_id::lz4
+            : c.cold_tier_codec == "brotli" ? codec_id::brotli
+            : c.cold_tier_codec == "none"   ? codec_id::none
+                                            : codec_id::zstd;
+  o.codec_level = c.compression_level;
+  return o;
+}
 
 // The build() shared by every facade: resolve and validate the options, then allocate the engine.
 template <class Cache>
 class facade_builder : public basic_builder<facade_builder<Cache>> {
  public:
   // kInvalidArgument for invalid or conflicting options, kResourceExhausted if the tables cannot
-  // be allocated.
+  // be allocated; with a cold tier, what opening its directory reports (kPermissionDenied,
+  // kNotFound, kFailedPrecondition when another cache holds it).
   absl::StatusOr<Cache> build() const {
     using engine_type = typename Cache::engine_type;
     absl::StatusOr<cache_config> config =
@@ -33,8 +51,28 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
       if (!made.ok()) return made.status();
       make_policy = *std::move(made);
     }
+    std::unique_ptr<cold_store> cold;
+    if (!config->cold_tier_storage_path.empty()) {
+      if constexpr (!engine_type::cold_capable) {
+        return absl::InvalidArgumentError(
+            "goldylox: the cold tier needs a key type cereal can serialize (and default-"
+            "construct); this cache's key type cannot be, so drop cold_tier_storage_path or "
+            "give the key a serialize function");
+      } else {
+        if constexpr (requires { typename Cache::mapped_type; }) {
+          if constexpr (!cold_serializable<typename Cache::mapped_type>) {
+            return absl::InvalidArgumentError(
+                "goldylox: the cold tier of a typed_cache needs a value type cereal can "
+                "serialize (and default-construct)");
+          }
+        }
+        auto opened = cold_store::open(cold_options(*config));
+        if (!opened.ok()) return opened.status();
+        cold = *std::move(opened);
+      }
+    }
     try {
-      return Cache(std::make_unique<engine_type>(*config, std::move(make_policy)));
+      return Cache(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold)));
     } catch (const std::bad_alloc&) {
       return absl::ResourceExhaustedError(
           "goldylox: could not allocate the cache's tiers; lower hot_tier_max_entries or "

@@ -149,10 +149,14 @@ inline absl::Status sync_directory(const std::string& dir) {
   return absl::OkStatus();
 }
 
-// Creates `dir` (one level) if it does not exist and checks that it is a writable directory.
+// Creates `dir` and any missing parents, and checks that it is a writable directory.
 inline absl::Status ensure_directory(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return errno_status(errno, absl::StrCat("create directory ", dir));
+  for (std::size_t at = dir.find('/', 1);; at = dir.find('/', at + 1)) {
+    const std::string prefix = dir.substr(0, at);
+    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return errno_status(errno, absl::StrCat("create directory ", prefix));
+    }
+    if (at == std::string::npos) break;
   }
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) return errno_status(errno, absl::StrCat("stat ", dir));

@@ -318,12 +318,13 @@ class hot_table {
     return true;
   }
 
-  // Removes every entry. Entries inserted concurrently with clear() may survive it.
-  void clear() {
+  // Removes every entry; with to_sink, hands each one to the eviction sink as it goes. Entries
+  // inserted concurrently with clear() may survive it.
+  void clear(bool to_sink = false) {
     std::optional<epoch_guard> pin;
     if constexpr (!packed) pin.emplace(domain_);
     for (std::size_t s = 0; s < groups_ * group_width; ++s) {
-      if (tag_of_slot(s) >= 2) remove_observed(s, nullptr, /*second_chance=*/false, pin, false);
+      if (tag_of_slot(s) >= 2) remove_observed(s, nullptr, /*second_chance=*/false, pin, to_sink);
     }
   }
 

@@ -161,10 +161,16 @@ scan_result scan_records(std::span<const std::byte> data, OnRecord&& on_record) 
     }
     off += 8;
   }
-  end_corrupt(std::min(off, data.size()));
-  if (off < data.size()) {  // a file length that is not a multiple of 8 (truncated)
+  if (off < data.size() && off < zero_tail) {  // a tail shorter than a word: a cut file
+    if (!in_corrupt) {
+      ++r.corrupt_regions;
+      corrupt_start = off;
+      in_corrupt = true;
+    }
+    off = data.size();
     r.clean = false;
   }
+  end_corrupt(std::min(off, data.size()));
   return r;
 }
 

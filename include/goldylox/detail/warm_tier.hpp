@@ -155,6 +155,15 @@ class warm_tier {
   warm_tier(const warm_tier&) = delete;
   warm_tier& operator=(const warm_tier&) = delete;
 
+  // Instead of the sink: stamp(key) runs under the shard's lock as each entry leaves the tier,
+  // and sink(key, value, stamp) gets the stamp after the lock is released. The cache uses it to
+  // read a key's write generation at the moment its value left memory. Set before use.
+  void set_stamped_sink(std::function<std::uint64_t(const K&)> stamp,
+                        std::function<void(const K&, const V&, std::uint64_t)> sink) {
+    stamp_ = std::move(stamp);
+    stamped_sink_ = std::move(sink);
+  }
+
   // Calls f(const V&) if `key` is present, and records the hit for the policy. Takes no lock;
   // f runs with the calling thread's epoch pinned, so it should be short (a long one delays
   // the freeing of retired entries, never correctness). f may call back into the tier.
@@ -242,7 +251,9 @@ class warm_tier {
     return true;
   }
 
-  void clear() {
+  // Removes every entry; with to_sink, hands each one to the sink first (a cache closing its
+  // memory tiers into the cold tier).
+  void clear(bool to_sink = false) {
     for (auto& sh : shards_) {
       victim_list gone;
       {
@@ -251,17 +262,21 @@ class warm_tier {
         auto empty = std::make_unique<index_table>(min_cells);
         gone.reserve(sh->count);
         for (slot s = 0; s < sh->fresh; ++s) {
-          if (node* n = (*sh)[s].n) gone.push_back(n);
+          if (node* n = (*sh)[s].n) gone.push_back(victim{n, stamp_ ? stamp_(n->key) : 0});
         }
-        for (node* n : gone) {
-          sh->policy.on_erase(n->at);
-          release(*sh, n->at, n->weight);
+        for (const victim& v : gone) {
+          sh->policy.on_erase(v.n->at);
+          release(*sh, v.n->at, v.n->weight);
         }
         sh->count = 0;
         index_table* old = sh->index.exchange(empty.release(), std::memory_order_seq_cst);
         epoch_->retire(this_thread_epoch_record(), old, destroy<index_table>);
       }
-      for (node* n : gone) retire(n);
+      if (to_sink) {
+        deliver(gone);
+      } else {
+        for (const victim& v : gone) retire(v.n);
+      }
     }
   }
 
@@ -357,7 +372,12 @@ class warm_tier {
   };
 
   // A put usually evicts at most one entry: no allocation for it.
-  using victim_list = absl::InlinedVector<node*, 2>;
+  // A node leaving the tier, with its stamp (see set_stamped_sink).
+  struct victim {
+    node* n;
+    std::uint64_t stamp;
+  };
+  using victim_list = absl::InlinedVector<victim, 2>;
 
   struct alignas(cache_line) shard {
     shard(std::size_t capacity_, std::size_t weight_budget, P made)
@@ -679,7 +699,7 @@ class warm_tier {
     const slot v = sh.policy.victim();
     node* n = sh[v].n;
     try {
-      victims.push_back(n);
+      victims.push_back(victim{n, stamp_ ? stamp_(n->key) : 0});
     } catch (...) {  // the entry stays: give it back to the policy
       sh.policy.on_miss(n->hash);
       sh.policy.on_insert(v, n->hash);
@@ -713,16 +733,20 @@ class warm_tier {
   void deliver(victim_list& victims) {
     if (victims.empty()) return;
     std::exception_ptr first;
-    if (sink_) {
-      for (const node* n : victims) {
+    if (sink_ || stamped_sink_) {
+      for (const victim& v : victims) {
         try {
-          sink_(n->key, n->value);
+          if (stamped_sink_) {
+            stamped_sink_(v.n->key, v.n->value, v.stamp);
+          } else {
+            sink_(v.n->key, v.n->value);
+          }
         } catch (...) {
           if (!first) first = std::current_exception();
         }
       }
     }
-    for (node* n : victims) retire(n);
+    for (const victim& v : victims) retire(v.n);
     if (first) std::rethrow_exception(first);
   }
 
@@ -731,6 +755,8 @@ class warm_tier {
   epoch_domain* const epoch_ = &epoch_domain::global();
   weigher_type weigher_;
   sink_type sink_;
+  std::function<std::uint64_t(const K&)> stamp_;
+  std::function<void(const K&, const V&, std::uint64_t)> stamped_sink_;
   unsigned shard_bits_ = 0;
   std::size_t max_entries_ = 0;
   std::size_t max_weight_ = 0;

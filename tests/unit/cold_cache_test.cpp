@@ -1,0 +1,255 @@
+// The cold tier inside cache<K> and typed_cache<K, V>: evictions from memory land on disk and
+// come back on a read, values keep their type across a restart, writes never let an older cold
+// value resurface, values that cannot be serialized stay in memory, and the builder refuses
+// what cannot work with clear errors.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "temp_dir.hpp"
+
+#include "goldylox/goldylox.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct user {
+  int id = 0;
+  std::string name;
+  std::vector<double> scores;
+  bool operator==(const user&) const = default;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(id, name, scores);
+  }
+};
+
+// Copyable but not serializable: stays in memory.
+struct opaque {
+  int x = 0;
+};
+
+using goldylox_test::temp_dir;
+
+user user_for(int i) {
+  return user{i, "user-" + std::to_string(i), {i * 0.5, i * 1.5}};
+}
+
+goldylox::cache<std::string> make_cache(const std::string& dir, std::size_t hot = 64,
+                                        std::size_t warm = 128) {
+  auto made = goldylox::cache<std::string>::builder()
+                  .hot_tier_max_entries(hot)
+                  .warm_tier_max_entries(warm)
+                  .cold_tier_storage_path(dir)
+                  .cold_tier_max_bytes(64 << 20)
+                  .cold_tier_segment_bytes(256 << 10)
+                  .cold_tier_durability(goldylox::cold_durability::none)
+                  .enable_telemetry(true)
+                  .build();
+  EXPECT_TRUE(made.ok()) << made.status();
+  return *std::move(made);
+}
+
+TEST(ColdCache, EvictionsLandOnDiskAndComeBackTyped) {
+  temp_dir dir;
+  auto cache = make_cache(dir.path());
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE(cache.put("user:" + std::to_string(i), user_for(i)).ok());
+    ASSERT_TRUE(cache.put("n:" + std::to_string(i), i).ok());
+  }
+  const auto st = cache.stats();
+  EXPECT_GT(st.cold_demotions, 5000u);
+  EXPECT_GT(st.cold_size, 5000u);
+  EXPECT_GT(st.cold_disk_bytes, 0u);
+  for (int i = 0; i < 3000; i += 13) {
+    auto u = cache.get<user>("user:" + std::to_string(i));
+    ASSERT_TRUE(u.ok()) << u.status();
+    ASSERT_TRUE(u->has_value()) << i;
+    EXPECT_EQ(**u, user_for(i));
+    auto n = cache.get<int>("n:" + std::to_string(i));
+    ASSERT_TRUE(n.ok() && n->has_value());
+    EXPECT_EQ(**n, i);
+    // The type still matters on disk.
+    auto wrong = cache.get<int>("user:" + std::to_string(i));
+    EXPECT_TRUE(absl::IsFailedPrecondition(wrong.status())) << wrong.status();
+  }
+  EXPECT_GT(cache.stats().cold_hits, 0u);
+  EXPECT_GT(cache.stats().cold_promotions, 0u);
+  EXPECT_TRUE(cache.contains(std::string("user:5")));
+  EXPECT_FALSE(cache.contains(std::string("user:99999")));
+}
+
+TEST(ColdCache, ReopeningTheDirectoryBringsEverythingBack) {
+  temp_dir dir;
+  {
+    auto cache = make_cache(dir.path());
+    for (int i = 0; i < 1000; ++i)
+      ASSERT_TRUE(cache.put("u" + std::to_string(i), user_for(i)).ok());
+    ASSERT_TRUE(cache.put(std::string("greeting"), std::string("hello")).ok());
+  }  // closing writes the memory tiers to disk
+  auto cache = make_cache(dir.path());
+  for (int i = 0; i < 1000; ++i) {
+    auto u = cache.get<user>("u" + std::to_string(i));
+    ASSERT_TRUE(u.ok() && u->has_value()) << i << ": " << u.status();
+    EXPECT_EQ(**u, user_for(i));
+  }
+  auto g = cache.get<std::string>(std::string("greeting"));
+  ASSERT_TRUE(g.ok() && g->has_value());
+  EXPECT_EQ(**g, "hello");
+  auto wrong = cache.get<double>(std::string("greeting"));
+  EXPECT_TRUE(absl::IsFailedPrecondition(wrong.status()));
+}
+
+TEST(ColdCache, WritesNeverLetAnOlderColdValueResurface) {
+  temp_dir dir;
+  {
+    auto cache = make_cache(dir.path(), 16, 16);
+    for (int i = 0; i < 500; ++i) ASSERT_TRUE(cache.put("k" + std::to_string(i), i).ok());
+    // Everything below 400 is on disk now; overwrite, remove and conditionally write some.
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(cache.put("k" + std::to_string(i), -i).ok());
+    for (int i = 100; i < 200; ++i) {
+      auto removed = cache.remove("k" + std::to_string(i));
+      ASSERT_TRUE(removed.ok() && *removed) << i;
+    }
+    for (int i = 200; i < 300; ++i) {
+      auto prev = cache.replace("k" + std::to_string(i), i * 10);
+      ASSERT_TRUE(prev.ok() && prev->has_value()) << i;
+      EXPECT_EQ(**prev, i);
+    }
+    for (int i = 300; i < 310; ++i) {
+      auto existing = cache.put_if_absent("k" + std::to_string(i), 0);
+      ASSERT_TRUE(existing.ok() && existing->has_value()) << "cold value not seen for " << i;
+      EXPECT_EQ(**existing, i);
+    }
+    // Push the new values out of memory too.
+    for (int i = 1000; i < 1200; ++i) ASSERT_TRUE(cache.put("f" + std::to_string(i), i).ok());
+    const auto check = [&] {
+      for (int i = 0; i < 310; ++i) {
+        auto v = cache.get<int>("k" + std::to_string(i));
+        ASSERT_TRUE(v.ok());
+        if (i >= 100 && i < 200) {
+          EXPECT_FALSE(v->has_value()) << "removed key came back: " << i;
+        } else {
+          ASSERT_TRUE(v->has_value()) << i;
+          EXPECT_EQ(**v, i < 100 ? -i : i < 300 ? i * 10 : i);
+        }
+      }
+    };
+    check();
+  }
+  auto cache = make_cache(dir.path(), 16, 16);
+  for (int i = 0; i < 310; ++i) {
+    auto v = cache.get<int>("k" + std::to_string(i));
+    ASSERT_TRUE(v.ok());
+    if (i >= 100 && i < 200) {
+      EXPECT_FALSE(v->has_value()) << "removed key came back after a restart: " << i;
+    } else {
+      ASSERT_TRUE(v->has_value()) << i;
+      EXPECT_EQ(**v, i < 100 ? -i : i < 300 ? i * 10 : i);
+    }
+  }
+}
+
+TEST(ColdCache, UnserializableValuesStayInMemoryAndAreCounted) {
+  temp_dir dir;
+  auto cache = make_cache(dir.path(), 16, 0);  // CLOCK alone: "o" goes after its second chance
+  ASSERT_TRUE(cache.put(std::string("o"), opaque{7}).ok());
+  auto o = cache.get<opaque>(std::string("o"));
+  ASSERT_TRUE(o.ok() && o->has_value());
+  EXPECT_EQ((*o)->x, 7);
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(cache.put("x" + std::to_string(i), i).ok());
+  EXPECT_GT(cache.stats().cold_refused, 0u);
+  auto gone = cache.get<opaque>(std::string("o"));
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+}
+
+TEST(ColdCache, TypedCacheRoundTripsThroughDisk) {
+  temp_dir dir;
+  const auto build = [&] {
+    return goldylox::typed_cache<int, user>::builder()
+        .hot_tier_max_entries(32)
+        .warm_tier_max_entries(0)
+        .cold_tier_storage_path(dir.path())
+        .cold_tier_codec("lz4")
+        .cold_tier_max_bytes(16 << 20)
+        .cold_tier_segment_bytes(256 << 10)
+        .build();
+  };
+  {
+    auto made = build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    for (int i = 0; i < 2000; ++i) ASSERT_TRUE(made->put(i, user_for(i)).ok());
+    for (int i = 0; i < 2000; i += 7) {
+      auto u = made->get(i);
+      ASSERT_TRUE(u.has_value()) << i;
+      EXPECT_EQ(*u, user_for(i));
+    }
+    EXPECT_EQ(made->config().cold_tier_codec, "lz4");
+    EXPECT_EQ(made->config().compression_level, 0);
+  }
+  auto made = build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  for (int i = 0; i < 2000; ++i) {
+    auto u = made->get(i);
+    ASSERT_TRUE(u.has_value()) << i;
+    EXPECT_EQ(*u, user_for(i));
+  }
+}
+
+TEST(ColdCache, TheBuilderRefusesWhatCannotWork) {
+  temp_dir dir;
+  // Options of a cold tier that is off.
+  auto r = goldylox::cache<std::string>::builder().cold_tier_max_bytes(1 << 20).build();
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  r = goldylox::cache<std::string>::builder()
+          .cold_tier_storage_path(dir.path())
+          .cold_tier_codec("snappy")
+          .build();
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status()));
+  EXPECT_NE(r.status().message().find("zstd, lz4, brotli, none"), std::string::npos);
+  r = goldylox::cache<std::string>::builder()
+          .cold_tier_storage_path(dir.path())
+          .cold_tier_codec("lz4")
+          .compression_level(20)
+          .build();
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  r = goldylox::cache<std::string>::builder()
+          .cold_tier_storage_path(dir.path())
+          .cold_tier_max_bytes(100)
+          .build();
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  // An unserializable value type for typed_cache.
+  auto t = goldylox::typed_cache<int, opaque>::builder()
+               .hot_tier_max_entries(8)
+               .cold_tier_storage_path(dir.path())
+               .build();
+  EXPECT_TRUE(absl::IsInvalidArgument(t.status())) << t.status();
+  // A second cache on the same directory.
+  auto first = goldylox::cache<std::string>::builder()
+                   .hot_tier_max_entries(8)
+                   .cold_tier_storage_path(dir.path())
+                   .build();
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = goldylox::cache<std::string>::builder()
+                    .hot_tier_max_entries(8)
+                    .cold_tier_storage_path(dir.path())
+                    .build();
+  EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
+  // A path under a regular file.
+  const std::string file = dir.path() + "/plain";
+  {
+    std::FILE* f = std::fopen(file.c_str(), "w");
+    std::fclose(f);
+  }
+  auto under_file = goldylox::cache<std::string>::builder()
+                        .hot_tier_max_entries(8)
+                        .cold_tier_storage_path(file + "/cold")
+                        .build();
+  EXPECT_FALSE(under_file.ok());
+}
+
+}  // namespace

@@ -1,0 +1,34 @@
+// A fresh directory under the system's temporary directory, removed with everything in it when
+// the object goes: one per test that writes a cold tier (a cache locks its directory, and tests
+// may run in parallel).
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+namespace goldylox_test {
+
+class temp_dir {
+ public:
+  explicit temp_dir(const char* prefix = "goldylox") {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / (std::string(prefix) + "-XXXXXX")).string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::system_error(errno, std::generic_category());
+    path_ = tmpl;
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace goldylox_test
