@@ -12,9 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include "../unit/temp_dir.hpp"
 #include "goldylox/detail/cold_store.hpp"
 #include "goldylox/goldylox.hpp"
-#include "../unit/temp_dir.hpp"
 
 namespace {
 

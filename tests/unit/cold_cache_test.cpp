@@ -8,9 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include "temp_dir.hpp"
-
 #include "goldylox/goldylox.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 

@@ -19,13 +19,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-
-#include "temp_dir.hpp"
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "temp_dir.hpp"
 
 namespace {
 

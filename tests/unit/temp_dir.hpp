@@ -3,11 +3,11 @@
 // may run in parallel).
 #pragma once
 
-#include <stdlib.h>
-
 #include <filesystem>
 #include <string>
 #include <system_error>
+
+#include <stdlib.h>
 
 namespace goldylox_test {
 
