@@ -17,7 +17,7 @@
 //                               stays in memory. The other cold_tier_* options and
 //                               compression_level require it.
 //   cold_tier_max_bytes         the cold tier's disk capacity (default 1 GiB).
-//   cold_tier_codec             "zstd" (default), "lz4", "brotli" or "none".
+//   cold_tier_codec             "zstd" (default), "lz4", "brotli", "none" or "adaptive".
 //   compression_level           the codec's level (zstd 0..22, 0 meaning zstd's default 3; lz4
 //                               0 fast, 1..12 HC; brotli 0..11). Presets give zstd 1, 3 or 9;
 //                               other codecs default to their own default level.
@@ -53,6 +53,10 @@ enum class preset { high_performance, balanced, high_capacity, ml_optimized };
 
 // What a cold-tier write promises once it returns (docs/cold-tier.md has the exact guarantees).
 enum class cold_durability : std::uint8_t { none, periodic, on_close, every_write };
+
+// Which of the warm tier's evictions the cold tier takes: all of them, or only those read at
+// least once in the warm tier (docs/cold-tier.md measures both).
+enum class cold_admission : std::uint8_t { all, reread };
 
 constexpr std::string_view to_string(cold_durability d) noexcept {
   switch (d) {
@@ -96,6 +100,7 @@ struct cache_config {
   int compression_level = 0;  // the level cold_tier_codec uses
   cold_durability cold_tier_durability = cold_durability::periodic;
   std::uint32_t cold_tier_sync_interval_ms = 1000;
+  cold_admission cold_tier_admission = cold_admission::all;
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
@@ -144,6 +149,7 @@ struct config_request {
   std::optional<int> compression_level;
   std::optional<cold_durability> cold_tier_durability;
   std::optional<std::uint32_t> cold_tier_sync_interval_ms;
+  std::optional<cold_admission> cold_tier_admission;
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
@@ -186,7 +192,7 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   c.cold_tier_codec = r.cold_tier_codec.value_or("zstd");
   if (r.compression_level) {
     c.compression_level = *r.compression_level;
-  } else if (c.cold_tier_codec == "zstd") {
+  } else if (c.cold_tier_codec == "zstd" || c.cold_tier_codec == "adaptive") {
     c.compression_level = d.compression_level;
   } else {
     c.compression_level = c.cold_tier_codec == "brotli" ? 5 : 0;
@@ -195,6 +201,7 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   c.cold_tier_segment_bytes = r.cold_tier_segment_bytes.value_or(0);
   c.cold_tier_durability = r.cold_tier_durability.value_or(cold_durability::periodic);
   c.cold_tier_sync_interval_ms = r.cold_tier_sync_interval_ms.value_or(1000);
+  c.cold_tier_admission = r.cold_tier_admission.value_or(cold_admission::all);
   c.enable_simd = r.enable_simd;
   c.enable_background_workers = r.enable_background_workers;
   c.enable_telemetry = r.enable_telemetry;
@@ -260,16 +267,17 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   }
   if (!r.cold_tier_storage_path &&
       (r.compression_level || r.cold_tier_max_bytes || r.cold_tier_segment_bytes ||
-       r.cold_tier_codec || r.cold_tier_durability || r.cold_tier_sync_interval_ms)) {
+       r.cold_tier_codec || r.cold_tier_durability || r.cold_tier_sync_interval_ms ||
+       r.cold_tier_admission)) {
     return absl::InvalidArgumentError(
         "goldylox: compression_level and the cold_tier_* options apply to the cold tier, which "
         "is off; set cold_tier_storage_path too, or drop them");
   }
   if (c.cold_tier_codec != "zstd" && c.cold_tier_codec != "lz4" && c.cold_tier_codec != "brotli" &&
-      c.cold_tier_codec != "none") {
-    return absl::InvalidArgumentError(absl::StrCat("goldylox: unknown cold_tier_codec '",
-                                                   c.cold_tier_codec,
-                                                   "'; valid codecs: zstd, lz4, brotli, none"));
+      c.cold_tier_codec != "none" && c.cold_tier_codec != "adaptive") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("goldylox: unknown cold_tier_codec '", c.cold_tier_codec,
+                     "'; valid codecs: zstd, lz4, brotli, none, adaptive"));
   }
   if (c.cold_tier_durability == cold_durability::periodic && c.cold_tier_sync_interval_ms == 0) {
     return absl::InvalidArgumentError("goldylox: cold_tier_sync_interval must be at least 1 ms");
@@ -345,7 +353,8 @@ class basic_builder {
     request_.cold_tier_segment_bytes = n;
     return self();
   }
-  // The cold tier's codec: "zstd" (default), "lz4", "brotli" or "none".
+  // The cold tier's codec: "zstd" (default), "lz4", "brotli", "none", or "adaptive" (per value
+  // type and record: none, LZ4 or zstd at compression_level, whichever pays; docs/cold-tier.md).
   Derived& cold_tier_codec(std::string_view name) {
     request_.cold_tier_codec = std::string(name);
     return self();
@@ -360,6 +369,12 @@ class basic_builder {
   // on_close, every_write.
   Derived& cold_tier_durability(cold_durability d) {
     request_.cold_tier_durability = d;
+    return self();
+  }
+  // Which warm-tier evictions are written to the cold tier: all (default), or only entries read
+  // at least once in the warm tier (reread). Without a warm tier every eviction is written.
+  Derived& cold_tier_admission(cold_admission a) {
+    request_.cold_tier_admission = a;
     return self();
   }
   // How often the periodic durability mode syncs (default 1000 ms).

@@ -25,6 +25,7 @@ struct cache_stats {
   std::uint64_t cold_hits = 0;       // hits the cold tier served (counted with telemetry)
   std::uint64_t cold_demotions = 0;  // memory evictions written to the cold tier
   std::uint64_t cold_promotions = 0;       // cold hits copied back into memory
+  std::uint64_t cold_not_admitted = 0;     // warm evictions the admission rule kept off disk
   std::uint64_t cold_refused = 0;          // cold writes that failed (a full disk, an oversized or
                                            // unserializable value): those entries left the cache
   std::uint64_t cold_corrupt_records = 0;  // damaged records found on open or read; never served

@@ -166,6 +166,44 @@ TEST(ColdCache, UnserializableValuesStayInMemoryAndAreCounted) {
   EXPECT_FALSE(gone->has_value());
 }
 
+TEST(ColdCache, TheRereadRuleKeepsEntriesNeverReadOffTheDisk) {
+  temp_dir dir;
+  const auto build = [&](goldylox::cold_admission rule) {
+    return goldylox::typed_cache<int, int>::builder()
+        .hot_tier_max_entries(1)  // every put pushes the previous key into the warm tier
+        .warm_tier_max_entries(64)
+        .warm_tier_policy("fifo")
+        .cold_tier_storage_path(dir.path())
+        .cold_tier_segment_bytes(256 << 10)
+        .cold_tier_max_bytes(16 << 20)
+        .cold_tier_admission(rule)
+        .enable_telemetry(true)
+        .build();
+  };
+  {
+    auto made = build(goldylox::cold_admission::reread);
+    ASSERT_TRUE(made.ok()) << made.status();
+    EXPECT_EQ(made->config().cold_tier_admission, goldylox::cold_admission::reread);
+    // 0..15 are read once they have moved to the warm tier; 1000.. are never read.
+    for (int i = 0; i < 16; ++i) ASSERT_TRUE(made->put(i, i).ok());
+    ASSERT_TRUE(made->put(1000, 1000).ok());
+    for (int i = 0; i < 16; ++i) EXPECT_EQ(made->get(i), i);  // one warm read each
+    for (int i = 1001; i < 1016; ++i) ASSERT_TRUE(made->put(i, i).ok());
+    for (int i = 1016; i < 2000; ++i) ASSERT_TRUE(made->put(i, i).ok());
+    const auto st = made->stats();
+    EXPECT_GT(st.cold_not_admitted, 800u);
+    EXPECT_LE(st.cold_demotions, 16u);
+    for (int i = 0; i < 16; ++i) EXPECT_EQ(made->get(i), i) << "read entries reach the disk";
+    EXPECT_FALSE(made->get(1100).has_value()) << "an entry never read was not written";
+  }
+  auto all = build(goldylox::cold_admission::all);
+  ASSERT_TRUE(all.ok()) << all.status();
+  for (int i = 3000; i < 4000; ++i) ASSERT_TRUE(all->put(i, i).ok());
+  EXPECT_EQ(all->stats().cold_not_admitted, 0u);
+  EXPECT_GT(all->stats().cold_demotions, 900u);
+  EXPECT_EQ(all->get(3100), 3100);
+}
+
 TEST(ColdCache, TypedCacheRoundTripsThroughDisk) {
   temp_dir dir;
   const auto build = [&] {
@@ -205,11 +243,15 @@ TEST(ColdCache, TheBuilderRefusesWhatCannotWork) {
   auto r = goldylox::cache<std::string>::builder().cold_tier_max_bytes(1 << 20).build();
   EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
   r = goldylox::cache<std::string>::builder()
+          .cold_tier_admission(goldylox::cold_admission::reread)
+          .build();
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  r = goldylox::cache<std::string>::builder()
           .cold_tier_storage_path(dir.path())
           .cold_tier_codec("snappy")
           .build();
   EXPECT_TRUE(absl::IsInvalidArgument(r.status()));
-  EXPECT_NE(r.status().message().find("zstd, lz4, brotli, none"), std::string::npos);
+  EXPECT_NE(r.status().message().find("zstd, lz4, brotli, none, adaptive"), std::string::npos);
   r = goldylox::cache<std::string>::builder()
           .cold_tier_storage_path(dir.path())
           .cold_tier_codec("lz4")

@@ -56,6 +56,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "goldylox/config.hpp"
+#include "goldylox/detail/adaptive_codec.hpp"
 #include "goldylox/detail/codec.hpp"
 #include "goldylox/detail/cold_index.hpp"
 #include "goldylox/detail/file_io.hpp"
@@ -80,6 +81,9 @@ struct cold_store_options {
   std::chrono::milliseconds sync_interval{1000};
   codec_id codec = codec_id::zstd;
   std::optional<int> codec_level;  // unset: the codec's own default (zstd 3, lz4 0, brotli 5)
+  // Choose per value type and record between none, LZ4 and zstd at codec_level
+  // (adaptive_codec.hpp); `codec` is then ignored.
+  bool adaptive = false;
   // Share of a fresh segment that reclamation may fill with re-inserted entries.
   double reinsert_share = 0.5;
 };
@@ -92,6 +96,7 @@ struct cold_store_stats {
   std::size_t index_bytes = 0;
   std::uint64_t puts = 0, hits = 0, misses = 0, erases = 0, expired = 0;
   std::uint64_t value_bytes_written = 0, stored_bytes_written = 0;  // before and after codecs
+  std::uint64_t records_by_codec[4] = {};  // records written, by codec_id (none, lz4, zstd, brotli)
   std::uint64_t reclaimed_segments = 0, reinserted = 0, evicted = 0;
   std::uint64_t write_errors = 0, sync_errors = 0, syncs = 0;
   // Found on open, or on a read: skipped, never served.
@@ -144,6 +149,7 @@ class cold_store {
 
   // Opens (creating if needed) the store in o.path and rebuilds its index from the segments.
   static absl::StatusOr<std::unique_ptr<cold_store>> open(cold_store_options o) {
+    if (o.adaptive) o.codec = codec_id::zstd;  // the level is zstd's
     if (auto st = validate(o); !st.ok()) return st;
     if (auto st = ensure_directory(o.path); !st.ok()) return st;
     auto lock = directory_lock::acquire(o.path);
@@ -167,7 +173,13 @@ class cold_store {
     auto& buf = scratch();
     std::span<const std::byte> stored = value;
     codec_id used = codec_id::none;
-    if (options_.codec != codec_id::none && !value.empty()) {
+    if (adaptive_) {
+      const adaptive_codec::choice c = adaptive_->compress(type_tag, value, buf.compressed);
+      if (c.codec != codec_id::none) {
+        stored = std::span<const std::byte>(buf.compressed.data(), c.size);
+        used = c.codec;
+      }
+    } else if (options_.codec != codec_id::none && !value.empty()) {
       buf.compressed.resize(
           std::visit([&](auto& c) { return c.bound(value.size()); }, compressor()));
       auto n = std::visit([&](auto& c) { return c.compress(value, buf.compressed); }, compressor());
@@ -197,6 +209,7 @@ class cold_store {
         return absl::ResourceExhaustedError("goldylox cold tier: index shard is full");
       }
       ++counters_.puts;
+      ++counters_.records_by_codec[static_cast<int>(used)];
       counters_.value_bytes_written += value.size();
       counters_.stored_bytes_written += stored.size();
     }
@@ -390,7 +403,10 @@ class cold_store {
         lock_(std::move(lock)),
         segment_bytes_(effective_segment_bytes(options_)),
         max_segments_(options_.max_bytes / segment_bytes_),
-        compressor_(make_compressor(options_.codec, options_.codec_level)) {}
+        compressor_(make_compressor(options_.codec, options_.codec_level)),
+        adaptive_(options_.adaptive
+                      ? std::make_unique<adaptive_codec>(options_.codec_level.value_or(3))
+                      : nullptr) {}
 
   static compressor_t make_compressor(codec_id id, std::optional<int> level) {
     switch (id) {
@@ -775,6 +791,7 @@ class cold_store {
   const std::uint64_t segment_bytes_;
   const std::uint64_t max_segments_;
   const compressor_t compressor_;
+  const std::unique_ptr<adaptive_codec> adaptive_;
   const std::uint64_t instance_ = next_instance();
   int offset_bits_ = 0;
 

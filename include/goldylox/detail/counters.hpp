@@ -91,6 +91,7 @@ enum class counter : unsigned {
   cold_demotions,
   cold_refused,
   cold_promotions,
+  cold_not_admitted,
   count
 };
 

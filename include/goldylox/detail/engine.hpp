@@ -120,10 +120,18 @@ class engine {
     if (cold_ != nullptr) {
       // The generation is read under the warm shard's lock, as the entry leaves: read later (in
       // the sink), a write of the key finishing in between would go unnoticed.
-      warm_->set_stamped_sink([this](const K& key) { return generation_of(key); },
-                              [this](const K& key, const S& value, std::uint64_t stamp) {
-                                queue_demotion(key, value, stamp);
-                              });
+      warm_->set_stamped_sink(
+          [this](const K& key) { return generation_of(key); },
+          [this](const K& key, const S& value, std::uint64_t stamp, std::uint32_t reads) {
+            // The admission rule: with `reread`, an entry never read in the warm tier is not
+            // worth a disk write (closing the cache writes everything).
+            if (reads == 0 && !flushing_.load(std::memory_order_relaxed) &&
+                config_.cold_tier_admission == cold_admission::reread) {
+              counters_.add(counter::cold_not_admitted);
+              return;
+            }
+            queue_demotion(key, value, stamp);
+          });
     }
     // Runs under the victim's home lock (see the header comment); must not throw.
     hot_.set_eviction_sink([this](const K& key, const S& value) noexcept {
@@ -146,6 +154,7 @@ class engine {
 
   // Moves every memory entry into the cold tier (those it refuses are dropped and counted).
   void flush_to_cold() noexcept {
+    flushing_.store(true, std::memory_order_relaxed);
     try {
       demotion_scope scope(*this);
       hot_.clear(/*to_sink=*/true);  // into the warm tier when there is one, else queued
@@ -391,6 +400,7 @@ class engine {
       s.cold_demotions = counters_.total(counter::cold_demotions);
       s.cold_refused = counters_.total(counter::cold_refused);
       s.cold_promotions = counters_.total(counter::cold_promotions);
+      s.cold_not_admitted = counters_.total(counter::cold_not_admitted);
       s.cold_size = c.entries;
       s.cold_disk_bytes = c.disk_bytes;
       s.cold_corrupt_records = c.corrupt_records + cold_->undecodable();
@@ -696,6 +706,7 @@ class engine {
   mutable std::unique_ptr<warm_tier_type> warm_;
   single_flight<K, S, Hash, KeyEqual> flights_;
   std::unique_ptr<cold_tier_type> cold_;
+  std::atomic<bool> flushing_{false};  // closing: every entry goes to the cold tier
   [[no_unique_address]] Hash hash_{};
   mutable std::vector<std::atomic<std::uint64_t>> generations_;  // with a cold tier only
   const std::uint64_t id_ = next_engine_id();

@@ -24,6 +24,7 @@ inline cold_store_options cold_options(const cache_config& c) {
   o.segment_bytes = c.cold_tier_segment_bytes;
   o.durability = c.cold_tier_durability;
   o.sync_interval = std::chrono::milliseconds(c.cold_tier_sync_interval_ms);
+  o.adaptive = c.cold_tier_codec == "adaptive";
   o.codec = c.cold_tier_codec == "lz4"      ? codec_id::lz4
             : c.cold_tier_codec == "brotli" ? codec_id::brotli
             : c.cold_tier_codec == "none"   ? codec_id::none

@@ -156,10 +156,13 @@ class warm_tier {
   warm_tier& operator=(const warm_tier&) = delete;
 
   // Instead of the sink: stamp(key) runs under the shard's lock as each entry leaves the tier,
-  // and sink(key, value, stamp) gets the stamp after the lock is released. The cache uses it to
-  // read a key's write generation at the moment its value left memory. Set before use.
-  void set_stamped_sink(std::function<std::uint64_t(const K&)> stamp,
-                        std::function<void(const K&, const V&, std::uint64_t)> sink) {
+  // and sink(key, value, stamp, reads) gets the stamp after the lock is released, with the
+  // number of reads the entry had in this tier. The cache uses it to read a key's write
+  // generation at the moment its value left memory, and for its cold tier's admission rule. Set
+  // before use.
+  void set_stamped_sink(
+      std::function<std::uint64_t(const K&)> stamp,
+      std::function<void(const K&, const V&, std::uint64_t, std::uint32_t)> sink) {
     stamp_ = std::move(stamp);
     stamped_sink_ = std::move(sink);
   }
@@ -737,7 +740,7 @@ class warm_tier {
       for (const victim& v : victims) {
         try {
           if (stamped_sink_) {
-            stamped_sink_(v.n->key, v.n->value, v.stamp);
+            stamped_sink_(v.n->key, v.n->value, v.stamp, v.n->hits.load(std::memory_order_relaxed));
           } else {
             sink_(v.n->key, v.n->value);
           }
@@ -756,7 +759,7 @@ class warm_tier {
   weigher_type weigher_;
   sink_type sink_;
   std::function<std::uint64_t(const K&)> stamp_;
-  std::function<void(const K&, const V&, std::uint64_t)> stamped_sink_;
+  std::function<void(const K&, const V&, std::uint64_t, std::uint32_t)> stamped_sink_;
   unsigned shard_bits_ = 0;
   std::size_t max_entries_ = 0;
   std::size_t max_weight_ = 0;
