@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "../unit/temp_dir.hpp"
+#include "../unit/test_support.hpp"
 #include "goldylox/detail/cold_store.hpp"
 #include "goldylox/goldylox.hpp"
 

@@ -2,14 +2,17 @@
 // come back on a read, values keep their type across a restart, writes never let an older cold
 // value resurface, values that cannot be serialized stay in memory, and the builder refuses
 // what cannot work with clear errors.
+#include <csignal>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "goldylox/goldylox.hpp"
-#include "temp_dir.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -235,6 +238,57 @@ TEST(ColdCache, TypedCacheRoundTripsThroughDisk) {
     ASSERT_TRUE(u.has_value()) << i;
     EXPECT_EQ(*u, user_for(i));
   }
+}
+
+// A full disk (RLIMIT_FSIZE below the segment size, in a child process): no cold write lands,
+// every put still succeeds, reads are served from memory, and the refusals are counted.
+TEST(ColdCache, AFullDiskLeavesTheCacheServingFromMemory) {
+  temp_dir dir;
+  const int code = goldylox_test::in_child([&] {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{1 << 20, 1 << 20};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) return 10;
+    auto made = goldylox::typed_cache<int, std::string>::builder()
+                    .hot_tier_max_entries(64)
+                    .warm_tier_max_entries(64)
+                    .cold_tier_storage_path(dir.path())
+                    .cold_tier_segment_bytes(4 << 20)
+                    .cold_tier_max_bytes(64 << 20)
+                    .enable_telemetry(true)
+                    .build();
+    if (!made.ok()) return 11;
+    for (int i = 0; i < 1000; ++i) {
+      if (!made->put(i, std::string(100, 'v')).ok()) return 12;
+    }
+    const auto st = made->stats();
+    if (st.cold_refused < 800 || st.cold_demotions != 0 || st.cold_size != 0) return 13;
+    if (made->get(999) != std::string(100, 'v')) return 14;  // the newest are in memory
+    int present = 0;  // what memory holds, no more: nothing came from the disk
+    for (int i = 0; i < 1000; ++i) present += made->get(i).has_value();
+    if (present > 128 || made->stats().cold_hits != 0) return 15;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+}
+
+// Root ignores permission bits, so the child gives up root first.
+TEST(ColdCache, AReadOnlyDirectoryFailsBuildWithAClearError) {
+  temp_dir dir;
+  const std::string ro = dir.path() + "/ro";
+  fs::create_directory(ro);
+  ::chmod(dir.path().c_str(), 0755);
+  ::chmod(ro.c_str(), 0555);
+  const int code = goldylox_test::in_child([&] {
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) return 10;
+    auto made = goldylox::cache<std::string>::builder()
+                    .hot_tier_max_entries(8)
+                    .cold_tier_storage_path(ro)
+                    .build();
+    if (made.ok()) return 11;
+    if (!absl::IsPermissionDenied(made.status())) return 12;
+    return made.status().message().find(ro) == std::string::npos ? 13 : 0;
+  });
+  EXPECT_EQ(code, 0);
 }
 
 TEST(ColdCache, TheBuilderRefusesWhatCannotWork) {

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "goldylox/detail/cold_store.hpp"
-#include "temp_dir.hpp"
+#include "test_support.hpp"
 
 namespace {
 

@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "temp_dir.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -38,6 +38,7 @@ std::span<const std::byte> as_bytes(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
+using goldylox_test::in_child;
 using goldylox_test::temp_dir;
 
 gd::cold_store_options small_options(const std::string& path) {
@@ -553,16 +554,6 @@ TEST(ColdStore, ARecordDamagedWhileOpenIsNotServed) {
   EXPECT_EQ(s->stats().corrupt_records, 1u);
   EXPECT_TRUE(absl::IsNotFound(get(*s, "k").status()));
   EXPECT_EQ(s->stats().entries, 0u);
-}
-
-// Runs fn in a child process and returns its exit status (fn returns the code).
-template <class Fn>
-int in_child(Fn fn) {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(fn());
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 // A full disk, made real for one child process with RLIMIT_FSIZE (files may not grow past 1 MiB:

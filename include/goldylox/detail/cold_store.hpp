@@ -9,9 +9,11 @@
 // erase appends a tombstone (so it survives a restart) and unindexes the key.
 //
 // Reads. A get hashes the key, probes its index shard under the shared lock, verifies the full
-// key and the record's checksum through the segment's mapping, copies the stored bytes out and
-// releases the lock before decompressing: no system call, no exclusive lock. A record that fails
-// its checksum is never returned; it is unindexed and counted.
+// key and the record's checksum through the segment's mapping and decompresses (or copies) the
+// value from the mapping into a per-thread buffer, still under the shared lock that keeps the
+// segment mapped; the caller's function runs after it is released. No system call, no exclusive
+// lock. A record that fails its checksum or does not decompress is never returned; it is
+// unindexed and counted.
 //
 // Space. The directory holds at most max_bytes / segment_bytes segments (one more while the
 // oldest is reclaimed). When the active segment fills it is sealed and a new one created; if that
@@ -223,54 +225,50 @@ class cold_store {
   absl::Status read(std::span<const std::byte> key, Fn&& fn) {
     auto& buf = scratch();
     record_meta meta;
-    std::uint32_t value_size = 0;
     const std::uint64_t h = hash_key(key);
     auto& shard = index_.shard_for(h);
-    std::uint64_t bad_location = 0, loc = 0;
+    read_counters& counts = read_stripes_[(h >> 52) % read_stripe_count];
+    std::uint64_t loc = 0;
+    absl::Status damage;
     {
+      // The value is decompressed (or copied) straight out of the mapping, under the shared lock
+      // that keeps the segment mapped: one copy of the value, into this thread's buffer.
       std::shared_lock lock(shard.mutex());
       auto* slot = find_key(shard, h, key);
       if (slot == nullptr) {
-        misses_.fetch_add(1, std::memory_order_relaxed);
+        counts.misses.fetch_add(1, std::memory_order_relaxed);
         return absl::NotFoundError("not in the cold tier");
       }
       loc = slot->load(std::memory_order_relaxed) & cold_index::location_mask;
       auto rec = decode_record(record_bytes(loc));
-      if (rec.ok()) {
-        meta = rec->meta;
-        value_size = rec->value_size;
-        buf.stored.assign(rec->stored_value.begin(), rec->stored_value.end());
-        cold_index::shard::mark_accessed(slot);
+      if (!rec.ok()) {
+        damage = absl::DataLossError("goldylox cold tier: a record failed its checksum");
+      } else if (rec->meta.expiry_ns != 0 && wall_clock_ns() >= rec->meta.expiry_ns) {
+        counts.expired.fetch_add(1, std::memory_order_relaxed);
+        return absl::NotFoundError("expired");
+      } else if (rec->value_size > segment_bytes_) {  // no value of this store is that large
+        damage = absl::DataLossError("goldylox cold tier: a record claims an impossible size");
+      } else if (rec->meta.codec == codec_id::none) {
+        if (rec->stored_value.size() != rec->value_size) {
+          damage = absl::DataLossError("goldylox cold tier: raw record of the wrong size");
+        } else {
+          buf.value.assign(rec->stored_value.begin(), rec->stored_value.end());
+        }
       } else {
-        bad_location = loc;
+        buf.value.resize(rec->value_size);
+        damage = decompress(rec->meta.codec, rec->stored_value, buf.value);
+      }
+      if (damage.ok()) {
+        meta = rec->meta;
+        cold_index::shard::mark_accessed(slot);
       }
     }
-    if (bad_location != 0) {
-      drop_corrupt(h, bad_location);
-      return absl::DataLossError("goldylox cold tier: a record failed its checksum");
-    }
-    if (meta.expiry_ns != 0 && wall_clock_ns() >= meta.expiry_ns) {
-      expired_.fetch_add(1, std::memory_order_relaxed);
-      return absl::NotFoundError("expired");
-    }
-    std::span<const std::byte> value(buf.stored);
-    if (value_size > segment_bytes_) {  // no value this store writes is larger than a segment
+    if (!damage.ok()) {
       drop_corrupt(h, loc);
-      return absl::DataLossError("goldylox cold tier: a record claims an impossible value size");
+      return damage;
     }
-    if (meta.codec != codec_id::none) {
-      buf.value.resize(value_size);
-      if (auto st = decompress(meta.codec, buf.stored, buf.value); !st.ok()) {
-        drop_corrupt(h, loc);
-        return st;
-      }
-      value = buf.value;
-    } else if (buf.stored.size() != value_size) {
-      drop_corrupt(h, loc);
-      return absl::DataLossError("goldylox cold tier: raw record of the wrong size");
-    }
-    hits_.fetch_add(1, std::memory_order_relaxed);
-    fn(static_cast<const record_meta&>(meta), value);
+    counts.hits.fetch_add(1, std::memory_order_relaxed);
+    fn(static_cast<const record_meta&>(meta), std::span<const std::byte>(buf.value));
     return absl::OkStatus();
   }
 
@@ -368,9 +366,11 @@ class cold_store {
       }
       s.last_version = version_;
     }
-    s.hits = hits_.load(std::memory_order_relaxed);
-    s.misses = misses_.load(std::memory_order_relaxed);
-    s.expired = expired_.load(std::memory_order_relaxed);
+    for (const read_counters& c : read_stripes_) {
+      s.hits += c.hits.load(std::memory_order_relaxed);
+      s.misses += c.misses.load(std::memory_order_relaxed);
+      s.expired += c.expired.load(std::memory_order_relaxed);
+    }
     s.corrupt_records += runtime_corrupt_.load(std::memory_order_relaxed);
     s.durable_version = durable_version_.load(std::memory_order_acquire);
     s.entries = index_.size();
@@ -395,7 +395,7 @@ class cold_store {
   };
 
   struct scratch_buffers {
-    std::vector<std::byte> compressed, record, stored, value;
+    std::vector<std::byte> compressed, record, value;
   };
 
   cold_store(cold_store_options o, directory_lock lock)
@@ -811,7 +811,13 @@ class cold_store {
   bool closed_ = false;
   cold_store_stats counters_;
 
-  std::atomic<std::uint64_t> hits_{0}, misses_{0}, expired_{0}, runtime_corrupt_{0};
+  // Read counters, striped by key hash so concurrent readers rarely write one cache line.
+  struct alignas(cache_line) read_counters {
+    std::atomic<std::uint64_t> hits{0}, misses{0}, expired{0};
+  };
+  static constexpr std::size_t read_stripe_count = 16;
+  read_counters read_stripes_[read_stripe_count];
+  std::atomic<std::uint64_t> runtime_corrupt_{0};
   std::atomic<std::uint64_t> durable_version_{0};
   std::jthread syncer_;
 };

@@ -33,27 +33,26 @@
 // keeps its cold record, so evicting it again later rewrites an identical record at worst. The
 // rule is that once a write of a key has returned, no tier serves an older value of the key, on
 // disk or after a restart:
-//   * every write of a key (assign, compute that assigns or erases, erase) does its memory
-//     operation, then bumps the key's write generation (a slot of a small table indexed by the
-//     key's hash), then erases the key's cold record (a tombstone on disk) before it returns;
+//   * every write of a key (assign, compute that assigns or erases, erase) first retires the
+//     key's cold state: it bumps the key's write generation (a slot of a small table indexed by
+//     the key's hash) and erases the key's cold record (a tombstone on disk), under the key's
+//     home lock where the write takes one, and then does its memory operation. The lock-free
+//     in-place put retires before it (the key is in memory, so nothing can write its record
+//     again meanwhile) and, should the key leave memory first, again under the lock when its
+//     insert lands (on_insert). erase() retires once more after its memory operation, because
+//     the key's value may be in flight to the cold tier without being in any tier;
 //   * evictions reach the engine inside other locks (the warm tier's sink runs under the home
 //     lock of the hot victim that displaced them), so they are queued per thread, stamped with
-//     the key's generation, and written when the outermost engine call on that thread returns
-//     (demotion_scope), under the key's home lock, only if no memory tier has the key and its
-//     generation has not moved. A demotion stamped before a write's bump is therefore dropped
-//     if it runs after the bump, and erased by the write's cold erase if it ran before; one
-//     stamped after the bump carries the write's value or a newer one;
-//   * a promotion from the cold tier inserts under the home lock, only if no memory tier has
-//     the key (a cold record is never older than the memory tiers' value).
+//     the key's generation as the value leaves memory (under the warm shard lock, or under the
+//     key's home lock for the hot tier), and written when the outermost engine call on that
+//     thread returns (demotion_scope), under the key's home lock, only if no memory tier has the
+//     key and its generation has not moved: a write that came in between retired the record
+//     and moved the generation, so the older value is dropped;
+//   * a promotion from the cold tier lands under the key's home lock only if no memory tier has
+//     the key and the key's cold record still has the version the read saw.
 // A write racing a demotion of its own key can lose the entry (a miss, never an older value),
-// and so can a demotion whose generation slot another key's write moved (counted as refused).
-//
-// S is the stored value type: V for typed_cache<K, V>, any_value for cache<K>.
-//
-// Statistics: hits and misses are counted per thread in striped counters (counters.hpp), so a read
-// still writes no shared cache line; they are skipped entirely when telemetry is off. `lookups`
-// and `misses` count the hot tier's outcome (the packed fast path counts inside the hot table);
-// `warm_hits` counts the hot misses the warm tier served, and stats() combines them.
+// and so can a demotion whose generation slot a concurrent write of another key moved (counted
+// as refused). ColdCacheStress.NoReadIsOlderThanAReturnedWrite checks all of it under TSan.
 #pragma once
 
 #include <algorithm>

@@ -11,6 +11,19 @@
 
 namespace goldylox_test {
 
+// Runs fn in a child process and returns its exit status (fn returns the code; a signal that
+// ends the child is 128 + its number).
+template <class Fn>
+int in_child(Fn fn) {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(fn());
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A fresh directory under the system's temporary directory, removed with everything in it when
+// the object goes.
 class temp_dir {
  public:
   explicit temp_dir(const char* prefix = "goldylox") {
