@@ -271,15 +271,11 @@ TEST(ColdCache, AFullDiskLeavesTheCacheServingFromMemory) {
   EXPECT_EQ(code, 0);
 }
 
-// Root ignores permission bits, so the child gives up root first.
 TEST(ColdCache, AReadOnlyDirectoryFailsBuildWithAClearError) {
   temp_dir dir;
-  const std::string ro = dir.path() + "/ro";
-  fs::create_directory(ro);
-  ::chmod(dir.path().c_str(), 0755);
-  ::chmod(ro.c_str(), 0555);
+  const std::string ro = goldylox_test::read_only_dir(dir);
   const int code = goldylox_test::in_child([&] {
-    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) return 10;
+    if (!goldylox_test::drop_root()) return 10;
     auto made = goldylox::cache<std::string>::builder()
                     .hot_tier_max_entries(8)
                     .cold_tier_storage_path(ro)

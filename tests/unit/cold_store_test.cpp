@@ -609,15 +609,11 @@ TEST(ColdStore, ASmallTmpfsFillsUpAndTheStoreGoesOn) {
   ::umount(mnt.c_str());
 }
 
-// Root ignores permission bits, so the child gives up root first.
 TEST(ColdStore, AReadOnlyDirectoryFailsToOpenWithAClearError) {
   temp_dir dir;
-  const std::string ro = dir.path() + "/ro";
-  fs::create_directory(ro);
-  ::chmod(dir.path().c_str(), 0755);
-  ::chmod(ro.c_str(), 0555);
+  const std::string ro = goldylox_test::read_only_dir(dir);
   const int code = in_child([&] {
-    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) return 10;
+    if (!goldylox_test::drop_root()) return 10;
     auto s = gd::cold_store::open(small_options(ro));
     if (s.ok()) return 11;
     if (!absl::IsPermissionDenied(s.status())) return 12;

@@ -44,4 +44,19 @@ class temp_dir {
   std::string path_;
 };
 
+// A directory inside `parent` that only root could write to (mode 0555; `parent` is opened up
+// so that another user can reach it).
+inline std::string read_only_dir(const temp_dir& parent) {
+  const std::string ro = parent.path() + "/ro";
+  std::filesystem::create_directory(ro);
+  ::chmod(parent.path().c_str(), 0755);
+  ::chmod(ro.c_str(), 0555);
+  return ro;
+}
+
+// In a child process: gives up root (which ignores permission bits) for an unprivileged user.
+inline bool drop_root() {
+  return ::geteuid() != 0 || (::setgid(65534) == 0 && ::setuid(65534) == 0);
+}
+
 }  // namespace goldylox_test
