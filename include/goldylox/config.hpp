@@ -23,8 +23,9 @@
 //                               other codecs default to their own default level.
 //   cold_tier_durability        none, periodic (default: fdatasync every
 //                               cold_tier_sync_interval, 1 s), on_close, every_write.
-//   enable_background_workers   validated and recorded; there is no background work yet (the
-//                               tiers evict inline, on the inserting thread).
+//   enable_background_workers   validated and recorded; no work depends on it yet (the
+//                               tiers evict inline, on the inserting thread; the cold tier's
+//                               periodic syncer follows cold_tier_durability).
 //   preset                      supplies defaults for every size option not set explicitly.
 #pragma once
 
