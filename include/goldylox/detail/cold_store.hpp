@@ -378,6 +378,9 @@ class cold_store {
     return s;
   }
 
+  // Entries indexed now (what stats().entries reports, without the rest of stats()).
+  std::size_t size() const { return index_.size(); }
+
   const cold_store_options& options() const noexcept { return options_; }
   std::uint64_t segment_bytes() const noexcept { return segment_bytes_; }
 
@@ -631,7 +634,7 @@ class cold_store {
     // One round at a time: a round that finds a segment marked synced must know that the round
     // which marked it has finished its fdatasync.
     std::lock_guard round(sync_mu_);
-    std::vector<std::pair<std::uint32_t, std::shared_ptr<segment>>> todo;
+    std::vector<std::pair<std::uint32_t, std::shared_ptr<segment>>> unsynced;
     std::uint64_t version;
     bool dir;
     {
@@ -639,14 +642,14 @@ class cold_store {
       version = version_;
       for (const std::uint32_t slot : order_) {
         if (!table_[slot].synced) {
-          todo.emplace_back(slot, table_[slot].seg);
+          unsynced.emplace_back(slot, table_[slot].seg);
           table_[slot].synced = true;  // a write after this point marks it again
         }
       }
       dir = std::exchange(directory_dirty_, false);
     }
     absl::Status result;
-    for (auto& [slot, seg] : todo) {
+    for (auto& [slot, seg] : unsynced) {
       if (auto st = seg->sync(); !st.ok()) {
         result.Update(st);
         std::lock_guard lock(writer_mu_);

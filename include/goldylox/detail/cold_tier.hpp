@@ -34,7 +34,7 @@ class cold_tier {
  public:
   explicit cold_tier(std::unique_ptr<cold_store> store) : store_(std::move(store)) {}
 
-  // Stores key -> value. kUnimplemented if the value's type cannot go to disk; the store's
+  // Stores key -> value. kInvalidArgument if the value's type cannot go to disk; the store's
   // status otherwise (kResourceExhausted for a full disk, kInvalidArgument for an oversized value).
   absl::Status put(const K& key, const S& value) {
     auto& b = buffers();
@@ -42,14 +42,16 @@ class cold_tier {
     std::uint64_t tag = 0;
     if constexpr (std::is_same_v<S, any_value>) {
       if (!value.serialize(b.value)) {
-        return absl::UnimplementedError("goldylox: value type cannot be stored in the cold tier");
+        return absl::InvalidArgumentError(
+            "goldylox: the value's type cannot be serialized for the cold tier");
       }
       tag = value.type().tag;
     } else if constexpr (cold_serializable<S>) {
       serialize_to(value, b.value);
       tag = value_type_tag<S>;
     } else {
-      return absl::UnimplementedError("goldylox: value type cannot be stored in the cold tier");
+      return absl::InvalidArgumentError(
+          "goldylox: the value's type cannot be serialized for the cold tier");
     }
     return store_->put(key_bytes(key), as_span(b.value), tag);
   }
@@ -83,6 +85,7 @@ class cold_tier {
   std::uint64_t version_of(const K& key) { return store_->version_of(key_bytes(key)); }
   void clear() { store_->clear(); }
   cold_store_stats stats() const { return store_->stats(); }
+  std::size_t size() const { return store_->size(); }
   std::uint64_t undecodable() const noexcept {
     return undecodable_.load(std::memory_order_relaxed);
   }

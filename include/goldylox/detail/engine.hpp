@@ -348,7 +348,7 @@ class engine {
   // Entries in the memory tiers plus cold records (a promoted entry's cold copy counts again).
   std::size_t size() const {
     return hot_.size() + (warm_ != nullptr ? warm_->size() : 0) +
-           (cold_ != nullptr ? cold_->stats().entries : 0);
+           (cold_ != nullptr ? cold_->size() : 0);
   }
   std::size_t capacity() const noexcept {
     return hot_.capacity() + (warm_ != nullptr ? warm_->capacity() : 0);
