@@ -14,7 +14,7 @@
 #include <benchmark/benchmark.h>
 
 #include "common/json_values.hpp"
-#include "goldylox/detail/codec.hpp"
+#include "goldylox/detail/codec/codec.hpp"
 
 namespace {
 

@@ -75,7 +75,7 @@
 
 #include "common/json_values.hpp"
 #include "common/workload.hpp"
-#include "goldylox/detail/cold_store.hpp"
+#include "goldylox/detail/cold/store.hpp"
 
 #ifdef GOLDYLOX_BENCH_HAVE_LMDB
 #include <lmdb.h>

@@ -15,7 +15,7 @@
 #include <benchmark/benchmark.h>
 
 #include "common/workload.hpp"
-#include "goldylox/detail/simulated_cache.hpp"
+#include "goldylox/detail/warm/policy/simulated_cache.hpp"
 
 namespace {
 

@@ -29,7 +29,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "common/workload.hpp"
-#include "goldylox/detail/warm_tier.hpp"
+#include "goldylox/detail/warm/tier.hpp"
 #include "goldylox/goldylox.hpp"
 #include "goldylox/policies.hpp"
 

@@ -27,9 +27,9 @@
 #include "absl/strings/str_cat.h"
 #include "goldylox/concepts.hpp"
 #include "goldylox/config.hpp"
-#include "goldylox/detail/any_value.hpp"
-#include "goldylox/detail/engine.hpp"
-#include "goldylox/detail/facade_builder.hpp"
+#include "goldylox/detail/common/any_value.hpp"
+#include "goldylox/detail/engine/engine.hpp"
+#include "goldylox/detail/facade/builder.hpp"
 #include "goldylox/stats.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE

@@ -19,7 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "goldylox/detail/hash.hpp"
+#include "goldylox/detail/common/hash.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 

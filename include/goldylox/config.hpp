@@ -45,33 +45,17 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "goldylox/detail/any_policy.hpp"
+#include "goldylox/detail/cold/durability.hpp"
+#include "goldylox/detail/warm/policy/any_policy.hpp"
 #include "goldylox/version.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 
 enum class preset { high_performance, balanced, high_capacity, ml_optimized };
 
-// What a cold-tier write promises once it returns (docs/cold-tier.md has the exact guarantees).
-enum class cold_durability : std::uint8_t { none, periodic, on_close, every_write };
-
 // Which of the warm tier's evictions the cold tier takes: all of them, or only those read at
 // least once in the warm tier (docs/cold-tier.md measures both).
 enum class cold_admission : std::uint8_t { all, reread };
-
-constexpr std::string_view to_string(cold_durability d) noexcept {
-  switch (d) {
-    case cold_durability::none:
-      return "none";
-    case cold_durability::periodic:
-      return "periodic";
-    case cold_durability::on_close:
-      return "on_close";
-    case cold_durability::every_write:
-      return "every_write";
-  }
-  return "unknown";
-}
 
 constexpr std::string_view to_string(preset p) noexcept {
   switch (p) {

@@ -23,15 +23,15 @@
 #include <type_traits>
 
 #include "goldylox/concepts.hpp"
-#include "goldylox/detail/policy_adaptive.hpp"
-#include "goldylox/detail/policy_arc.hpp"
-#include "goldylox/detail/policy_classic.hpp"
-#include "goldylox/detail/policy_lfu.hpp"
-#include "goldylox/detail/policy_linear.hpp"
-#include "goldylox/detail/policy_lirs.hpp"
-#include "goldylox/detail/policy_s3fifo.hpp"
-#include "goldylox/detail/policy_sieve.hpp"
-#include "goldylox/detail/policy_tinylfu.hpp"
+#include "goldylox/detail/warm/policy/adaptive.hpp"
+#include "goldylox/detail/warm/policy/arc.hpp"
+#include "goldylox/detail/warm/policy/classic.hpp"
+#include "goldylox/detail/warm/policy/lfu.hpp"
+#include "goldylox/detail/warm/policy/linear.hpp"
+#include "goldylox/detail/warm/policy/lirs.hpp"
+#include "goldylox/detail/warm/policy/s3fifo.hpp"
+#include "goldylox/detail/warm/policy/sieve.hpp"
+#include "goldylox/detail/warm/policy/tinylfu.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace policy {

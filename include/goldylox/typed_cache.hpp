@@ -30,8 +30,8 @@
 #include "absl/status/statusor.h"
 #include "goldylox/concepts.hpp"
 #include "goldylox/config.hpp"
-#include "goldylox/detail/engine.hpp"
-#include "goldylox/detail/facade_builder.hpp"
+#include "goldylox/detail/engine/engine.hpp"
+#include "goldylox/detail/facade/builder.hpp"
 #include "goldylox/stats.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE

@@ -1,0 +1,829 @@
+// The cold tier's store: keys and values as bytes, in segment files on disk (segment.hpp), found
+// through a compact in-RAM index (index.hpp), surviving restarts and crashes.
+//
+// Writes. A put compresses the value outside any lock (keeping it raw when compression does not
+// shrink it), then, under the writer mutex, takes the next entry version, encodes the record,
+// appends it to the active segment with pwrite and points the index at it. Versions grow in the
+// order records are indexed, so the newest write always wins, and recovery, which replays
+// segments oldest first and keeps the highest version per key, rebuilds the same answer. An
+// erase appends a tombstone (so it survives a restart) and unindexes the key.
+//
+// Reads. A get hashes the key, probes its index shard under the shared lock, verifies the full
+// key and the record's checksum through the segment's mapping and decompresses (or copies) the
+// value from the mapping into a per-thread buffer, still under the shared lock that keeps the
+// segment mapped; the caller's function runs after it is released. No system call, no exclusive
+// lock. A record that fails its checksum or does not decompress is never returned; it is
+// unindexed and counted.
+//
+// Space. The directory holds at most max_bytes / segment_bytes segments (one more while the
+// oldest is reclaimed). When the active segment fills it is sealed and a new one created; if that
+// exceeds the count, the oldest segment is reclaimed: each entry still indexed there is either
+// re-appended to the new segment, if it was read since it was written or last re-appended and
+// fits the re-insertion budget, or dropped (counted as an eviction); then the file is deleted.
+// Overwritten records and tombstones vanish with their segment. Reclaiming oldest first keeps
+// tombstones correct: when a tombstone's segment goes, every older record of its key is gone.
+//
+// Durability (docs/cold-tier.md has the exact promises): `none` never syncs; `periodic` syncs
+// every segment written since the last sync from a background thread every sync_interval;
+// `on_close` syncs everything at close; `every_write` syncs before put and erase return (writers
+// that wait at the same time share one round of syncs). sync() forces it in any mode.
+//
+// Lock order: writer mutex, then index shard locks. Readers hold one shard lock at a time.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include <dirent.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "goldylox/detail/codec/adaptive.hpp"
+#include "goldylox/detail/codec/codec.hpp"
+#include "goldylox/detail/cold/durability.hpp"
+#include "goldylox/detail/cold/file_io.hpp"
+#include "goldylox/detail/cold/index.hpp"
+#include "goldylox/detail/cold/record.hpp"
+#include "goldylox/detail/cold/segment.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+
+namespace detail {
+
+inline std::uint64_t wall_clock_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+struct cold_store_options {
+  std::string path;
+  std::uint64_t max_bytes = std::uint64_t{1} << 30;
+  std::uint64_t segment_bytes = 0;  // 0: max_bytes / 16, a power of two in [1 MiB, 64 MiB]
+  cold_durability durability = cold_durability::periodic;
+  std::chrono::milliseconds sync_interval{1000};
+  codec_id codec = codec_id::zstd;
+  std::optional<int> codec_level;  // unset: the codec's own default (zstd 3, lz4 0, brotli 5)
+  // Choose per value type and record between none, LZ4 and zstd at codec_level
+  // (codec/adaptive.hpp); `codec` is then ignored.
+  bool adaptive = false;
+  // Share of a fresh segment that reclamation may fill with re-inserted entries.
+  double reinsert_share = 0.5;
+};
+
+struct cold_store_stats {
+  std::size_t entries = 0;
+  std::size_t segments = 0;
+  std::uint64_t disk_bytes = 0;  // segment files' sizes
+  std::uint64_t live_bytes = 0;  // bytes of records the index points to
+  std::size_t index_bytes = 0;
+  std::uint64_t puts = 0, hits = 0, misses = 0, erases = 0, expired = 0;
+  std::uint64_t value_bytes_written = 0, stored_bytes_written = 0;  // before and after codecs
+  std::uint64_t records_by_codec[4] = {};  // records written, by codec_id (none, lz4, zstd, brotli)
+  std::uint64_t reclaimed_segments = 0, reinserted = 0, evicted = 0;
+  std::uint64_t write_errors = 0, sync_errors = 0, syncs = 0;
+  // Found on open, or on a read: skipped, never served.
+  std::uint64_t corrupt_records = 0, corrupt_bytes = 0, corrupt_segments = 0, foreign_files = 0;
+  std::uint64_t recovered_records = 0;
+  std::uint64_t recovery_ns = 0;
+  std::uint64_t durable_version = 0;  // every write up to this entry version is synced
+  std::uint64_t last_version = 0;
+};
+
+class cold_store {
+ public:
+  static constexpr std::uint64_t max_total_bytes = std::uint64_t{1} << 42;  // 39 bits of 8 bytes
+
+  static absl::Status validate(const cold_store_options& o) {
+    const auto bad = [](auto&&... what) {
+      return absl::InvalidArgumentError(absl::StrCat("goldylox cold tier: ", what...));
+    };
+    if (o.path.empty()) return bad("the storage path is empty");
+    const std::uint64_t seg = effective_segment_bytes(o);
+    if (seg < (std::uint64_t{1} << 16) || seg > (std::uint64_t{1} << 32) || (seg & (seg - 1))) {
+      return bad("segment size ", seg, " is not a power of two from 64 KiB to 4 GiB");
+    }
+    if (o.max_bytes < 2 * seg) {
+      return bad("capacity ", o.max_bytes, " bytes holds fewer than two segments of ", seg);
+    }
+    if (o.max_bytes > max_total_bytes) {
+      return bad("capacity ", o.max_bytes, " bytes is above the 4 TiB the index can address");
+    }
+    if (o.sync_interval.count() <= 0 && o.durability == cold_durability::periodic) {
+      return bad("sync interval must be positive");
+    }
+    if (!(o.reinsert_share >= 0.0 && o.reinsert_share <= 1.0)) {
+      return bad("reinsert share ", o.reinsert_share, " is outside 0..1");
+    }
+    try {
+      (void)make_compressor(o.codec, o.codec_level);
+    } catch (const std::exception& e) {
+      return bad(e.what());
+    }
+    return absl::OkStatus();
+  }
+
+  static std::uint64_t effective_segment_bytes(const cold_store_options& o) noexcept {
+    if (o.segment_bytes != 0) return o.segment_bytes;
+    std::uint64_t s = std::uint64_t{1} << 20;
+    while (s < (std::uint64_t{1} << 26) && s * 2 * 16 <= o.max_bytes) s *= 2;
+    return s;
+  }
+
+  // Opens (creating if needed) the store in o.path and rebuilds its index from the segments.
+  static absl::StatusOr<std::unique_ptr<cold_store>> open(cold_store_options o) {
+    if (o.adaptive) o.codec = codec_id::zstd;  // the level is zstd's
+    if (auto st = validate(o); !st.ok()) return st;
+    if (auto st = ensure_directory(o.path); !st.ok()) return st;
+    auto lock = directory_lock::acquire(o.path);
+    if (!lock.ok()) return lock.status();
+    std::unique_ptr<cold_store> s(new cold_store(std::move(o), *std::move(lock)));
+    if (auto st = s->recover(); !st.ok()) return st;
+    s->start_syncer();
+    return s;
+  }
+
+  cold_store(const cold_store&) = delete;
+  cold_store& operator=(const cold_store&) = delete;
+  ~cold_store() { (void)close(); }
+
+  // Stores value under key. kInvalidArgument if the record cannot fit a segment;
+  // kResourceExhausted if the disk is full; kFailedPrecondition after close(). On any error the
+  // store is unchanged for this key and keeps serving.
+  absl::Status put(std::span<const std::byte> key, std::span<const std::byte> value,
+                   std::uint64_t type_tag, std::uint64_t expiry_ns = 0) {
+    if (auto st = check_fits(key.size(), value.size()); !st.ok()) return st;
+    auto& buf = scratch();
+    std::span<const std::byte> stored = value;
+    codec_id used = codec_id::none;
+    if (adaptive_) {
+      const adaptive_codec::choice c = adaptive_->compress(type_tag, value, buf.compressed);
+      if (c.codec != codec_id::none) {
+        stored = std::span<const std::byte>(buf.compressed.data(), c.size);
+        used = c.codec;
+      }
+    } else if (options_.codec != codec_id::none && !value.empty()) {
+      buf.compressed.resize(
+          std::visit([&](auto& c) { return c.bound(value.size()); }, compressor()));
+      auto n = std::visit([&](auto& c) { return c.compress(value, buf.compressed); }, compressor());
+      if (n.ok() && *n < value.size()) {  // raw when compression does not pay
+        stored = std::span<const std::byte>(buf.compressed.data(), *n);
+        used = options_.codec;
+      }
+    }
+    record_meta meta{used, false, type_tag, 0, expiry_ns};
+    {
+      std::lock_guard lock(writer_mu_);
+      if (closed_) return absl::FailedPreconditionError("goldylox cold tier: store is closed");
+      meta.version = version_ + 1;
+      buf.record.resize(record_size(key.size(), stored.size()));
+      encode_record(buf.record, meta, key, stored, value.size());
+      auto loc = append_locked(buf.record);
+      if (!loc.ok()) return loc.status();
+      version_ = meta.version;
+      const std::uint64_t h = hash_key(key);
+      auto& shard = index_.shard_for(h);
+      std::unique_lock shard_lock(shard.mutex());
+      if (auto* slot = find_key(shard, h, key)) {
+        forget_locked(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
+        cold_index::shard::relocate(slot, *loc);
+      } else if (!shard.insert(h, *loc)) {
+        table_[slot_of(*loc)].live_bytes -= buf.record.size();  // not indexed: dead on arrival
+        return absl::ResourceExhaustedError("goldylox cold tier: index shard is full");
+      }
+      ++counters_.puts;
+      ++counters_.records_by_codec[static_cast<int>(used)];
+      counters_.value_bytes_written += value.size();
+      counters_.stored_bytes_written += stored.size();
+    }
+    return finish_write();
+  }
+
+  // Calls fn(const record_meta&, std::span<const std::byte> value) with the value stored under
+  // key. kNotFound if absent or expired; kDataLoss if the record failed its checksum (it is then
+  // unindexed). fn runs with no lock held.
+  template <class Fn>
+  absl::Status read(std::span<const std::byte> key, Fn&& fn) {
+    auto& buf = scratch();
+    record_meta meta;
+    const std::uint64_t h = hash_key(key);
+    auto& shard = index_.shard_for(h);
+    read_counters& counts = read_stripes_[(h >> 52) % read_stripe_count];
+    std::uint64_t loc = 0;
+    absl::Status damage;
+    {
+      // The value is decompressed (or copied) straight out of the mapping, under the shared lock
+      // that keeps the segment mapped: one copy of the value, into this thread's buffer.
+      std::shared_lock lock(shard.mutex());
+      auto* slot = find_key(shard, h, key);
+      if (slot == nullptr) {
+        counts.misses.fetch_add(1, std::memory_order_relaxed);
+        return absl::NotFoundError("not in the cold tier");
+      }
+      loc = slot->load(std::memory_order_relaxed) & cold_index::location_mask;
+      auto rec = decode_record(record_bytes(loc));
+      if (!rec.ok()) {
+        damage = absl::DataLossError("goldylox cold tier: a record failed its checksum");
+      } else if (rec->meta.expiry_ns != 0 && wall_clock_ns() >= rec->meta.expiry_ns) {
+        counts.expired.fetch_add(1, std::memory_order_relaxed);
+        return absl::NotFoundError("expired");
+      } else if (rec->value_size > segment_bytes_) {  // no value of this store is that large
+        damage = absl::DataLossError("goldylox cold tier: a record claims an impossible size");
+      } else if (rec->meta.codec == codec_id::none) {
+        if (rec->stored_value.size() != rec->value_size) {
+          damage = absl::DataLossError("goldylox cold tier: raw record of the wrong size");
+        } else {
+          buf.value.assign(rec->stored_value.begin(), rec->stored_value.end());
+        }
+      } else {
+        buf.value.resize(rec->value_size);
+        damage = decompress(rec->meta.codec, rec->stored_value, buf.value);
+      }
+      if (damage.ok()) {
+        meta = rec->meta;
+        cold_index::shard::mark_accessed(slot);
+      }
+    }
+    if (!damage.ok()) {
+      drop_corrupt(h, loc);
+      return damage;
+    }
+    counts.hits.fetch_add(1, std::memory_order_relaxed);
+    fn(static_cast<const record_meta&>(meta), std::span<const std::byte>(buf.value));
+    return absl::OkStatus();
+  }
+
+  // Removes key; false if it was not stored. The removal is durable like a put.
+  absl::StatusOr<bool> erase(std::span<const std::byte> key) {
+    if (key.size() > segment_bytes_) return false;
+    std::uint64_t version;
+    {
+      std::lock_guard lock(writer_mu_);
+      if (closed_) return absl::FailedPreconditionError("goldylox cold tier: store is closed");
+      const std::uint64_t h = hash_key(key);
+      auto& shard = index_.shard_for(h);
+      {
+        std::shared_lock probe(shard.mutex());
+        if (find_key(shard, h, key) == nullptr) return false;
+      }
+      version = version_ + 1;
+      auto& buf = scratch();
+      buf.record.resize(record_size(key.size(), 0));
+      encode_record(buf.record, record_meta{codec_id::none, true, 0, version, 0}, key, {}, 0);
+      auto loc = append_locked(buf.record);  // may reclaim, which may drop the key: look again
+      if (!loc.ok()) return loc.status();
+      version_ = version;
+      table_[slot_of(*loc)].live_bytes -= buf.record.size();  // tombstones are not live data
+      std::unique_lock shard_lock(shard.mutex());
+      if (auto* slot = find_key(shard, h, key)) {
+        forget_locked(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
+        shard.erase(slot);
+      }
+      ++counters_.erases;
+    }
+    if (auto st = finish_write(); !st.ok()) return st;
+    return true;
+  }
+
+  // Whether key is stored (an index probe and a key compare; the record's checksum is checked
+  // by read()).
+  bool contains(std::span<const std::byte> key) const {
+    const std::uint64_t h = hash_key(key);
+    auto& shard = index_.shard_for(h);
+    std::shared_lock lock(shard.mutex());
+    return find_key(shard, h, key) != nullptr;
+  }
+
+  // The entry version of key's current record, or 0 if it has none: whether the record a reader
+  // saw is still the one stored.
+  std::uint64_t version_of(std::span<const std::byte> key) const {
+    const std::uint64_t h = hash_key(key);
+    auto& shard = index_.shard_for(h);
+    std::shared_lock lock(shard.mutex());
+    const auto* slot = find_key(shard, h, key);
+    if (slot == nullptr) return 0;
+    const auto bytes =
+        record_bytes(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
+    return load_le<std::uint64_t>(bytes.data() + 32);
+  }
+
+  // Removes every entry by deleting every segment (no tombstones needed: the records go too).
+  void clear() {
+    std::lock_guard lock(writer_mu_);
+    const std::uint64_t evicted = counters_.evicted;
+    active_.reset();
+    while (!order_.empty()) reclaim_oldest_locked(false);
+    counters_.evicted = evicted;
+  }
+
+  // Makes every write so far durable (fdatasync of the unsynced segments and the directory).
+  absl::Status sync() { return sync_pending(); }
+
+  // Syncs as the durability mode asks, stops the background thread and refuses further writes.
+  // Reads keep working until the store is destroyed.
+  absl::Status close() {
+    {
+      std::lock_guard lock(writer_mu_);
+      if (closed_) return absl::OkStatus();
+      closed_ = true;
+    }
+    if (syncer_.joinable()) {
+      syncer_.request_stop();
+      syncer_.join();
+    }
+    if (options_.durability == cold_durability::none) return absl::OkStatus();
+    return sync_pending();
+  }
+
+  cold_store_stats stats() const {
+    cold_store_stats s;
+    {
+      std::lock_guard lock(writer_mu_);
+      s = counters_;
+      s.segments = order_.size();
+      for (const std::uint32_t slot : order_) {
+        s.disk_bytes += table_[slot].seg->size();
+        s.live_bytes += table_[slot].live_bytes;
+      }
+      s.last_version = version_;
+    }
+    for (const read_counters& c : read_stripes_) {
+      s.hits += c.hits.load(std::memory_order_relaxed);
+      s.misses += c.misses.load(std::memory_order_relaxed);
+      s.expired += c.expired.load(std::memory_order_relaxed);
+    }
+    s.corrupt_records += runtime_corrupt_.load(std::memory_order_relaxed);
+    s.durable_version = durable_version_.load(std::memory_order_acquire);
+    s.entries = index_.size();
+    s.index_bytes = index_.memory_bytes();
+    return s;
+  }
+
+  // Entries indexed now (what stats().entries reports, without the rest of stats()).
+  std::size_t size() const { return index_.size(); }
+
+  const cold_store_options& options() const noexcept { return options_; }
+  std::uint64_t segment_bytes() const noexcept { return segment_bytes_; }
+
+  static std::uint64_t hash_key(std::span<const std::byte> key) noexcept {
+    return XXH3_64bits(key.data(), key.size());
+  }
+
+ private:
+  using compressor_t = std::variant<none_codec, lz4_codec, zstd_codec, brotli_codec>;
+
+  struct table_entry {
+    std::shared_ptr<segment> seg;
+    std::uint64_t live_bytes = 0;
+    bool synced = true;
+  };
+
+  struct scratch_buffers {
+    std::vector<std::byte> compressed, record, value;
+  };
+
+  cold_store(cold_store_options o, directory_lock lock)
+      : options_(std::move(o)),
+        lock_(std::move(lock)),
+        segment_bytes_(effective_segment_bytes(options_)),
+        max_segments_(options_.max_bytes / segment_bytes_),
+        compressor_(make_compressor(options_.codec, options_.codec_level)),
+        adaptive_(options_.adaptive
+                      ? std::make_unique<adaptive_codec>(options_.codec_level.value_or(3))
+                      : nullptr) {}
+
+  static compressor_t make_compressor(codec_id id, std::optional<int> level) {
+    switch (id) {
+      case codec_id::lz4:
+        return level ? lz4_codec(*level) : lz4_codec();
+      case codec_id::zstd:
+        return level ? zstd_codec(*level) : zstd_codec();
+      case codec_id::brotli:
+        return level ? brotli_codec(*level) : brotli_codec();
+      case codec_id::none:
+        break;
+    }
+    return none_codec{};
+  }
+
+  // Codec objects hold only their level and are documented as single-threaded: each thread
+  // works on its own copy.
+  compressor_t& compressor() {
+    thread_local std::uint64_t owner = 0;
+    thread_local compressor_t mine;
+    if (owner != instance_) {
+      mine = compressor_;
+      owner = instance_;
+    }
+    return mine;
+  }
+
+  static std::uint64_t next_instance() noexcept {
+    static std::atomic<std::uint64_t> n{0};
+    return n.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+
+  static scratch_buffers& scratch() {
+    thread_local scratch_buffers b;
+    return b;
+  }
+
+  static absl::Status decompress(codec_id id, std::span<const std::byte> in,
+                                 std::span<std::byte> out) {
+    switch (id) {
+      case codec_id::lz4:
+        return lz4_codec().decompress(in, out);
+      case codec_id::zstd:
+        return zstd_codec().decompress(in, out);
+      case codec_id::brotli:
+        return brotli_codec().decompress(in, out);
+      case codec_id::none:
+        break;
+    }
+    return none_codec().decompress(in, out);
+  }
+
+  absl::Status check_fits(std::size_t key_size, std::size_t value_size) const {
+    const std::size_t room = segment_bytes_ - segment_header_size;
+    // A value that compression does not shrink is stored raw: its raw size must fit.
+    if (key_size > room || value_size > room || record_size(key_size, value_size) > room) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("goldylox cold tier: a ", key_size, "-byte key with a ", value_size,
+                       "-byte value does not fit a segment of ", segment_bytes_, " bytes"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Location encoding: segment slot above offset / 8.
+  std::uint64_t make_location(std::uint32_t slot, std::size_t offset) const noexcept {
+    return std::uint64_t{slot} << offset_bits_ | (offset >> 3);
+  }
+  std::uint32_t slot_of(std::uint64_t loc) const noexcept {
+    return static_cast<std::uint32_t>(loc >> offset_bits_);
+  }
+  std::size_t offset_of(std::uint64_t loc) const noexcept {
+    return static_cast<std::size_t>(loc & ((std::uint64_t{1} << offset_bits_) - 1)) << 3;
+  }
+  // The bytes from a location to the end of its segment. Callers hold the location's shard lock.
+  std::span<const std::byte> record_bytes(std::uint64_t loc) const noexcept {
+    const segment* seg = readable_[slot_of(loc)].load(std::memory_order_acquire);
+    return seg->bytes().subspan(offset_of(loc));
+  }
+
+  // The slot whose record holds exactly this key (shard lock held in any mode).
+  std::atomic<std::uint64_t>* find_key(const cold_index::shard& shard, std::uint64_t h,
+                                       std::span<const std::byte> key) const {
+    return shard.find(h, [&](std::uint64_t loc) {
+      const auto bytes = record_bytes(loc);
+      if (bytes.size() < record_header_size + key.size()) return false;
+      if (load_le<std::uint32_t>(bytes.data() + 8) != key.size()) return false;
+      return key.empty() ||
+             std::memcmp(bytes.data() + record_header_size, key.data(), key.size()) == 0;
+    });
+  }
+
+  // The record at loc stops being live (writer mutex held).
+  void forget_locked(std::uint64_t loc) {
+    const auto bytes = record_bytes(loc);
+    const std::size_t size = record_size(load_le<std::uint32_t>(bytes.data() + 8),
+                                         load_le<std::uint32_t>(bytes.data() + 12));
+    table_[slot_of(loc)].live_bytes -=
+        std::min<std::uint64_t>(size, table_[slot_of(loc)].live_bytes);
+  }
+
+  // Unindexes the entry if it still points at loc.
+  void drop_corrupt(std::uint64_t h, std::uint64_t loc) {
+    runtime_corrupt_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(writer_mu_);
+    auto& shard = index_.shard_for(h);
+    std::unique_lock shard_lock(shard.mutex());
+    if (auto* slot = shard.find_location(h, loc)) {
+      forget_locked(loc);
+      shard.erase(slot);
+    }
+  }
+
+  // Appends an encoded record to the active segment, rolling to a new one when it is full; the
+  // record then counts as live in that segment. Writer mutex held.
+  absl::StatusOr<std::uint64_t> append_locked(std::span<const std::byte> record) {
+    if (!active_ || active_->room() < record.size()) {
+      if (auto st = roll_locked(); !st.ok()) {
+        ++counters_.write_errors;
+        return st;
+      }
+    }
+    auto off = active_->append(record);
+    if (!off.ok()) {
+      ++counters_.write_errors;
+      return off.status();
+    }
+    table_[active_slot_].synced = false;
+    table_[active_slot_].live_bytes += record.size();
+    return make_location(active_slot_, *off);
+  }
+
+  // Seals the active segment and starts a new one, reclaiming the oldest segments beyond the
+  // capacity. On a full disk, drops the oldest segments until the new one fits. Writer mutex held.
+  absl::Status roll_locked() {
+    if (active_) {
+      active_->seal();
+      active_.reset();
+    }
+    auto created = segment::create(options_.path, next_id_, segment_bytes_);
+    if (!created.ok() && absl::IsResourceExhausted(created.status()) && order_.size() >= 2) {
+      // The disk filled before the capacity did: shed the oldest segment, as a full cache
+      // would, and try once more. Each failing roll sheds at most one segment.
+      reclaim_oldest_locked(false);
+      created = segment::create(options_.path, next_id_, segment_bytes_);
+    }
+    if (!created.ok()) return created.status();
+    ++next_id_;
+    const std::uint32_t slot = take_free_slot();
+    table_[slot] = table_entry{std::make_shared<segment>(*std::move(created)), 0, false};
+    readable_[slot].store(table_[slot].seg.get(), std::memory_order_release);
+    order_.push_back(slot);
+    active_ = table_[slot].seg;
+    active_slot_ = slot;
+    directory_dirty_ = true;
+    while (order_.size() > max_segments_) reclaim_oldest_locked(options_.reinsert_share > 0);
+    return absl::OkStatus();
+  }
+
+  std::uint32_t take_free_slot() {
+    const std::uint32_t slot = free_slots_.back();
+    free_slots_.pop_back();
+    return slot;
+  }
+
+  // Removes the oldest segment: unindexes (or re-appends, if `reinsert` and they were read
+  // recently) its live entries, then deletes the file. Writer mutex held.
+  void reclaim_oldest_locked(bool reinsert) {
+    const std::uint32_t victim = order_.front();
+    order_.pop_front();
+    std::size_t budget = 0;
+    if (reinsert && active_ && active_slot_ != victim) {
+      budget =
+          static_cast<std::size_t>(static_cast<double>(active_->room()) * options_.reinsert_share);
+    }
+    const std::uint64_t now = wall_clock_ns();
+    for (std::size_t i = 0; i < cold_index::shard_count; ++i) {
+      auto& shard = index_.shard_at(i);
+      std::unique_lock lock(shard.mutex());
+      shard.for_each([&](std::atomic<std::uint64_t>* slot) {
+        const std::uint64_t word = slot->load(std::memory_order_relaxed);
+        const std::uint64_t loc = word & cold_index::location_mask;
+        if (slot_of(loc) != victim) return false;
+        auto rec = decode_record(record_bytes(loc));
+        const bool keep = rec.ok() && (word & cold_index::accessed_bit) != 0 &&
+                          rec->size <= budget &&
+                          (rec->meta.expiry_ns == 0 || rec->meta.expiry_ns > now);
+        if (keep) {
+          auto off = active_->append(record_bytes(loc).first(rec->size));
+          if (off.ok()) {
+            budget -= rec->size;
+            table_[active_slot_].live_bytes += rec->size;
+            table_[active_slot_].synced = false;
+            cold_index::shard::relocate(slot, make_location(active_slot_, *off));
+            ++counters_.reinserted;
+            return false;
+          }
+          ++counters_.write_errors;
+        }
+        ++counters_.evicted;
+        return true;
+      });
+    }
+    // No index entry points into the victim now, and every reader that found one has released
+    // its shard lock, which the loop above took exclusively: the mapping can go.
+    readable_[victim].store(nullptr, std::memory_order_release);
+    const std::string path = table_[victim].seg->path();
+    table_[victim] = table_entry{};
+    free_slots_.push_back(victim);
+    ::unlink(path.c_str());
+    directory_dirty_ = true;
+    ++counters_.reclaimed_segments;
+  }
+
+  absl::Status finish_write() {
+    if (options_.durability != cold_durability::every_write) return absl::OkStatus();
+    return sync_pending();
+  }
+
+  // Syncs every segment written since its last sync, then the directory, and advances
+  // durable_version to the last version written before the syncs began.
+  absl::Status sync_pending() {
+    // One round at a time: a round that finds a segment marked synced must know that the round
+    // which marked it has finished its fdatasync.
+    std::lock_guard round(sync_mu_);
+    std::vector<std::pair<std::uint32_t, std::shared_ptr<segment>>> unsynced;
+    std::uint64_t version;
+    bool dir;
+    {
+      std::lock_guard lock(writer_mu_);
+      version = version_;
+      for (const std::uint32_t slot : order_) {
+        if (!table_[slot].synced) {
+          unsynced.emplace_back(slot, table_[slot].seg);
+          table_[slot].synced = true;  // a write after this point marks it again
+        }
+      }
+      dir = std::exchange(directory_dirty_, false);
+    }
+    absl::Status result;
+    for (auto& [slot, seg] : unsynced) {
+      if (auto st = seg->sync(); !st.ok()) {
+        result.Update(st);
+        std::lock_guard lock(writer_mu_);
+        if (table_[slot].seg == seg) table_[slot].synced = false;
+      }
+    }
+    if (dir) {
+      if (auto st = sync_directory(options_.path); !st.ok()) {
+        result.Update(st);
+        std::lock_guard lock(writer_mu_);
+        directory_dirty_ = true;
+      }
+    }
+    std::lock_guard lock(writer_mu_);
+    if (!result.ok()) {
+      ++counters_.sync_errors;
+      return result;
+    }
+    ++counters_.syncs;
+    std::uint64_t cur = durable_version_.load(std::memory_order_relaxed);
+    while (cur < version &&
+           !durable_version_.compare_exchange_weak(cur, version, std::memory_order_release)) {
+    }
+    return result;
+  }
+
+  void start_syncer() {
+    if (options_.durability != cold_durability::periodic) return;
+    syncer_ = std::jthread([this](std::stop_token stop) {
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock(m);
+      while (!stop.stop_requested()) {
+        cv.wait_for(lock, stop, options_.sync_interval, [] { return false; });
+        if (stop.stop_requested()) break;
+        (void)sync_pending();
+      }
+    });
+  }
+
+  // Rebuilds the index from the directory's segments, oldest first.
+  absl::Status recover() {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::uint64_t> ids;
+    {
+      DIR* d = ::opendir(options_.path.c_str());
+      if (d == nullptr) return errno_status(errno, absl::StrCat("list ", options_.path));
+      while (const dirent* e = ::readdir(d)) {
+        const std::string_view name = e->d_name;
+        if (name == "." || name == ".." || name == "LOCK") continue;
+        if (auto id = parse_segment_file_name(name)) {
+          ids.push_back(*id);
+          next_id_ = std::max(next_id_, *id + 1);
+        } else {
+          ++counters_.foreign_files;
+        }
+      }
+      ::closedir(d);
+    }
+    std::sort(ids.begin(), ids.end());
+    std::vector<std::shared_ptr<segment>> segs;
+    std::uint64_t largest = segment_bytes_;
+    for (const std::uint64_t id : ids) {
+      auto s = segment::open(options_.path + "/" + segment_file_name(id));
+      if (!s.ok() || s->id() != id) {
+        ++counters_.corrupt_segments;
+        continue;
+      }
+      largest = std::max<std::uint64_t>(largest, s->size());
+      segs.push_back(std::make_shared<segment>(*std::move(s)));
+    }
+    offset_bits_ = 0;
+    while ((std::uint64_t{1} << (offset_bits_ + 3)) < largest) ++offset_bits_;
+    const std::size_t slots = std::max<std::size_t>(max_segments_, segs.size()) + 2;
+    if (offset_bits_ >= cold_index::location_bits ||
+        slots > (std::size_t{1} << (cold_index::location_bits - offset_bits_))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("goldylox cold tier: ", slots, " segments of up to ", largest,
+                       " bytes are more than the index can address; use larger segments"));
+    }
+    table_.resize(slots);
+    readable_ = std::make_unique<std::atomic<const segment*>[]>(slots);
+    for (std::size_t i = slots; i-- > 0;) {
+      readable_[i].store(nullptr, std::memory_order_relaxed);
+      free_slots_.push_back(static_cast<std::uint32_t>(i));
+    }
+    std::lock_guard lock(writer_mu_);
+    scan_result last_scan;
+    for (auto& seg : segs) {
+      const std::uint32_t slot = take_free_slot();
+      table_[slot] = table_entry{seg, 0, false};  // the last process may not have synced it
+      readable_[slot].store(seg.get(), std::memory_order_release);
+      order_.push_back(slot);
+      last_scan = scan_records(seg->bytes(), [&](const record_view& r, std::size_t off) {
+        replay_locked(r, make_location(slot, off));
+      });
+      counters_.corrupt_records += last_scan.corrupt_regions;
+      counters_.corrupt_bytes += last_scan.corrupt_bytes;
+      counters_.recovered_records += last_scan.records;
+    }
+    if (!segs.empty() && last_scan.clean && segs.back()->size() == segment_bytes_) {
+      segs.back()->resume_at(last_scan.end);
+      if (segs.back()->appendable()) {
+        active_ = segs.back();
+        active_slot_ = order_.back();
+      }
+    }
+    while (order_.size() > max_segments_) reclaim_oldest_locked(false);
+    counters_.recovery_ns =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count());
+    return absl::OkStatus();
+  }
+
+  // Applies one record found by recovery: the highest version of a key wins; a tombstone or an
+  // expired record removes what it supersedes.
+  void replay_locked(const record_view& r, std::uint64_t loc) {
+    version_ = std::max(version_, r.meta.version);
+    const std::uint64_t h = hash_key(r.key);
+    auto& shard = index_.shard_for(h);
+    std::unique_lock lock(shard.mutex());
+    const bool dead =
+        r.meta.tombstone || (r.meta.expiry_ns != 0 && r.meta.expiry_ns <= wall_clock_ns());
+    if (auto* slot = find_key(shard, h, r.key)) {
+      const std::uint64_t old = slot->load(std::memory_order_relaxed) & cold_index::location_mask;
+      if (load_le<std::uint64_t>(record_bytes(old).data() + 32) > r.meta.version) return;
+      forget_locked(old);
+      if (dead) {
+        shard.erase(slot);
+        return;
+      }
+      cold_index::shard::relocate(slot, loc);
+    } else if (dead || !shard.insert(h, loc)) {
+      return;
+    }
+    table_[slot_of(loc)].live_bytes += r.size;
+  }
+
+  cold_store_options options_;
+  directory_lock lock_;
+  const std::uint64_t segment_bytes_;
+  const std::uint64_t max_segments_;
+  const compressor_t compressor_;
+  const std::unique_ptr<adaptive_codec> adaptive_;
+  const std::uint64_t instance_ = next_instance();
+  int offset_bits_ = 0;
+
+  cold_index index_;
+  std::unique_ptr<std::atomic<const segment*>[]> readable_;  // slot -> segment, for readers
+
+  std::mutex sync_mu_;
+  mutable std::mutex writer_mu_;  // guards everything below
+  std::vector<table_entry> table_;
+  std::vector<std::uint32_t> free_slots_;
+  std::deque<std::uint32_t> order_;  // slots, oldest segment first
+  std::shared_ptr<segment> active_;
+  std::uint32_t active_slot_ = 0;
+  std::uint64_t next_id_ = 1;
+  std::uint64_t version_ = 0;
+  bool directory_dirty_ = false;
+  bool closed_ = false;
+  cold_store_stats counters_;
+
+  // Read counters, striped by key hash so concurrent readers rarely write one cache line.
+  struct alignas(cache_line) read_counters {
+    std::atomic<std::uint64_t> hits{0}, misses{0}, expired{0};
+  };
+  static constexpr std::size_t read_stripe_count = 16;
+  read_counters read_stripes_[read_stripe_count];
+  std::atomic<std::uint64_t> runtime_corrupt_{0};
+  std::atomic<std::uint64_t> durable_version_{0};
+  std::jthread syncer_;
+};
+
+}  // namespace detail
+GOLDYLOX_END_NAMESPACE

@@ -1,0 +1,123 @@
+// The engine's tier stack: the hot tier, the optional warm and cold tiers, and the counters they
+// share, owned in one place so that each of the engine's jobs (routing in engine.hpp, coherence in
+// coherence.hpp, demotion in demotion.hpp, promotion in promotion.hpp, statistics in stats.hpp)
+// works on the same tiers without owning them.
+//
+// Owns: the tiers and the striped counters (declared first: the hot tier counts into them).
+// Invariant: the memory tiers are exclusive (coherence.hpp); `warm` and `cold` are fixed at
+// construction, so their null tests need no synchronisation.
+// May call: the tiers (hot/, warm/, cold/), never the facade.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "goldylox/config.hpp"
+#include "goldylox/detail/cold/tier.hpp"
+#include "goldylox/detail/common/counters.hpp"
+#include "goldylox/detail/hot/table.hpp"
+#include "goldylox/detail/warm/policy/any_policy.hpp"
+#include "goldylox/detail/warm/tier.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+namespace detail {
+
+// The cold store's options from a validated config.
+inline cold_store_options cold_options(const cache_config& c) {
+  cold_store_options o;
+  o.path = c.cold_tier_storage_path;
+  o.max_bytes = c.cold_tier_max_bytes;
+  o.segment_bytes = c.cold_tier_segment_bytes;
+  o.durability = c.cold_tier_durability;
+  o.sync_interval = std::chrono::milliseconds(c.cold_tier_sync_interval_ms);
+  o.adaptive = c.cold_tier_codec == "adaptive";
+  o.codec = c.cold_tier_codec == "lz4"      ? codec_id::lz4
+            : c.cold_tier_codec == "brotli" ? codec_id::brotli
+            : c.cold_tier_codec == "none"   ? codec_id::none
+                                            : codec_id::zstd;
+  o.codec_level = c.compression_level;
+  return o;
+}
+
+template <class K, class S, class Hash, class KeyEqual>
+struct tier_stack {
+  using hot_type = hot_table<K, S, Hash, KeyEqual>;
+  using warm_type = warm_tier<K, S, any_policy, Hash, KeyEqual>;
+  using cold_type = cold_tier<K, S>;
+  using decision = table_decision<S>;
+  static constexpr bool cold_capable = cold_serializable<K>;
+
+  // make_policy: the warm tier's policy per shard (c.warm_tier_max_entries != 0; the adaptive
+  // policy when empty). store: the opened cold store, or nullptr for none.
+  tier_stack(const cache_config& c, policy_factory make_policy, std::unique_ptr<cold_store> store)
+      : config(c),
+        telemetry(c.enable_telemetry),
+        promotion_hits(c.warm_tier_promotion_hits),
+        hot(c.hot_tier_max_entries, c.enable_simd, counters) {
+    if constexpr (cold_capable) {
+      if (store != nullptr) cold = std::make_unique<cold_type>(std::move(store));
+    }
+    if (c.warm_tier_max_entries == 0) return;
+    if (!make_policy) make_policy = &make_shard_policy<policy::adaptive>;
+    warm = std::make_unique<warm_type>(
+        warm_tier_options{.max_entries = c.warm_tier_max_entries}, nullptr, nullptr,
+        [&](std::size_t capacity, std::size_t shards) { return make_policy(capacity, shards); });
+  }
+
+  tier_stack(const tier_stack&) = delete;
+  tier_stack& operator=(const tier_stack&) = delete;
+
+  // Opens the directory config.cold_tier_storage_path names: kPermissionDenied, kNotFound,
+  // kFailedPrecondition when another cache holds it (cold/store.hpp).
+  static absl::StatusOr<std::unique_ptr<cold_store>> open_cold(const cache_config& c) {
+    return cold_store::open(cold_options(c));
+  }
+
+  bool has_lower_tier() const noexcept { return warm != nullptr || cold != nullptr; }
+
+  // A copy of the warm tier's value of `k` that neither counts nor records a hit (the reads a
+  // write makes under the key's home lock).
+  std::optional<S> warm_copy(const K& k) const {
+    std::optional<S> out;
+    warm->template visit_entry<false>(k,
+                                      [&](const K&, const S& v, std::uint32_t) { out.emplace(v); });
+    return out;
+  }
+
+  // The hot table's on_insert hook: a key new to the hot tier leaves the warm tier (under the
+  // key's home lock). warm_tier::erase throws only if the policy's on_erase does.
+  auto drop_warm_copy() const {
+    return [this](const K& k) noexcept { warm->erase(k); };
+  }
+
+  // The key as K, for the cold tier (which serializes keys), or nullopt if a transparent key
+  // type cannot make one.
+  template <class Q>
+  static std::optional<K> as_key(const Q& key) {
+    if constexpr (std::is_same_v<Q, K>) {
+      return key;
+    } else if constexpr (std::is_constructible_v<K, const Q&>) {
+      return K(key);
+    } else {
+      return std::nullopt;
+    }
+  }
+
+  const cache_config config;
+  const bool telemetry;
+  const std::uint32_t promotion_hits;
+  mutable striped_counters counters;
+  // Mutable: a read may move an entry between tiers, which changes no value.
+  mutable hot_type hot;
+  mutable std::unique_ptr<warm_type> warm;  // nullptr without a warm tier
+  std::unique_ptr<cold_type> cold;          // nullptr without a cold tier
+};
+
+}  // namespace detail
+GOLDYLOX_END_NAMESPACE

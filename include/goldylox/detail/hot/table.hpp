@@ -1,0 +1,1068 @@
+// Component hot/ (main header: this one; tag_group.hpp is its SIMD tag matching). Owns the hot
+// tier's table, its CLOCK eviction and its node reclamation. Invariants: reads take no lock and
+// write no shared line except to set a clear CLOCK bit; every mutation of a key runs under its home
+// group's lock; the table never resizes. May call common/ only; it hands evictions to a sink the
+// engine installs and never calls another tier.
+//
+// The hot tier: a bounded, concurrent open-addressing table with lock-free reads.
+//
+// Layout. The table is an array of groups. A group is a 32-byte header — 16 one-byte tags (see
+// tag_group.hpp), a 16-bit CLOCK reference mask, an 8-bit overflow mask and the group's CLOCK
+// hand position — plus 16 slots kept in a parallel array. A slot is either
+//   * packed (K and V trivially copyable, together <= 32 bytes): a seqlock word plus the key and
+//     value bytes, stored as relaxed atomic 64-bit words; readers copy them optimistically and
+//     retry if the sequence moved. No pointers, so nothing to reclaim; or
+//   * a node pointer: std::atomic<node*> to a heap node {hash, key, value}. The key never
+//     changes. A small trivially copyable value sits in a seqlock cell inside the node and is
+//     overwritten in place (inline_value); any other value is immutable, and an update publishes
+//     a new node and retires the old one through epoch-based reclamation (epoch.hpp). Removal
+//     always retires the node.
+// Group count is chosen so the table runs at <= 80 % load at capacity; it never resizes.
+//
+// Probing. A key's home group comes from the high bits of its mixed hash (multiply-high), its tag
+// from the low byte. Probing is linear over at most `probe_window` (16) groups. Instead of
+// tombstones, each group has an overflow mask (as in Boost's concurrent_flat_map): an insert that
+// passes a group with no free slot sets bit (hash >> 8) & 7 there, and a lookup stops at the first
+// group whose bit for its hash is clear. Erase simply empties the slot. Overflow bits are never
+// cleared while the table is shared, which is harmless because the window bounds every probe.
+//
+// Reads. visit() loads the 16 tags of each probed group (one 16-byte load, see tag_group.hpp),
+// compares all 16 with one SIMD instruction, verifies the key of each candidate and hands the
+// value to the caller. A read writes nothing shared: the only store is setting the slot's CLOCK
+// reference bit, and only when it is clear. Node-mode reads pin an epoch, which writes the reader's
+// own record. A lookup runs in two stages: inline, the home group's first tag match only, in
+// straight-line code; out of line, the full probe with retries (see find_and_visit).
+//
+// Writes. Every mutation of a key happens under the lock of the key's home group (group_lock,
+// separate from the headers so readers never see lock traffic), except a put that overwrites a
+// present key in a packed slot: that one opens the slot's seqlock with a CAS from the sequence it
+// read the key under (update_in_place), and every other writer of a packed slot opens it with a
+// CAS too. The lock serializes all other writers of one key, which is what makes compute() — and
+// with it put_if_absent, replace, compare-and-swap — atomic per key; a compute that an in-place
+// put overtook is ordered before that put (store_locked). Writers of different keys that race for
+// the same empty slot resolve it with a CAS of the tag from empty to reserved. Publication order:
+// slot contents first, then the tag (release); removal order: slot contents cleared first, then the
+// tag, so a slot is never reclaimed by another writer while its old contents are still being torn
+// down. A writer prefetches the lock word, tags and likely slot before taking the lock
+// (warm_for_write).
+//
+// Eviction. When an insert takes the size past capacity, the inserter (after releasing its lock)
+// runs a CLOCK sweep: a shared hand walks groups, each group resumes from its own hand position;
+// referenced slots lose their bit (second chance), the first unreferenced one is removed under its
+// own home lock and handed to the eviction sink. The insert's own new entry is spared.
+// If an insert's whole probe window is full (about 2 inserts per million while filling to 80 %
+// load, measured), it evicts within the window,
+// using try_lock on foreign home locks so two writers can never deadlock.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "goldylox/detail/common/counters.hpp"
+#include "goldylox/detail/common/epoch.hpp"
+#include "goldylox/detail/common/group_lock.hpp"
+#include "goldylox/detail/common/hash.hpp"
+#include "goldylox/detail/hot/tag_group.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+namespace detail {
+
+// What a compute() callback asks the table to do with the key it was given.
+template <class V>
+struct table_decision {
+  enum class kind { keep, assign, erase };
+  kind what = kind::keep;
+  std::optional<V> value;
+
+  static table_decision keep() { return {}; }
+  static table_decision erase() { return {kind::erase, std::nullopt}; }
+  template <class... Args>
+  static table_decision assign(Args&&... args) {
+    table_decision d;
+    d.what = kind::assign;
+    d.value.emplace(std::forward<Args>(args)...);
+    return d;
+  }
+};
+
+enum class compute_outcome { kept, inserted, updated, erased };
+
+// find()'s default on_miss: no lower tier, so a miss is nullopt.
+struct no_value {
+  template <class Q>
+  constexpr std::nullopt_t operator()(const Q&) const noexcept {
+    return std::nullopt;
+  }
+};
+
+// The default of hot_table's optional hooks: does nothing (erase's if_absent: "not found").
+struct no_hook {
+  template <class... Args>
+  constexpr bool operator()(const Args&...) const noexcept {
+    return false;
+  }
+};
+
+template <class K, class V>
+struct packed_pair {
+  K key;
+  V value;
+};
+
+template <class K, class V>
+inline constexpr bool use_packed_slots =
+    std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V> &&
+    sizeof(packed_pair<K, V>) <= 32 && alignof(packed_pair<K, V>) <= 8;
+
+template <class K, class V, class Hash, class KeyEqual>
+class hot_table {
+ public:
+  using key_type = K;
+  using mapped_type = V;
+  using decision = table_decision<V>;
+  // Receives each victim while it is still protected (under its home lock); must not throw and
+  // must not call back into this table.
+  using eviction_sink = std::function<void(const K&, const V&)>;
+
+  static constexpr bool packed = use_packed_slots<K, V>;
+  static constexpr unsigned probe_window = 16;
+  static constexpr double max_load = 0.8;
+
+  hot_table(std::size_t capacity, bool simd, striped_counters& counters, Hash hash = Hash{},
+            KeyEqual eq = KeyEqual{})
+      : capacity_(capacity),
+        groups_(std::max<std::size_t>(
+            1, (static_cast<std::size_t>(static_cast<double>(capacity) / max_load) + group_width) /
+                   group_width)),
+        window_(static_cast<unsigned>(std::min<std::size_t>(groups_, probe_window))),
+        simd_(simd && simd_available),
+        headers_(std::make_unique<group_header[]>(groups_)),
+        slots_(std::make_unique<slot[]>(groups_ * group_width)),
+        locks_(std::make_unique<group_lock[]>(groups_)),
+        counters_(counters),
+        domain_(epoch_domain::global()),
+        hash_(std::move(hash)),
+        eq_(std::move(eq)) {}
+
+  hot_table(const hot_table&) = delete;
+  hot_table& operator=(const hot_table&) = delete;
+
+  ~hot_table() {
+    if constexpr (!packed) {
+      for (std::size_t s = 0; s < groups_ * group_width; ++s) {
+        delete slots_[s].load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  void set_eviction_sink(eviction_sink sink) { sink_ = std::move(sink); }
+
+  // Calls f(const V&) with the value of `key` if present. Lock-free; see the header comment.
+  // Touch = false looks without counting as a use for eviction (contains()).
+  template <bool Touch = true, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE bool visit(const Q& key, F&& f) const {
+    const std::uint64_t h = hash_of(key);
+    if constexpr (packed) {
+      return find_and_visit<Touch>(h, key, f);
+    } else {
+      epoch_guard pin(domain_);
+      return find_and_visit<Touch>(h, key, f);
+    }
+  }
+
+  // Returns a copy of the value of `key` (packed slots only: the copy is the read itself), and
+  // counts the hit or miss when `record` is set; on a miss, returns on_miss(key) instead (a lower
+  // tier's answer). Equivalent to visit() with a copying callback, but shaped for the compiler:
+  // the inline part ends either in a return or in a tail call (to the out-of-line probe, or to
+  // on_miss), so no value has to survive a call and the inline part needs no callee-saved
+  // registers (no register saves and restores on the common path). The engine's get() holds
+  // two find()s, with and without on_miss, chosen by whether there is a warm tier; that measured
+  // 76.4 instructions per hit against 67.6 for one find() alone (docs/benchmarks.md).
+  template <class Q, class OnMiss = no_value>
+    requires packed
+  GOLDYLOX_ALWAYS_INLINE std::optional<V> find(const Q& key, bool record,
+                                               OnMiss&& on_miss = {}) const {
+    const std::uint64_t h = hash_of(key);
+    std::optional<V> out;
+    auto keep = [&](const V& v) { out.emplace(v); };
+    const probe_result r = GOLDYLOX_LIKELY(simd_) ? probe_home<true, true>(h, key, keep)
+                                                  : probe_home<true, false>(h, key, keep);
+    if (GOLDYLOX_LIKELY(r != probe_result::incomplete)) {
+      if (record) counters_.add_lookup(r == probe_result::hit);
+      if constexpr (std::is_same_v<std::remove_cvref_t<OnMiss>, no_value>) {
+        return out;
+      } else {
+        if (GOLDYLOX_LIKELY(r == probe_result::hit)) return out;
+        return on_miss(key);
+      }
+    }
+    return find_rest(h, key, record, on_miss);
+  }
+
+  // Looks up `count` keys, calling f(i, const V*) for each (nullptr on a miss). Hashes and
+  // prefetches a batch of groups before probing any of them, so the cache misses overlap.
+  template <class Q, class F>
+  void visit_many(const Q* keys, std::size_t count, F&& f) const {
+    constexpr std::size_t batch = 16;
+    std::uint64_t hashes[batch];
+    std::optional<epoch_guard> pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    for (std::size_t base = 0; base < count; base += batch) {
+      const std::size_t n = std::min(batch, count - base);
+      for (std::size_t j = 0; j < n; ++j) {
+        hashes[j] = hash_of(keys[base + j]);
+        const std::size_t g = home_group(hashes[j]);
+        prefetch(&headers_[g]);
+        prefetch(&slots_[g * group_width]);
+      }
+      for (std::size_t j = 0; j < n; ++j) {
+        auto on_hit = [&](const V& v) { f(base + j, &v); };
+        if (!find_and_visit(hashes[j], keys[base + j], on_hit)) {
+          f(base + j, static_cast<const V*>(nullptr));
+        }
+      }
+    }
+  }
+
+  // Runs decide(const V* current) — or decide(const K& key, const V* current) — under the key's
+  // home lock and applies its decision. If decide throws, the table is unchanged and the
+  // exception propagates. If the decision inserts the key, on_insert(const K&) runs once the entry
+  // is published, still under the lock (a lower tier drops its copy there: see engine.hpp).
+  template <class F, class OnInsert = no_hook>
+  compute_outcome compute(K key, F&& decide, OnInsert&& on_insert = {}) {
+    const std::uint64_t h = hash_of(key);
+    return write_key(h, [&](std::size_t home, pin_type& pin, std::size_t& inserted_at) {
+      const std::optional<std::size_t> found = locate_locked(h, key);
+      std::optional<packed_pair<K, V>> snapshot;
+      std::optional<V> value_copy;
+      const V* current = nullptr;
+      std::uint64_t seen = 0;
+      if (found) {
+        // The key stays in its slot under the lock. A node's value is stable too (only this
+        // lock's holders write it); a packed slot's value may still be overwritten by an
+        // in-place update (update_in_place), so what is decided here is applied only if the
+        // slot still holds the snapshot (`seen`).
+        if constexpr (packed) {
+          snapshot = read_packed(slots_[*found], &seen);
+          current = &snapshot->value;
+        } else if constexpr (inline_value) {
+          value_copy = read_packed(slots_[*found].load(std::memory_order_relaxed)->cell);
+          current = &*value_copy;
+        } else {
+          current = &slots_[*found].load(std::memory_order_relaxed)->value;
+        }
+      }
+      decision d = [&] {
+        if constexpr (std::is_invocable_v<F&, const K&, const V*>) {
+          return decide(std::as_const(key), current);
+        } else {
+          return decide(current);
+        }
+      }();
+      switch (d.what) {
+        case decision::kind::keep:
+          break;
+        case decision::kind::erase:
+          if (found) {
+            // If an in-place update got there first, this erase is ordered before it (as in
+            // store_locked) and the key stays with that update's value.
+            if (remove_slot(*found, pin, packed ? &seen : nullptr)) {
+              counters_.add(counter::removals);
+            }
+            return compute_outcome::erased;
+          }
+          break;
+        case decision::kind::assign:
+          return store_locked(found, h, home, std::move(key), std::move(*d.value), pin, inserted_at,
+                              on_insert, packed ? &seen : nullptr);
+      }
+      return compute_outcome::kept;
+    });
+  }
+
+  // Inserts or overwrites: compute() with a decision that ignores the current value, without
+  // reading that value or building a decision (put's path; 13 % fewer instructions per update).
+  //
+  // KeyArg is K (moved in) or const K& (copied only if the key is inserted, or into a new node).
+  // on_insert: as in compute(), when the key was absent.
+  template <class KeyArg, class OnInsert = no_hook>
+  compute_outcome assign(KeyArg&& key, V value, OnInsert&& on_insert = {}) {
+    const std::uint64_t h = hash_of(key);
+    if constexpr (packed) {
+      if (update_in_place(h, key, value)) return compute_outcome::updated;
+    }
+    return write_key(h, [&](std::size_t home, pin_type& pin, std::size_t& inserted_at) {
+      return store_locked(locate_locked(h, key), h, home, std::forward<KeyArg>(key),
+                          std::move(value), pin, inserted_at, on_insert);
+    });
+  }
+
+  // Removes `key`. If it is absent, returns if_absent() instead, called under the key's home
+  // lock (a lower tier removes its copy there).
+  template <class Q, class IfAbsent = no_hook>
+  bool erase(const Q& key, IfAbsent&& if_absent = {}) {
+    const std::uint64_t h = hash_of(key);
+    const std::size_t home = home_group(h);
+    std::optional<epoch_guard> pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    std::lock_guard<group_lock> lock(locks_[home]);
+    const std::optional<std::size_t> found = locate_locked(h, key);
+    if (!found) return static_cast<bool>(if_absent());
+    remove_slot(*found, pin);
+    counters_.add(counter::removals);
+    return true;
+  }
+
+  // Removes every entry; with to_sink, hands each one to the eviction sink as it goes. Entries
+  // inserted concurrently with clear() may survive it.
+  void clear(bool to_sink = false) {
+    std::optional<epoch_guard> pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    for (std::size_t s = 0; s < groups_ * group_width; ++s) {
+      if (tag_of_slot(s) >= 2) remove_observed(s, nullptr, /*second_chance=*/false, pin, to_sink);
+    }
+  }
+
+  std::size_t size() const noexcept {
+    const auto n = size_.load(std::memory_order_relaxed);
+    return n < 0 ? 0 : static_cast<std::size_t>(n);
+  }
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t slot_count() const noexcept { return groups_ * group_width; }
+  bool simd_enabled() const noexcept { return simd_; }
+
+  // Memory one entry costs at capacity (slot, header and lock share, node), for config checks.
+  static constexpr std::size_t bytes_per_entry() noexcept {
+    const double fixed =
+        static_cast<double>(sizeof(slot)) +
+        static_cast<double>(sizeof(group_header) + sizeof(group_lock)) / group_width;
+    return static_cast<std::size_t>(fixed / max_load) + (packed ? 0 : sizeof(node));
+  }
+
+  std::size_t memory_bytes() const noexcept {
+    std::size_t bytes = groups_ * (sizeof(group_header) + sizeof(group_lock)) +
+                        groups_ * group_width * sizeof(slot);
+    if constexpr (!packed) bytes += size() * sizeof(node);
+    return bytes;
+  }
+
+ private:
+  // A seqlock over relaxed atomic words holding one T (trivially copyable).
+  template <class T>
+  struct seq_cell {
+    static constexpr std::size_t words = (sizeof(T) + 7) / 8;
+    // bit 0: write in progress; bit 1: occupied; bits 2..: version.
+    std::atomic<std::uint64_t> seq{0};
+    std::atomic<std::uint64_t> data[words] = {};
+  };
+  using packed_slot = seq_cell<packed_pair<K, V>>;
+
+  // Node-mode values that are trivially copyable and small live in a seqlock cell inside the
+  // node, so an update writes them in place (under the key's lock) instead of allocating a new
+  // node and retiring the old one; readers copy them out as from a packed slot. Other values are
+  // immutable in their node.
+  static constexpr bool inline_value =
+      !packed && std::is_trivially_copyable_v<V> && sizeof(V) <= 32 && alignof(V) <= 8;
+  struct plain_node {
+    plain_node(std::uint64_t h, K&& k, V&& v) : hash(h), key(std::move(k)), value(std::move(v)) {}
+    std::uint64_t hash;
+    K key;
+    V value;
+  };
+  struct cell_node {
+    cell_node(std::uint64_t h, K&& k, V&& v) : hash(h), key(std::move(k)) {
+      write_packed<false>(cell, &v);  // not yet reachable by anyone else
+    }
+    std::uint64_t hash;
+    K key;
+    seq_cell<V> cell;
+  };
+  using node = std::conditional_t<inline_value, cell_node, plain_node>;
+
+  using slot = std::conditional_t<packed, packed_slot, std::atomic<node*>>;
+  static constexpr std::size_t no_slot = ~std::size_t{0};
+  using pin_type = std::optional<epoch_guard>;
+
+  struct alignas(32) group_header {
+    std::atomic<std::uint64_t> tags[2] = {};
+    std::atomic<std::uint16_t> ref{0};
+    std::atomic<std::uint8_t> overflow{0};
+    std::atomic<std::uint8_t> clock{0};  // this group's CLOCK hand position (next slot to examine)
+  };
+  static_assert(alignof(group_header) >= 16, "match_group loads the tags with one aligned load");
+
+  template <class Q>
+  GOLDYLOX_ALWAYS_INLINE std::uint64_t hash_of(const Q& key) const {
+    return table_hash(hash_, key);
+  }
+  std::size_t home_group(std::uint64_t h) const noexcept {
+    return static_cast<std::size_t>(mul_high(h, groups_));
+  }
+  std::size_t next_group(std::size_t g) const noexcept { return ++g == groups_ ? 0 : g; }
+  static std::uint8_t overflow_bit(std::uint64_t h) noexcept {
+    return static_cast<std::uint8_t>(1U << ((h >> 8) & 7));
+  }
+
+  std::uint8_t tag_of_slot(std::size_t s) const noexcept {
+    const group_header& hdr = headers_[s / group_width];
+    const unsigned i = static_cast<unsigned>(s % group_width);
+    return tag_at(hdr.tags[i >> 3].load(std::memory_order_acquire), i & 7);
+  }
+
+  // Changes a tag this thread owns (reserved or full under the key's lock) from `from` to `to`.
+  void flip_tag(std::size_t s, std::uint8_t from, std::uint8_t to) noexcept {
+    const unsigned i = static_cast<unsigned>(s % group_width);
+    const std::uint64_t delta = std::uint64_t{static_cast<std::uint8_t>(from ^ to)}
+                                << ((i & 7) * 8);
+    headers_[s / group_width].tags[i >> 3].fetch_xor(delta, std::memory_order_release);
+  }
+
+  bool try_reserve(std::size_t s) noexcept {
+    const unsigned i = static_cast<unsigned>(s % group_width);
+    auto& word = headers_[s / group_width].tags[i >> 3];
+    std::uint64_t w = word.load(std::memory_order_relaxed);
+    while (tag_at(w, i & 7) == tag_empty) {
+      if (word.compare_exchange_weak(w, with_tag(w, i & 7, tag_reserved), std::memory_order_acq_rel,
+                                     std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Sets slot i's CLOCK reference bit, writing only if it is clear.
+  GOLDYLOX_ALWAYS_INLINE static void touch(group_header& hdr, unsigned i) noexcept {
+    if (((hdr.ref.load(std::memory_order_relaxed) >> i) & 1U) == 0) {
+      hdr.ref.fetch_or(static_cast<std::uint16_t>(1U << i), std::memory_order_relaxed);
+    }
+  }
+  void touch(std::size_t s) const noexcept { touch(headers_[s / group_width], s % group_width); }
+
+  // ---- packed slots: seqlock over relaxed atomic words ----
+
+  template <class T>
+  struct word_array {
+    std::uint64_t w[seq_cell<T>::words];
+  };
+  using packed_words = word_array<packed_pair<K, V>>;
+
+  // Rebuilds a T from the words. When the sizes match (e.g. {uint64_t, uint64_t}) this is a
+  // bit_cast that stays in registers; a byte-wise copy through memory would store 8-byte words
+  // and reload wider, which cannot store-forward and stalls the lookup (see tag_group.hpp).
+  template <class T>
+  static T unpack(const word_array<T>& words) noexcept {
+    if constexpr (sizeof(word_array<T>) == sizeof(T)) {
+      return std::bit_cast<T>(words);
+    } else {
+      alignas(T) unsigned char raw[sizeof(T)];
+      std::memcpy(raw, words.w, sizeof(raw));
+      return *std::launder(reinterpret_cast<T*>(raw));
+    }
+  }
+
+  // Returns a consistent copy of the cell (nullopt if empty); *seq_out gets the sequence value
+  // the copy belongs to, which changes on every write and so identifies this exact contents.
+  template <class T>
+  static std::optional<T> read_packed(const seq_cell<T>& ps,
+                                      std::uint64_t* seq_out = nullptr) noexcept {
+    for (unsigned spins = 0;; ++spins) {
+      const std::uint64_t s1 = ps.seq.load(std::memory_order_acquire);
+      if ((s1 & 1) == 0) {
+        if ((s1 & 2) == 0) return std::nullopt;
+        word_array<T> words;
+        // Acquire loads (plain loads on x86) instead of relaxed loads plus an acquire fence: if
+        // any word comes from a newer write, its release store synchronizes with this load, so
+        // the re-read below sees at least that write's odd sequence. Fence-free, the protocol is
+        // also visible to ThreadSanitizer, which ignores fences.
+        for (std::size_t w = 0; w < seq_cell<T>::words; ++w) {
+          words.w[w] = ps.data[w].load(std::memory_order_acquire);
+        }
+        if (ps.seq.load(std::memory_order_relaxed) == s1) {
+          if (seq_out != nullptr) *seq_out = s1;
+          return unpack(words);
+        }
+      }
+      backoff(spins);
+    }
+  }
+
+  // Writing a cell: open_write makes the sequence odd (readers then wait or retry) and returns
+  // its previous value; close_write stores the new contents (nullptr: empty) and the next even
+  // sequence. An odd sequence is also the cell's write lock. Cells that other writers may race
+  // for (packed slots, which in-place updates write without the home lock) are opened with a CAS
+  // that waits out a writer in progress (Shared); a cell only its creator can reach is opened with
+  // a store.
+  template <bool Shared, class T>
+  static std::uint64_t open_write(seq_cell<T>& ps) noexcept {
+    if constexpr (Shared) {
+      for (unsigned spins = 0;; ++spins) {
+        std::uint64_t s = ps.seq.load(std::memory_order_relaxed);
+        if ((s & 1) == 0 && ps.seq.compare_exchange_weak(s, s | 1, std::memory_order_acquire,
+                                                         std::memory_order_relaxed)) {
+          return s;
+        }
+        backoff(spins);
+      }
+    } else {
+      const std::uint64_t s = ps.seq.load(std::memory_order_relaxed);
+      ps.seq.store(s | 1, std::memory_order_relaxed);
+      return s;
+    }
+  }
+
+  // Opens the cell only if it still holds exactly the contents read under sequence `seen`: any
+  // write since then has changed the sequence.
+  template <class T>
+  static bool open_write_if(seq_cell<T>& ps, std::uint64_t seen) noexcept {
+    return ps.seq.compare_exchange_strong(seen, seen | 1, std::memory_order_acquire,
+                                          std::memory_order_relaxed);
+  }
+
+  template <class T>
+  static void close_write(seq_cell<T>& ps, std::uint64_t opened,
+                          const std::type_identity_t<T>* contents) noexcept {
+    if (contents != nullptr) {
+      std::uint64_t words[seq_cell<T>::words] = {};
+      std::memcpy(words, contents, sizeof(T));
+      // Release stores order the odd sequence before each word (see read_packed).
+      for (std::size_t w = 0; w < seq_cell<T>::words; ++w) {
+        ps.data[w].store(words[w], std::memory_order_release);
+      }
+    }
+    const std::uint64_t next = (((opened >> 2) + 1) << 2) | (contents != nullptr ? 2 : 0);
+    ps.seq.store(next, std::memory_order_release);
+  }
+
+  template <bool Shared, class T>
+  static void write_packed(seq_cell<T>& ps, const std::type_identity_t<T>* contents) noexcept {
+    close_write(ps, open_write<Shared>(ps), contents);
+  }
+
+  static void backoff(unsigned spins) noexcept {
+    if (spins > 64) {
+      std::this_thread::yield();
+    } else {
+      cpu_relax();
+    }
+  }
+
+  // A node's value as a lock-free reader sees it: a reference into an immutable node, or a
+  // consistent copy out of its cell.
+  static std::conditional_t<inline_value, V, const V&> node_value(const node& n) noexcept {
+    if constexpr (inline_value) {
+      return *read_packed(n.cell);  // a node's cell is always occupied
+    } else {
+      return n.value;
+    }
+  }
+
+  // ---- lookup ----
+
+  enum class probe_result { miss, hit, incomplete };
+
+  // Lookup in two stages. The inline stage looks only at the key's home group and its first
+  // tag match, in straight-line code: no loop, no call, one optimistic copy of the slot. That
+  // settles almost every lookup (a hit in the home group, or a miss at a home group without
+  // overflow). Everything else — a second tag match, an overflowed home group, a slot caught
+  // mid-write — is `incomplete` and restarts in probe_all(), out of line, which walks the whole
+  // window and waits out writers. Keeping loops, spinning and calls out of the inline stage lets
+  // the compiler keep it in a few registers, and a short lookup leaves room in the CPU's
+  // reorder window for the next lookups' cache misses to overlap (1M-key tables).
+  template <bool Touch = true, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE bool find_and_visit(std::uint64_t h, const Q& key, F& f) const {
+    const probe_result r = GOLDYLOX_LIKELY(simd_) ? probe_home<Touch, true>(h, key, f)
+                                                  : probe_home<Touch, false>(h, key, f);
+    if (GOLDYLOX_LIKELY(r != probe_result::incomplete)) return r == probe_result::hit;
+    if constexpr (packed) {
+      // The out-of-line probe returns a copy rather than calling f, so f (and whatever it
+      // captures, such as the caller's result) never escapes into a call and stays in registers.
+      const std::optional<V> found = probe_all_packed<Touch>(h, key);
+      if (!found) return false;
+      f(*found);
+      return true;
+    } else {
+      return probe_all<Touch>(h, key, f);
+    }
+  }
+
+  template <bool Touch, bool Simd, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE probe_result probe_home(std::uint64_t h, const Q& key, F& f) const {
+    group_header& hdr = headers_[home_group(h)];
+    const unsigned m = match_group<Simd>(hdr.tags, tag_pattern_of(h));
+    if (m != 0) {
+      const auto i = static_cast<std::size_t>(static_cast<unsigned>(std::countr_zero(m)));
+      const slot& sl = slots_[home_group(h) * group_width + i];
+      if constexpr (packed) {
+        packed_words words;
+        const std::uint64_t s1 = sl.seq.load(std::memory_order_acquire);
+        for (std::size_t w = 0; w < packed_slot::words; ++w) {
+          words.w[w] = sl.data[w].load(std::memory_order_acquire);  // see read_packed
+        }
+        // (s1 & 3) != 2, i.e. mid-write or empty, as one subtract and one test.
+        if (GOLDYLOX_UNLIKELY(((s1 - 2) & 3) != 0 ||
+                              sl.seq.load(std::memory_order_relaxed) != s1)) {
+          return probe_result::incomplete;  // mid-write, or emptied since the tag was read
+        }
+        const packed_pair<K, V> kv = unpack(words);
+        if (GOLDYLOX_LIKELY(deliver_if<Touch>(kv.key, kv.value, key, hdr, i, f))) {
+          return probe_result::hit;
+        }
+      } else if (visit_node<Touch>(sl, h, key, hdr, i, f)) {
+        return probe_result::hit;
+      }
+      if ((m & (m - 1)) != 0) return probe_result::incomplete;
+    }
+    return (hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0
+               ? probe_result::miss
+               : probe_result::incomplete;
+  }
+
+  template <bool Touch, class Q>
+  GOLDYLOX_NOINLINE std::optional<V> probe_all_packed(std::uint64_t h, const Q& key) const {
+    std::optional<V> out;
+    auto keep = [&](const V& v) { out.emplace(v); };
+    probe_all<Touch>(h, key, keep);
+    return out;
+  }
+
+  template <class Q, class OnMiss>
+  GOLDYLOX_NOINLINE std::optional<V> find_rest(std::uint64_t h, const Q& key, bool record,
+                                               OnMiss& on_miss) const {
+    std::optional<V> out = probe_all_packed<true>(h, key);
+    if (record) counters_.add_lookup(out.has_value());
+    if (!out) return on_miss(key);
+    return out;
+  }
+
+  // The end of every successful probe: if `candidate` is `key`, mark slot i used and hand its
+  // value to f.
+  template <bool Touch, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE bool deliver_if(const K& candidate, const V& value, const Q& key,
+                                         group_header& hdr, unsigned i, F& f) const {
+    if (!eq_(candidate, key)) return false;
+    if constexpr (Touch) touch(hdr, i);
+    f(value);
+    return true;
+  }
+
+  template <bool Touch, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE bool visit_node(const slot& sl, std::uint64_t h, const Q& key,
+                                         group_header& hdr, unsigned i, F& f) const {
+    const node* n = sl.load(std::memory_order_seq_cst);  // see epoch.hpp
+    if (n == nullptr || n->hash != h || !eq_(n->key, key)) return false;
+    if constexpr (Touch) touch(hdr, i);
+    const auto& value = node_value(*n);  // a copy's lifetime is extended to the block's end
+    f(value);
+    return true;
+  }
+
+  template <bool Touch, class Q, class F>
+  GOLDYLOX_NOINLINE bool probe_all(std::uint64_t h, const Q& key, F& f) const {
+    return simd_ ? probe<Touch, true>(h, key, f) : probe<Touch, false>(h, key, f);
+  }
+
+  // The whole probe: every group of the window, every tag match, waiting out writers.
+  template <bool Touch, bool Simd, class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE bool probe(std::uint64_t h, const Q& key, F& f) const {
+    // Locals, not members: GCC reloads member pointers after every atomic load otherwise.
+    group_header* const headers = headers_.get();
+    const slot* const slots = slots_.get();
+    const std::size_t groups = groups_;
+    const std::uint64_t pattern = tag_pattern_of(h);
+    std::size_t g = home_group(h);
+    // Readers probe the full window even in tables smaller than it: revisiting a group is
+    // harmless for a read, and a constant bound frees a register.
+    for (unsigned p = 0;;) {
+      group_header& hdr = headers[g];
+      unsigned m = match_group<Simd>(hdr.tags, pattern);
+      while (m != 0) {
+        const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+        const slot& sl = slots[g * group_width + i];
+        m &= m - 1;
+        if constexpr (packed) {
+          const std::optional<packed_pair<K, V>> kv = read_packed(sl);
+          if (kv && deliver_if<Touch>(kv->key, kv->value, key, hdr, i, f)) return true;
+        } else if (visit_node<Touch>(sl, h, key, hdr, i, f)) {
+          return true;
+        }
+      }
+      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) return false;
+      if (++p == probe_window) return false;
+      if (++g == groups) g = 0;
+    }
+  }
+
+  // The frame of every keyed write: warms the lines, takes the key's home lock, runs
+  // locked(home, pin, inserted_at) and, after unlocking, evicts down to capacity if it inserted.
+  // The new entry itself is spared: a put must never evict the value it just stored.
+  template <class Locked>
+  GOLDYLOX_ALWAYS_INLINE compute_outcome write_key(std::uint64_t h, Locked&& locked) {
+    const std::size_t home = home_group(h);
+    pin_type pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    std::size_t inserted_at = no_slot;
+    compute_outcome outcome;
+    warm_for_write(h, home);
+    {
+      std::lock_guard<group_lock> lock(locks_[home]);
+      outcome = locked(home, pin, inserted_at);
+    }
+    if (outcome == compute_outcome::inserted) evict_to_capacity(pin, inserted_at);
+    return outcome;
+  }
+
+  // The store at the heart of every insert-or-overwrite; the caller holds the home lock and has
+  // located the key (`found`). Sets *inserted_at when it claims a new slot. With `seen` (packed
+  // slots), an overwrite happens only if the slot still holds the contents read under that
+  // sequence; if an in-place update got there first, this write is ordered before it and
+  // superseded by it: both overlapped, and the key ends with the later value, as it must.
+  template <class KeyArg, class OnInsert>
+  compute_outcome store_locked(std::optional<std::size_t> found, std::uint64_t h, std::size_t home,
+                               KeyArg&& key, V&& value, pin_type& pin, std::size_t& inserted_at,
+                               OnInsert& on_insert, const std::uint64_t* seen = nullptr) {
+    if (found) {
+      replace_value(*found, h, std::forward<KeyArg>(key), std::move(value), pin, seen);
+      touch(*found);
+      counters_.add(counter::updates);
+      return compute_outcome::updated;
+    }
+    inserted_at = claim_slot(h, home, pin);
+    if constexpr (std::is_same_v<std::remove_cvref_t<OnInsert>, no_hook>) {
+      publish(inserted_at, h, K(std::forward<KeyArg>(key)), std::move(value));
+    } else if constexpr (packed) {
+      const K stored(std::forward<KeyArg>(key));  // trivially copyable: a register copy
+      publish(inserted_at, h, K(stored), std::move(value));
+      on_insert(stored);
+    } else {
+      publish(inserted_at, h, K(std::forward<KeyArg>(key)), std::move(value));
+      // The node's key is stable while the home lock is held.
+      on_insert(std::as_const(slots_[inserted_at].load(std::memory_order_relaxed)->key));
+    }
+    size_.fetch_add(1, std::memory_order_relaxed);
+    counters_.add(counter::inserts);
+    return compute_outcome::inserted;
+  }
+
+  // Starts the cache misses of a write before its lock is taken: the lock word, the home group's
+  // tags and the slot of the first tag match. The lock's atomic RMW is a full barrier on x86, so
+  // loads issued after it cannot overlap with its miss; issued before, the three lines arrive
+  // together instead of one after another (measured on 1M-key tables, docs/benchmarks.md).
+  // Only a hint: nothing read here is trusted, the locked section reads everything again.
+  void warm_for_write(std::uint64_t h, std::size_t home) const noexcept {
+    prefetch<true>(&locks_[home]);
+    const group_header& hdr = headers_[home];
+    const unsigned m = match_tags(simd_, hdr.tags[0].load(std::memory_order_relaxed),
+                                  hdr.tags[1].load(std::memory_order_relaxed), tag_pattern_of(h));
+    if (m != 0) prefetch<true>(&slots_[home * group_width + std::countr_zero(m)]);
+  }
+
+  // Finds the slot of `key`; the caller holds the key's home lock.
+  template <class Q>
+  GOLDYLOX_ALWAYS_INLINE std::optional<std::size_t> locate_locked(std::uint64_t h,
+                                                                  const Q& key) const {
+    const std::size_t s = simd_ ? find_slot<true>(h, key) : find_slot<false>(h, key);
+    if (s == no_slot) return std::nullopt;
+    return s;
+  }
+
+  // Under the key's home lock, no other slot can come to hold this key and its slot cannot lose
+  // it (inserting or removing the key needs that lock); an in-place put rewrites the key's word
+  // only with the same bytes. Slots of other keys may be mid-write. So a key that fits in one word
+  // is compared with one plain atomic load: a load never tears, and the only way to see this key
+  // is in its own slot. Larger keys are
+  // read through the seqlock, so a torn copy cannot fake a match.
+  template <bool Simd, class Q>
+  std::size_t find_slot(std::uint64_t h, const Q& key) const {
+    const std::uint64_t pattern = tag_pattern_of(h);
+    std::size_t g = home_group(h);
+    for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
+      const group_header& hdr = headers_[g];
+      unsigned m = match_tags<Simd>(hdr.tags[0].load(std::memory_order_acquire),
+                                    hdr.tags[1].load(std::memory_order_acquire), pattern);
+      while (m != 0) {
+        const std::size_t s = g * group_width + static_cast<unsigned>(std::countr_zero(m));
+        m &= m - 1;
+        if constexpr (packed && sizeof(K) <= sizeof(std::uint64_t)) {
+          const std::uint64_t w = slots_[s].data[0].load(std::memory_order_acquire);
+          alignas(K) unsigned char raw[sizeof(K)];
+          std::memcpy(raw, &w, sizeof(K));  // the key is the pair's first member
+          if (eq_(*std::launder(reinterpret_cast<const K*>(raw)), key)) return s;
+        } else if constexpr (packed) {
+          const auto kv = read_packed(slots_[s]);
+          if (kv && eq_(kv->key, key)) return s;
+        } else {
+          const node* n = slots_[s].load(std::memory_order_acquire);
+          if (n != nullptr && n->hash == h && eq_(n->key, key)) return s;
+        }
+      }
+      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) break;
+    }
+    return no_slot;
+  }
+
+  // Overwrites the value of a present key without the home lock (packed slots): find the key
+  // as a reader does, then open the slot's seqlock with a CAS from the exact sequence the key was
+  // read under. The CAS succeeds only if nothing was written since, so the slot still holds this
+  // key and nothing else is writing it. A put that updates then writes one shared cache line, the
+  // slot's; through the lock it also wrote the lock's line, and each line that the other core
+  // last wrote costs a cross-core transfer (docs/benchmarks.md). Returns false if the key is
+  // absent: inserting needs the lock. Every other writer of a packed slot opens it with a CAS too
+  // (open_write<true>, or open_write_if from what it read), so none can be overwritten unseen.
+  template <class Q>
+  bool update_in_place(std::uint64_t h, const Q& key, const V& value)
+    requires packed
+  {
+    const std::uint64_t pattern = tag_pattern_of(h);
+    std::size_t g = home_group(h);
+    for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
+      group_header& hdr = headers_[g];
+      unsigned m =
+          simd_ ? match_group<true>(hdr.tags, pattern) : match_group<false>(hdr.tags, pattern);
+      while (m != 0) {
+        const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+        m &= m - 1;
+        packed_slot& sl = slots_[g * group_width + i];
+        for (;;) {
+          std::uint64_t seen = 0;
+          const std::optional<packed_pair<K, V>> kv = read_packed(sl, &seen);
+          if (!kv || !eq_(kv->key, key)) break;
+          if (open_write_if(sl, seen)) {
+            const packed_pair<K, V> fresh{kv->key, value};
+            close_write(sl, seen, &fresh);
+            touch(hdr, i);
+            counters_.add(counter::updates);
+            return true;
+          }
+          // Another writer got in between: read the slot again.
+        }
+      }
+      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) break;
+    }
+    return false;
+  }
+
+  // ---- mutation (caller holds the home lock of the key involved) ----
+
+  void publish(std::size_t s, std::uint64_t h, K&& key, V&& value) {
+    if constexpr (packed) {
+      const packed_pair<K, V> kv{std::move(key), std::move(value)};
+      write_packed<false>(slots_[s], &kv);  // a reserved slot: no other writer can reach it
+    } else {
+      try {
+        slots_[s].store(new node(h, std::move(key), std::move(value)), std::memory_order_release);
+      } catch (...) {
+        flip_tag(s, tag_reserved, tag_empty);
+        throw;
+      }
+    }
+    const auto bit = static_cast<std::uint16_t>(1U << (s % group_width));
+    headers_[s / group_width].ref.fetch_and(static_cast<std::uint16_t>(~bit),
+                                            std::memory_order_relaxed);
+    flip_tag(s, tag_reserved, tag_of(h));
+  }
+
+  template <class KeyArg>
+  void replace_value(std::size_t s, std::uint64_t h, KeyArg&& key, V&& value, pin_type& pin,
+                     const std::uint64_t* seen) {
+    if constexpr (packed) {
+      (void)pin;
+      packed_slot& sl = slots_[s];
+      std::uint64_t opened = 0;
+      if (seen == nullptr) {
+        opened = open_write<true>(sl);
+      } else if (open_write_if(sl, *seen)) {
+        opened = *seen;
+      } else {
+        return;  // superseded (see store_locked)
+      }
+      const packed_pair<K, V> kv{K(std::forward<KeyArg>(key)), std::move(value)};
+      close_write(sl, opened, &kv);
+    } else if constexpr (inline_value) {
+      (void)h, (void)key, (void)pin, (void)seen;  // the key stays: no copy of it is made
+      const V v = std::move(value);
+      // Only holders of the key's home lock write a node's cell.
+      write_packed<false>(slots_[s].load(std::memory_order_relaxed)->cell, &v);
+    } else {
+      (void)seen;
+      node* fresh = new node(h, K(std::forward<KeyArg>(key)), std::move(value));
+      node* old = slots_[s].exchange(fresh, std::memory_order_seq_cst);
+      pin->retire(old);
+    }
+  }
+
+  // Empties slot s. With `seen` (packed slots), only if it still holds the contents read under
+  // that sequence; returns false if an in-place update changed it meanwhile.
+  bool remove_slot(std::size_t s, pin_type& pin, const std::uint64_t* seen = nullptr) {
+    const std::uint8_t tag = tag_of_slot(s);
+    if constexpr (packed) {
+      (void)pin;
+      packed_slot& sl = slots_[s];
+      if (seen == nullptr) {
+        write_packed<true>(sl, nullptr);
+      } else if (open_write_if(sl, *seen)) {
+        close_write(sl, *seen, nullptr);
+      } else {
+        return false;
+      }
+    } else {
+      (void)seen;
+      node* old = slots_[s].exchange(nullptr, std::memory_order_seq_cst);
+      pin->retire(old);
+    }
+    flip_tag(s, tag, tag_empty);
+    size_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  // Reserves a free slot in the key's probe window, evicting inside the window if it is full.
+  std::size_t claim_slot(std::uint64_t h, std::size_t home, pin_type& pin) {
+    for (unsigned round = 0;; ++round) {
+      std::size_t g = home;
+      for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
+        group_header& hdr = headers_[g];
+        for (;;) {
+          unsigned m =
+              match_tags(simd_, hdr.tags[0].load(std::memory_order_relaxed),
+                         hdr.tags[1].load(std::memory_order_relaxed), tag_pattern(tag_empty));
+          if (m == 0) break;
+          const std::size_t s = g * group_width + static_cast<unsigned>(std::countr_zero(m));
+          if (try_reserve(s)) return s;
+        }
+        // Passing a full group: lookups for this hash class must continue past it.
+        if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) {
+          hdr.overflow.fetch_or(overflow_bit(h), std::memory_order_release);
+        }
+      }
+      // The whole window is full: make room inside it.
+      g = home;
+      for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
+        if (evict_from_group(g, &home, pin)) break;
+      }
+      if (round > 2) std::this_thread::yield();
+    }
+  }
+
+  // Removes the entry in slot s if it is still the one observed there. `held` is the home group
+  // whose lock the caller already holds (nullptr if none): other locks are then only tried, never
+  // waited for, so two writers can never wait on each other.
+  bool remove_observed(std::size_t s, const std::size_t* held, bool second_chance, pin_type& pin,
+                       bool to_sink) {
+    std::uint64_t h = 0;
+    std::optional<packed_pair<K, V>> snapshot;
+    std::uint64_t observed_seq = 0;
+    const node* observed = nullptr;
+    if constexpr (packed) {
+      snapshot = read_packed(slots_[s], &observed_seq);
+      if (!snapshot) return false;
+      h = hash_of(snapshot->key);
+    } else {
+      observed = slots_[s].load(std::memory_order_seq_cst);
+      if (observed == nullptr) return false;
+      h = observed->hash;
+    }
+    const std::size_t home = home_group(h);
+    std::unique_lock<group_lock> lock(locks_[home], std::defer_lock);
+    if (held == nullptr) {
+      lock.lock();
+    } else if (*held != home && !lock.try_lock()) {
+      return false;
+    }
+    // Still the same entry? (It may have been updated, removed or replaced meanwhile.)
+    if constexpr (packed) {
+      if (slots_[s].seq.load(std::memory_order_acquire) != observed_seq) return false;
+    } else {
+      if (slots_[s].load(std::memory_order_acquire) != observed) return false;
+    }
+    if (second_chance) {
+      const auto bit = static_cast<std::uint16_t>(1U << (s % group_width));
+      if ((headers_[s / group_width].ref.load(std::memory_order_relaxed) & bit) != 0) return false;
+    }
+    if constexpr (packed) {
+      // Removed only if no in-place update slipped in since the check above, so the sink never
+      // receives a value older than one a put has already acknowledged.
+      if (!remove_slot(s, pin, &observed_seq)) return false;
+      if (to_sink && sink_) deliver(snapshot->key, snapshot->value);
+    } else {
+      if (to_sink && sink_) deliver(observed->key, node_value(*observed));
+      remove_slot(s, pin);
+    }
+    if (to_sink) counters_.add(counter::evictions);
+    return true;
+  }
+
+  void deliver(const K& key, const V& value) const noexcept { sink_(key, value); }
+
+  // One CLOCK step over group g. Each group keeps its own hand position (`clock`), so a visit
+  // resumes after the previous victim: every slot is examined in turn, whatever its index
+  // (scanning from slot 0 each time would churn the low slots and let entries in high slots live
+  // forever). Referenced slots passed on the way lose their bit (second chance); the first
+  // unreferenced one is evicted and the hand stops after it.
+  bool evict_from_group(std::size_t g, const std::size_t* held, pin_type& pin,
+                        std::size_t spared = no_slot) {
+    group_header& hdr = headers_[g];
+    const std::uint64_t t0 = hdr.tags[0].load(std::memory_order_acquire);
+    const std::uint64_t t1 = hdr.tags[1].load(std::memory_order_acquire);
+    const unsigned referenced = hdr.ref.load(std::memory_order_relaxed);
+    const unsigned start = hdr.clock.load(std::memory_order_relaxed) % group_width;
+    unsigned passed = 0;  // referenced slots the hand moved past
+    bool evicted = false;
+    for (unsigned k = 0; k < group_width && !evicted; ++k) {
+      const unsigned i = (start + k) % group_width;
+      const std::size_t s = g * group_width + i;
+      if (tag_at(i < 8 ? t0 : t1, i & 7) < 2 || s == spared) continue;
+      if ((referenced >> i) & 1U) {
+        passed |= 1U << i;
+        continue;
+      }
+      if (remove_observed(s, held, /*second_chance=*/true, pin, /*to_sink=*/true)) {
+        hdr.clock.store(static_cast<std::uint8_t>((i + 1) % group_width),
+                        std::memory_order_relaxed);
+        evicted = true;
+      }
+    }
+    if (passed != 0) {
+      hdr.ref.fetch_and(static_cast<std::uint16_t>(~passed), std::memory_order_relaxed);
+    }
+    return evicted;
+  }
+
+  void evict_to_capacity(pin_type& pin, std::size_t spared) {
+    // Each full turn of the hand clears every reference bit, so two turns always find a victim
+    // unless other writers keep refilling; the bound only stops a pathological livelock.
+    std::size_t budget = 2 * groups_ + 2;
+    while (size_.load(std::memory_order_relaxed) > static_cast<std::int64_t>(capacity_) &&
+           budget-- > 0) {
+      const std::size_t g = hand_.fetch_add(1, std::memory_order_relaxed) % groups_;
+      evict_from_group(g, nullptr, pin, spared);
+    }
+  }
+
+  const std::size_t capacity_;
+  const std::size_t groups_;
+  const unsigned window_;
+  const bool simd_;
+  std::unique_ptr<group_header[]> headers_;
+  std::unique_ptr<slot[]> slots_;
+  std::unique_ptr<group_lock[]> locks_;
+  striped_counters& counters_;
+  epoch_domain& domain_;
+  [[no_unique_address]] Hash hash_;
+  [[no_unique_address]] KeyEqual eq_;
+  eviction_sink sink_;
+  alignas(cache_line) std::atomic<std::int64_t> size_{0};
+  alignas(cache_line) std::atomic<std::size_t> hand_{0};
+};
+
+}  // namespace detail
+GOLDYLOX_END_NAMESPACE

@@ -1,0 +1,776 @@
+// Component warm/ (main header: this one; policy/ holds the eviction policies it drives). Owns the
+// warm tier's shards, index, slots and read buffers. Invariants: reads take no lock; a shard's
+// policy hears every insert, erase and (lossily) hit of that shard; victims reach the sink outside
+// the shard lock. May call common/ and, through the eviction_policy contract, any policy; never
+// another tier (evictions leave through the sink the engine installs).
+//
+// The warm tier: a sharded, thread-safe, bounded key-value store whose replacement decisions come
+// from an eviction_policy (policies.hpp), bounded by entries and optionally by weight (bytes, as
+// a weigher counts them). Evicted entries go to a sink: the cold tier's demotion, or the user's.
+//
+// Layout. 2^n shards by key hash (high bits, so the shard and the index's own position bits do
+// not correlate). An entry is an immutable heap node (hash, weight, slot, generation, read count,
+// key, value); replacing a value makes a new node. A shard has:
+//  * an index: a linear-probing table of one-word cells, each a node pointer with hash bits
+//    32..47 above bit 48 (x86-64 and AArch64 user addresses fit in 48 bits; a node that does not
+//    is refused), kept at most half full, doubled when it would not be. An entry's home cell is
+//    hash bits 32 and up, masked, so in a table of up to 2^16 cells the cell alone gives it: an
+//    erase's shifting and a growth's copying never touch a node;
+//  * slots (node pointer and generation, allocated 1024 at a time as the shard fills, so an
+//    empty tier costs only its policies' metadata), a free-slot stack, and its own policy
+//    instance over the slots (the eviction_policy contract);
+//  * a writers' lock, an erase counter (`version`, a seqlock), and a read buffer.
+//
+// Reads take no lock and write no shared line but the read buffer's. A reader pins the epoch
+// (epoch.hpp), probes the index, and on a tag match compares the full key against the node; a
+// node is immutable, so a match is the entry as some instant between the read's start and end
+// saw it. Writers insert into empty cells and swap a cell's pointer in place on replace, which
+// no reader can mistake; an erase shifts the later cells of its run back (backward-shift
+// deletion, no tombstones), which can move an entry past a reader, so an erase makes `version`
+// odd while it moves cells, and a miss counts only if `version` was even and unchanged across
+// the probe (otherwise the reader probes again). Growth copies the cells into a table twice the
+// size and publishes it; a reader still on the old one sees it as it was at the switch.
+// Unlinked nodes and old tables are retired to the epoch domain and freed once no reader can
+// hold them. Memory orders: cell and pointer loads and unlinking stores are seq_cst, as epoch.hpp
+// requires, and they order the version checks; publishing a new cell is a release store.
+//
+// A hit is recorded as (slot, generation) in the shard's read buffer, a lossy ring of 64 entries
+// (Caffeine's read buffers): the policy hears of it when the buffer is drained, under the lock,
+// by a writer or by the reader that wraps the ring and finds the lock free (try_lock: a reader
+// never waits for a writer). Records whose generation no longer matches (the slot was freed and
+// reused) are dropped, and a full buffer drops new records: hit recording is a hint, as in
+// Caffeine, never a correctness matter. A policy that declares coalesces_hits (concepts.hpp:
+// LRU, FIFO, CLOCK, SIEVE, ARC, LIRS) hears of at most one hit per entry between two drains: the
+// node remembers the shard's drain count when its hit was last recorded (`recorded`), and a read
+// that finds it current records nothing, so repeated reads of a hot entry write no shared line.
+// visit_entry also counts the node's reads (a relaxed fetch_add on the node): the engine promotes
+// an entry back to the hot tier by that count.
+//
+// Writes (put, erase) take the shard's lock, drain the read buffer first (so the policy sees
+// hits before it picks victims), then update index, slots and policy. Victims are unlinked under
+// the lock and handed to the sink after it is released (by const reference: a reader may still
+// be reading the node), so a sink may call back into the tier; then they are retired.
+//
+// Bounds: each shard holds at most ceil(max_entries / shards) entries and, with a weight bound,
+// at most max_weight / shards of weight; a put evicts until both hold (a value that grows on
+// replace is taken out of the policy meanwhile, so it is never its own victim). A value heavier
+// than a shard's whole weight budget is refused with InvalidArgument and changes nothing.
+//
+// Exceptions (from K's or V's construction, the weigher, an allocation, the sink): a put or erase
+// that throws leaves the tier consistent: a new node is built before anything is unlinked, so a
+// failed replace keeps the old value and a failed insert leaves nothing half-inserted and no slot
+// lost. Entries already evicted to make room stay evicted and still reach the sink, then the
+// exception propagates. A sink that throws does not stop the other victims' delivery; its first
+// exception is rethrown afterwards.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>  // std::shared_lock
+#include <stdexcept>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/hash/hash.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "goldylox/concepts.hpp"
+#include "goldylox/detail/common/epoch.hpp"
+#include "goldylox/detail/common/group_lock.hpp"
+#include "goldylox/detail/common/hash.hpp"
+#include "goldylox/detail/common/platform.hpp"
+
+GOLDYLOX_BEGIN_NAMESPACE
+namespace detail {
+
+struct warm_tier_options {
+  std::size_t max_entries = 0;  // required, >= 1
+  std::size_t max_weight = 0;   // 0: no weight bound
+  std::size_t shards = 0;       // 0: chosen from the hardware and the capacity; else a power of 2
+};
+
+// Hits and misses are the engine's to count (its striped counters); the tier counts what only it
+// sees.
+struct warm_tier_stats {
+  std::uint64_t evictions = 0, dropped_reads = 0;
+  std::size_t size = 0, weight = 0;
+};
+
+template <class K, class V, eviction_policy P, class Hash = absl::Hash<K>,
+          class KeyEqual = std::equal_to<K>>
+class warm_tier {
+  static_assert(sizeof(std::uintptr_t) == 8, "the warm tier's index packs pointers in 64 bits");
+
+ public:
+  using weigher_type = std::function<std::size_t(const K&, const V&)>;
+  // Called with each evicted entry, after the shard's lock is released. The references are to
+  // the evicted node, which concurrent readers may still be reading: copy what you keep.
+  using sink_type = std::function<void(const K&, const V&)>;
+  // Makes a shard's policy for its capacity (default: P(capacity)); a policy with options, such
+  // as the adaptive policy's miniature-cache budget shared among the shards, comes this way.
+  using policy_factory = std::function<P(std::size_t capacity, std::size_t shards)>;
+
+  // Throws std::invalid_argument for max_entries 0 or a shard count that is not a power of two.
+  explicit warm_tier(warm_tier_options o, weigher_type weigher = {}, sink_type sink = {},
+                     policy_factory make_policy = {})
+      : weigher_(std::move(weigher)), sink_(std::move(sink)) {
+    if (o.max_entries == 0) throw std::invalid_argument("warm tier: max_entries must be >= 1");
+    if (o.shards != 0 && !std::has_single_bit(o.shards)) {
+      throw std::invalid_argument("warm tier: shards must be a power of two");
+    }
+    if (o.max_weight != 0 && !weigher_) {
+      weigher_ = [](const K&, const V&) { return sizeof(K) + sizeof(V); };
+    }
+    std::size_t n = o.shards;
+    if (n == 0) {
+      // Enough shards that two threads rarely meet, few enough that each keeps a useful
+      // population for its policy (at least 64 entries).
+      const std::size_t want =
+          std::bit_ceil(std::max(1U, std::thread::hardware_concurrency()) * 4U);
+      n = std::max<std::size_t>(
+          1, std::min(want, std::bit_floor(std::max<std::size_t>(1, o.max_entries / 64))));
+      if (o.max_weight != 0) n = std::min(n, std::bit_floor(o.max_weight));
+    } else if (o.max_weight != 0 && o.max_weight < n) {
+      throw std::invalid_argument("warm tier: max_weight must be at least the shard count");
+    }
+    shard_bits_ = static_cast<unsigned>(std::countr_zero(n));
+    const std::size_t per_entries = (o.max_entries + n - 1) / n;
+    const std::size_t per_weight = o.max_weight / n;
+    shards_.reserve(n);
+    if (!make_policy) make_policy = [](std::size_t c, std::size_t) { return P(c); };
+    for (std::size_t i = 0; i < n; ++i) {
+      shards_.push_back(
+          std::make_unique<shard>(per_entries, per_weight, make_policy(per_entries, n)));
+    }
+    max_entries_ = per_entries * n;
+    max_weight_ = per_weight * n;
+  }
+
+  warm_tier(const warm_tier&) = delete;
+  warm_tier& operator=(const warm_tier&) = delete;
+
+  // Instead of the sink: stamp(key) runs under the shard's lock as each entry leaves the tier,
+  // and sink(key, value, stamp, reads) gets the stamp after the lock is released, with the
+  // number of reads the entry had in this tier. The cache uses it to read a key's write
+  // generation at the moment its value left memory, and for its cold tier's admission rule. Set
+  // before use.
+  void set_stamped_sink(
+      std::function<std::uint64_t(const K&)> stamp,
+      std::function<void(const K&, const V&, std::uint64_t, std::uint32_t)> sink) {
+    stamp_ = std::move(stamp);
+    stamped_sink_ = std::move(sink);
+  }
+
+  // Calls f(const V&) if `key` is present, and records the hit for the policy. Takes no lock;
+  // f runs with the calling thread's epoch pinned, so it should be short (a long one delays
+  // the freeing of retired entries, never correctness). f may call back into the tier.
+  template <class Q, class F>
+  bool visit(const Q& key, F&& f) const {
+    return read<true, false>(key, [&](const node& n, std::uint32_t) { f(n.value); });
+  }
+
+  // Calls f(const K& stored_key, const V&, std::uint32_t hits) if `key` is present; `hits`
+  // counts the visit_entry reads of this value (this one included) since it was stored (a
+  // replace keeps the count; the engine's promotion rule reads it). Touch = false looks without
+  // recording or counting a hit.
+  template <bool Touch = true, class Q, class F>
+  bool visit_entry(const Q& key, F&& f) const {
+    return read<Touch, Touch>(key,
+                              [&](const node& n, std::uint32_t hits) { f(n.key, n.value, hits); });
+  }
+
+  template <class Q>
+  std::optional<V> get(const Q& key) const {
+    std::optional<V> out;
+    visit(key, [&](const V& v) { out.emplace(v); });
+    return out;
+  }
+
+  template <class Q>
+  bool contains(const Q& key) const {
+    return read<false, false>(key, [](const node&, std::uint32_t) {});
+  }
+
+  // Inserts or replaces. Refuses (InvalidArgument) a value heavier than a shard's weight budget.
+  absl::Status put(K key, V value) {
+    const std::uint64_t h = hash_of(key);
+    shard& sh = shard_for(h);
+    const std::size_t w = weigher_ ? weigher_(key, value) : 1;
+    if (sh.max_weight != 0 && w > sh.max_weight) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "warm tier: an entry weighing ", w, " exceeds the per-shard weight budget of ",
+          sh.max_weight, " (max_weight ", max_weight_, " over ", shards_.size(), " shards)"));
+    }
+    victim_list victims;
+    std::exception_ptr failed;
+    {
+      std::unique_lock lock(sh.mutex);
+      drain(sh);
+      try {
+        if (const std::size_t at = cell_of(sh, key, h); at != npos) {
+          replace(sh, at, std::move(key), std::move(value), w, victims);
+        } else {
+          insert(sh, std::move(key), std::move(value), h, w, victims);
+        }
+      } catch (...) {
+        failed = std::current_exception();
+      }
+    }
+    // Entries evicted before a failure still reach the sink; then the failure is reported.
+    deliver(victims);
+    if (failed) std::rethrow_exception(failed);
+    return absl::OkStatus();
+  }
+
+  // Removes `key`. Looks without the lock first, so erasing an absent key (the common case when
+  // the engine inserts a key new to the hot tier) never waits for a writer. Throws only if the
+  // policy's on_erase does, and then changes nothing.
+  template <class Q>
+  bool erase(const Q& key) {
+    const std::uint64_t h = hash_of(key);
+    shard& sh = shard_for(h);
+    {
+      epoch_guard pin(*epoch_);
+      if (find(sh, key, h) == nullptr) return false;
+    }
+    node* n = nullptr;
+    {
+      std::unique_lock lock(sh.mutex);
+      drain(sh);
+      const std::size_t at = cell_of(sh, key, h);
+      if (at == npos) return false;
+      n = node_of(sh.table().cells[at].load(std::memory_order_relaxed));
+      sh.policy.on_erase(n->at);
+      unlink(sh, at);
+      release(sh, n->at, n->weight);
+    }
+    retire(n);
+    return true;
+  }
+
+  // Removes every entry; with to_sink, hands each one to the sink first (a cache closing its
+  // memory tiers into the cold tier).
+  void clear(bool to_sink = false) {
+    for (auto& sh : shards_) {
+      victim_list gone;
+      {
+        std::unique_lock lock(sh->mutex);
+        drain(*sh);
+        auto empty = std::make_unique<index_table>(min_cells);
+        gone.reserve(sh->count);
+        for (slot s = 0; s < sh->fresh; ++s) {
+          if (node* n = (*sh)[s].n) gone.push_back(victim{n, stamp_ ? stamp_(n->key) : 0});
+        }
+        for (const victim& v : gone) {
+          sh->policy.on_erase(v.n->at);
+          release(*sh, v.n->at, v.n->weight);
+        }
+        sh->count = 0;
+        index_table* old = sh->index.exchange(empty.release(), std::memory_order_seq_cst);
+        epoch_->retire(this_thread_epoch_record(), old, destroy<index_table>);
+      }
+      if (to_sink) {
+        deliver(gone);
+      } else {
+        for (const victim& v : gone) retire(v.n);
+      }
+    }
+  }
+
+  std::size_t size() const {
+    std::size_t n = 0;
+    for (const auto& sh : shards_) {
+      std::shared_lock lock(sh->mutex);
+      n += sh->count;
+    }
+    return n;
+  }
+  std::size_t capacity() const noexcept { return max_entries_; }
+  std::size_t max_weight() const noexcept { return max_weight_; }
+  std::size_t shard_count() const noexcept { return shards_.size(); }
+
+  // Memory of the nodes (with malloc's 16-byte header, not counting what K and V own on the
+  // heap), slots, index tables and free lists; policy metadata is the policy's own and not
+  // counted (docs/eviction.md lists it per policy).
+  std::size_t memory_bytes() const {
+    std::size_t bytes = sizeof(*this) + shards_.size() * sizeof(shard);
+    for (const auto& sh : shards_) {
+      std::shared_lock lock(sh->mutex);
+      bytes += sh->chunks.size() * sizeof(void*) +
+               (sh->fresh + chunk_size - 1) / chunk_size * chunk_size * sizeof(slot_data) +
+               sh->free.capacity() * sizeof(slot) + (sh->table().mask + 1) * sizeof(cell) +
+               sh->count * (sizeof(node) + malloc_header);
+    }
+    return bytes;
+  }
+
+  // A rough per-entry memory cost at capacity (node, slot, three index cells: the table is a
+  // power of two between 2 and 4 cells per entry, free-list entry, and an allowance of 64 bytes
+  // for the policy), for configuration checks.
+  static constexpr std::size_t bytes_per_entry() noexcept {
+    return sizeof(node) + malloc_header + sizeof(slot_data) + 3 * sizeof(cell) + sizeof(slot) + 64;
+  }
+
+  warm_tier_stats stats() const {
+    warm_tier_stats s;
+    for (const auto& sh : shards_) {
+      s.dropped_reads += sh->dropped.load(std::memory_order_relaxed);
+      std::shared_lock lock(sh->mutex);
+      s.evictions += sh->evictions;
+      s.size += sh->count;
+      s.weight += sh->weight;
+    }
+    return s;
+  }
+
+ private:
+  using slot = typename P::slot;
+  using cell = std::atomic<std::uintptr_t>;
+  static constexpr std::size_t read_buffer_size = 64;
+  static constexpr std::size_t chunk_size = 1024;
+  static constexpr std::size_t min_cells = 16;
+  static constexpr std::size_t malloc_header = 16;
+  static constexpr std::size_t npos = ~std::size_t{0};
+  static constexpr unsigned tag_shift = 48;
+  static constexpr std::uintptr_t address_mask = (std::uintptr_t{1} << tag_shift) - 1;
+
+  struct node {
+    template <class KA, class VA>
+    node(KA&& k, VA&& v, std::uint64_t h, std::size_t w, slot s, std::uint32_t g)
+        : hash(h),
+          weight(w),
+          at(s),
+          generation(g),
+          key(std::forward<KA>(k)),
+          value(std::forward<VA>(v)) {}
+    const std::uint64_t hash;
+    const std::size_t weight;
+    const slot at;
+    const std::uint32_t generation;
+    mutable std::atomic<std::uint32_t> hits{0};
+    mutable std::atomic<std::uint32_t> recorded{0};  // the shard's drain count at the last record
+    const K key;
+    const V value;
+  };
+
+  // Writers only (under the shard's lock): readers reach nodes through the index.
+  struct slot_data {
+    node* n = nullptr;
+    std::uint32_t generation = 0;
+    // Hash bits 32..63: the entry's cell and home, so an eviction finds the cell without
+    // touching the node (the least recently useful entry's node is rarely in cache).
+    std::uint32_t hash_hi = 0;
+  };
+
+  struct index_table {
+    explicit index_table(std::size_t n) : mask(n - 1), cells(std::make_unique<cell[]>(n)) {}
+    std::size_t mask;
+    std::unique_ptr<cell[]> cells;  // value-initialised: 0 is an empty cell
+  };
+
+  // A put usually evicts at most one entry: no allocation for it.
+  // A node leaving the tier, with its stamp (see set_stamped_sink).
+  struct victim {
+    node* n;
+    std::uint64_t stamp;
+  };
+  using victim_list = absl::InlinedVector<victim, 2>;
+
+  struct alignas(cache_line) shard {
+    shard(std::size_t capacity_, std::size_t weight_budget, P made)
+        : max_weight(weight_budget),
+          capacity(capacity_),
+          chunks((capacity_ + chunk_size - 1) / chunk_size),
+          policy(std::move(made)),
+          coalesce(detail::coalesces_hits(policy)) {
+      for (auto& r : reads) r.store(empty_record, std::memory_order_relaxed);
+    }
+    // No reader may still be inside the tier. Nodes and tables retired earlier belong to the
+    // epoch domain, which frees them on its own.
+    ~shard() {
+      for (slot s = 0; s < fresh; ++s) delete (*this)[s].n;
+      delete index.load(std::memory_order_relaxed);
+    }
+    shard(const shard&) = delete;
+    shard& operator=(const shard&) = delete;
+    slot_data& operator[](slot s) noexcept { return chunks[s / chunk_size][s % chunk_size]; }
+    const index_table& table() const noexcept { return *index.load(std::memory_order_relaxed); }
+
+    // Read by every reader; written by erases (version), growth (index) and drains that
+    // consumed something (drains; it starts at 1, which no new node's `recorded` matches).
+    std::atomic<std::uint64_t> version{0};
+    std::atomic<index_table*> index{new index_table(min_cells)};
+    std::atomic<std::uint32_t> drains{1};
+
+    // The writers' state, under `mutex` (size() and stats() read it shared).
+    alignas(cache_line) mutable shared_spin_lock mutex;
+    std::size_t max_weight;
+    std::size_t weight = 0;
+    std::size_t count = 0;
+    // Slots [0, fresh) exist, in chunks allocated as the shard fills; released ones wait in
+    // `free`, whose capacity always covers every existing slot (so releasing never allocates).
+    std::size_t capacity;
+    std::vector<std::unique_ptr<slot_data[]>> chunks;
+    slot fresh = 0;
+    std::vector<slot> free;
+    P policy;
+    const bool coalesce;
+    std::uint64_t drained = 0;  // read-buffer positions consumed
+    std::uint64_t evictions = 0;
+
+    // Read buffer: a reader claims a cell with fetch_add on `written` and fills it if it is
+    // empty; the drainer (holding the lock) empties every cell.
+    alignas(cache_line) std::atomic<std::uint64_t> written{0};
+    std::atomic<std::uint64_t> dropped{0};
+    alignas(cache_line) std::array<std::atomic<std::uint64_t>, read_buffer_size> reads;
+  };
+
+  static constexpr std::uint64_t empty_record = ~std::uint64_t{0};
+  static std::uint64_t pack(slot s, std::uint32_t generation) noexcept {
+    return (static_cast<std::uint64_t>(generation) << 32) | s;
+  }
+
+  static std::uintptr_t tag_of(std::uint64_t h) noexcept {
+    return static_cast<std::uintptr_t>((h >> 32) & 0xffffU) << tag_shift;
+  }
+  static std::size_t home_of(std::uint64_t h, std::size_t mask) noexcept {
+    return static_cast<std::size_t>(h >> 32) & mask;
+  }
+  static std::size_t home_of_cell(std::uintptr_t c, std::size_t mask) noexcept {
+    return mask <= 0xffffU ? static_cast<std::size_t>(c >> tag_shift) & mask
+                           : home_of(node_of(c)->hash, mask);
+  }
+  static std::uintptr_t cell_value(const node* n) noexcept {
+    return reinterpret_cast<std::uintptr_t>(n) | tag_of(n->hash);
+  }
+  static node* node_of(std::uintptr_t c) noexcept {
+    return reinterpret_cast<node*>(c & address_mask);
+  }
+
+  template <class T>
+  static void destroy(void* p) noexcept {
+    delete static_cast<T*>(p);
+  }
+  void retire(node* n) const { epoch_->retire(this_thread_epoch_record(), n, destroy<node>); }
+
+  // The shard takes the top bits of the table hash (hash.hpp); the index bits from 32 up.
+  template <class Q>
+  std::uint64_t hash_of(const Q& key) const {
+    return table_hash(hasher_, key);
+  }
+  shard& shard_for(std::uint64_t h) const noexcept {
+    return *shards_[shard_bits_ == 0 ? 0 : h >> (64 - shard_bits_)];
+  }
+
+  // The lock-free read. Record: tell the policy (read buffer); Count: bump the node's reads.
+  template <bool Record, bool Count, class Q, class F>
+  bool read(const Q& key, F&& f) const {
+    const std::uint64_t h = hash_of(key);
+    shard& sh = shard_for(h);
+    bool record = false;
+    std::uint64_t what = 0;
+    {
+      epoch_guard pin(*epoch_);
+      const node* n = find(sh, key, h);
+      if (n == nullptr) return false;
+      std::uint32_t hits = 0;
+      if constexpr (Count) {
+        hits = n->hits.fetch_add(1, std::memory_order_relaxed) + 1;
+      } else {
+        hits = n->hits.load(std::memory_order_relaxed);
+      }
+      f(*n, hits);
+      if constexpr (Record) {
+        record = true;
+        if (sh.coalesce) {
+          const std::uint32_t d = sh.drains.load(std::memory_order_relaxed);
+          if (n->recorded.load(std::memory_order_relaxed) == d) {
+            record = false;  // a hit of this entry is already waiting for the drain
+          } else {
+            n->recorded.store(d, std::memory_order_relaxed);
+          }
+        }
+        what = pack(n->at, n->generation);
+      }
+    }
+    if (record) record_hit(sh, what);
+    return true;
+  }
+
+  // With the epoch pinned: the node holding `key`, or nullptr if it was absent at some instant
+  // of the call.
+  template <class Q>
+  const node* find(const shard& sh, const Q& key, std::uint64_t h) const {
+    const std::uintptr_t tag = tag_of(h);
+    for (;;) {
+      const std::uint64_t before = sh.version.load(std::memory_order_seq_cst);
+      const index_table& t = *sh.index.load(std::memory_order_seq_cst);
+      // Bounded, so that cells moving under the probe cannot keep it going round.
+      std::size_t i = home_of(h, t.mask);
+      for (std::size_t probes = 0; probes <= t.mask; ++probes, i = (i + 1) & t.mask) {
+        const std::uintptr_t c = t.cells[i].load(std::memory_order_seq_cst);
+        if (c == 0) break;
+        if ((c & ~address_mask) != tag) continue;
+        const node* n = node_of(c);
+        if (n->hash == h && key_eq_(n->key, key)) return n;
+      }
+      if ((before & 1) == 0 && sh.version.load(std::memory_order_seq_cst) == before) {
+        return nullptr;
+      }
+      cpu_relax();  // an erase moved cells meanwhile: the miss may be false
+    }
+  }
+
+  // Under the lock: the cell holding `key`, or npos.
+  template <class Q>
+  std::size_t cell_of(const shard& sh, const Q& key, std::uint64_t h) const {
+    const index_table& t = sh.table();
+    const std::uintptr_t tag = tag_of(h);
+    for (std::size_t i = home_of(h, t.mask);; i = (i + 1) & t.mask) {
+      const std::uintptr_t c = t.cells[i].load(std::memory_order_relaxed);
+      if (c == 0) return npos;
+      if ((c & ~address_mask) == tag) {
+        const node* n = node_of(c);
+        if (n->hash == h && key_eq_(n->key, key)) return i;
+      }
+    }
+  }
+
+  // Under the lock: the cell of the entry in slot `s`.
+  static std::size_t cell_of(shard& sh, slot s) noexcept {
+    const index_table& t = sh.table();
+    const slot_data& d = sh[s];
+    const std::uint64_t h = static_cast<std::uint64_t>(d.hash_hi) << 32;
+    const std::uintptr_t c = reinterpret_cast<std::uintptr_t>(d.n) | tag_of(h);
+    std::size_t i = home_of(h, t.mask);
+    while (t.cells[i].load(std::memory_order_relaxed) != c) i = (i + 1) & t.mask;
+    return i;
+  }
+
+  static void place(index_table& t, std::uintptr_t c, std::size_t home,
+                    std::memory_order order) noexcept {
+    std::size_t i = home;
+    while (t.cells[i].load(std::memory_order_relaxed) != 0) i = (i + 1) & t.mask;
+    t.cells[i].store(c, order);
+  }
+
+  // Under the lock: removes cell `at` from the index (backward-shift deletion; see the header
+  // comment for why `version` is odd meanwhile).
+  static void unlink(shard& sh, std::size_t at) noexcept {
+    index_table& t = *sh.index.load(std::memory_order_relaxed);
+    const std::uint64_t v = sh.version.load(std::memory_order_relaxed);
+    sh.version.store(v + 1, std::memory_order_seq_cst);
+    std::size_t hole = at;
+    for (std::size_t j = (at + 1) & t.mask;; j = (j + 1) & t.mask) {
+      const std::uintptr_t c = t.cells[j].load(std::memory_order_relaxed);
+      if (c == 0) break;
+      // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
+      const std::size_t home = home_of_cell(c, t.mask);
+      if (((j - home) & t.mask) >= ((j - hole) & t.mask)) {
+        t.cells[hole].store(c, std::memory_order_seq_cst);
+        hole = j;
+      }
+    }
+    t.cells[hole].store(0, std::memory_order_seq_cst);
+    sh.version.store(v + 2, std::memory_order_seq_cst);
+    --sh.count;
+  }
+
+  // Under the lock, before an insert: keeps the index at most half full. Throws std::bad_alloc
+  // with the shard unchanged.
+  void reserve_cell(shard& sh) const {
+    index_table* t = sh.index.load(std::memory_order_relaxed);
+    if ((sh.count + 1) * 2 <= t->mask + 1) return;
+    auto bigger = std::make_unique<index_table>((t->mask + 1) * 2);
+    for (std::size_t i = 0; i <= t->mask; ++i) {
+      const std::uintptr_t c = t->cells[i].load(std::memory_order_relaxed);
+      if (c != 0) place(*bigger, c, home_of_cell(c, bigger->mask), std::memory_order_relaxed);
+    }
+    sh.index.store(bigger.release(), std::memory_order_seq_cst);
+    epoch_->retire(this_thread_epoch_record(), t, destroy<index_table>);
+  }
+
+  void record_hit(shard& sh, std::uint64_t record) const {
+    const std::uint64_t pos = sh.written.fetch_add(1, std::memory_order_relaxed);
+    // An occupied cell means the drainer is a whole buffer behind: the record is dropped. Each
+    // time the ring wraps, the reader that wrapped it tries to drain.
+    std::atomic<std::uint64_t>& r = sh.reads[pos % read_buffer_size];
+    std::uint64_t expected = empty_record;
+    if (!r.compare_exchange_strong(expected, record, std::memory_order_release,
+                                   std::memory_order_relaxed)) {
+      sh.dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (pos % read_buffer_size == read_buffer_size - 1) {
+      std::unique_lock lock(sh.mutex, std::try_to_lock);
+      if (lock.owns_lock()) drain(sh);
+    }
+  }
+
+  // Under the lock: tells the policy of the buffered hits that are still valid. Only the
+  // positions claimed since the last drain are visited (at most a buffer's worth), so a write
+  // with no reads since costs one load.
+  static void drain(shard& sh) {
+    const std::uint64_t written = sh.written.load(std::memory_order_acquire);
+    const std::uint64_t from = std::max(
+        sh.drained, written > read_buffer_size ? written - read_buffer_size : std::uint64_t{0});
+    for (std::uint64_t pos = from; pos < written; ++pos) {
+      const std::uint64_t r =
+          sh.reads[pos % read_buffer_size].exchange(empty_record, std::memory_order_acquire);
+      if (r == empty_record) continue;  // claimed but not yet filled: that record is lost
+      const auto s = static_cast<slot>(r & 0xffffffffU);
+      if (s < sh.fresh && sh[s].n != nullptr &&
+          sh[s].generation == static_cast<std::uint32_t>(r >> 32)) {
+        sh.policy.on_hit(s);
+      }
+    }
+    if (written != sh.drained && sh.coalesce) {
+      sh.drains.store(sh.drains.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    sh.drained = written;
+  }
+
+  template <class KA, class VA>
+  static node* make_node(KA&& k, VA&& v, std::uint64_t h, std::size_t w, slot s,
+                         std::uint32_t generation) {
+    auto* n = new node(std::forward<KA>(k), std::forward<VA>(v), h, w, s, generation);
+    if ((reinterpret_cast<std::uintptr_t>(n) & ~address_mask) != 0) {
+      delete n;
+      throw std::runtime_error("warm tier: a node's address does not fit in 48 bits");
+    }
+    return n;
+  }
+
+  // Under the lock. The new node is built before anything changes, so a throw keeps the old
+  // entry as it was.
+  void replace(shard& sh, std::size_t at, K&& key, V&& value, std::size_t w, victim_list& victims) {
+    index_table& t = *sh.index.load(std::memory_order_relaxed);
+    node* old = node_of(t.cells[at].load(std::memory_order_relaxed));
+    const slot s = old->at;
+    node* n = make_node(std::move(key), std::move(value), old->hash, w, s, old->generation);
+    n->hits.store(old->hits.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    t.cells[at].store(cell_value(n), std::memory_order_seq_cst);
+    sh[s].n = n;
+    sh.weight = sh.weight - old->weight + w;
+    retire(old);
+    sh.policy.on_hit(s);
+    if (sh.max_weight == 0 || sh.weight <= sh.max_weight) return;
+    // The grown entry is taken out of the policy while others are evicted for it, so it can
+    // never be picked; it fits on its own (put checked), so the loop ends. It comes back as new.
+    sh.policy.on_erase(s);
+    try {
+      while (sh.weight > sh.max_weight && sh.policy.size() > 0) evict_one(sh, victims);
+    } catch (...) {
+      sh.policy.on_miss(n->hash);
+      sh.policy.on_insert(s, n->hash);
+      throw;
+    }
+    sh.policy.on_miss(n->hash);
+    sh.policy.on_insert(s, n->hash);
+  }
+
+  // Under the lock. Nothing is published until the node and room for it in the index exist; a
+  // throw on the way leaves the shard as it was, but for the evictions made room for (they are
+  // in `victims`, delivered by put).
+  void insert(shard& sh, K&& key, V&& value, std::uint64_t h, std::size_t w, victim_list& victims) {
+    sh.policy.on_miss(h);
+    while (sh.policy.size() > 0 && ((sh.free.empty() && sh.fresh == sh.capacity) ||
+                                    (sh.max_weight != 0 && sh.weight + w > sh.max_weight))) {
+      evict_one(sh, victims);
+    }
+    reserve_cell(sh);
+    if (sh.free.empty()) grow(sh);
+    const slot s = sh.free.back();
+    slot_data& d = sh[s];
+    node* n = make_node(std::move(key), std::move(value), h, w, s, d.generation);
+    index_table& t = *sh.index.load(std::memory_order_relaxed);
+    place(t, cell_value(n), home_of(h, t.mask), std::memory_order_release);
+    sh.free.pop_back();
+    d.n = n;
+    d.hash_hi = static_cast<std::uint32_t>(h >> 32);
+    ++sh.count;
+    sh.weight += w;
+    sh.policy.on_insert(s, h);
+  }
+
+  void evict_one(shard& sh, victim_list& victims) {
+    const slot v = sh.policy.victim();
+    node* n = sh[v].n;
+    try {
+      victims.push_back(victim{n, stamp_ ? stamp_(n->key) : 0});
+    } catch (...) {  // the entry stays: give it back to the policy
+      sh.policy.on_miss(n->hash);
+      sh.policy.on_insert(v, n->hash);
+      throw;
+    }
+    unlink(sh, cell_of(sh, v));
+    ++sh.evictions;
+    release(sh, v, weigher_ ? n->weight : 1);
+  }
+
+  // Makes one more slot free (the shard is below capacity): the next fresh one, allocating its
+  // chunk when it starts one. Throws std::bad_alloc with the shard unchanged.
+  static void grow(shard& sh) {
+    sh.free.reserve(static_cast<std::size_t>(sh.fresh) + 1);
+    const std::size_t c = sh.fresh / chunk_size;
+    if (!sh.chunks[c]) sh.chunks[c] = std::make_unique<slot_data[]>(chunk_size);
+    sh.free.push_back(sh.fresh++);
+  }
+
+  // The node has left the index (or is leaving it with the whole table): its slot becomes free.
+  static void release(shard& sh, slot s, std::size_t weight) noexcept {
+    slot_data& d = sh[s];
+    sh.weight -= weight;
+    d.n = nullptr;
+    ++d.generation;
+    sh.free.push_back(s);
+  }
+
+  // Every victim reaches the sink even if an earlier call throws; the first exception is then
+  // rethrown (after the tier's own state is complete). Then the victims are retired.
+  void deliver(victim_list& victims) {
+    if (victims.empty()) return;
+    std::exception_ptr first;
+    if (sink_ || stamped_sink_) {
+      for (const victim& v : victims) {
+        try {
+          if (stamped_sink_) {
+            stamped_sink_(v.n->key, v.n->value, v.stamp, v.n->hits.load(std::memory_order_relaxed));
+          } else {
+            sink_(v.n->key, v.n->value);
+          }
+        } catch (...) {
+          if (!first) first = std::current_exception();
+        }
+      }
+    }
+    for (const victim& v : victims) retire(v.n);
+    if (first) std::rethrow_exception(first);
+  }
+
+  [[no_unique_address]] Hash hasher_{};
+  [[no_unique_address]] KeyEqual key_eq_{};
+  epoch_domain* const epoch_ = &epoch_domain::global();
+  weigher_type weigher_;
+  sink_type sink_;
+  std::function<std::uint64_t(const K&)> stamp_;
+  std::function<void(const K&, const V&, std::uint64_t, std::uint32_t)> stamped_sink_;
+  unsigned shard_bits_ = 0;
+  std::size_t max_entries_ = 0;
+  std::size_t max_weight_ = 0;
+  std::vector<std::unique_ptr<shard>> shards_;
+};
+
+}  // namespace detail
+GOLDYLOX_END_NAMESPACE

@@ -1,0 +1,2 @@
+#pragma once
+#include "goldylox/detail/warm/y.hpp"

@@ -1,0 +1,2 @@
+#pragma once
+#  include "goldylox/detail/common/platform.hpp"
