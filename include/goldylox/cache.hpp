@@ -143,6 +143,13 @@ class cache {
     return engine_->erase(key);
   }
 
+  // With a cold tier: makes every write the cold tier has taken so far durable (fdatasync of the
+  // segments written since the last sync, and of the directory), whatever cold_tier_durability
+  // says; entries still in memory reach the disk when they are evicted or the cache closes. The
+  // error of a failed sync (kPermissionDenied, kInternal for an I/O error, ...) is returned and
+  // counted in stats().cold_sync_errors, as are the periodic syncer's. OK without a cold tier.
+  absl::Status sync() { return engine_->sync(); }
+
   // Removes every entry (entries inserted concurrently with clear() may survive it).
   absl::Status clear() {
     engine_->clear();

@@ -24,17 +24,23 @@ struct cache_stats {
   std::uint64_t promotions = 0;      // warm entries moved back into the hot tier
   std::uint64_t cold_hits = 0;       // hits the cold tier served (counted with telemetry)
   std::uint64_t cold_demotions = 0;  // memory evictions written to the cold tier
-  std::uint64_t cold_promotions = 0;       // cold hits copied back into memory
-  std::uint64_t cold_not_admitted = 0;     // warm evictions the admission rule kept off disk
-  std::uint64_t cold_refused = 0;          // cold writes that failed (a full disk, an oversized or
-                                           // unserializable value): those entries left the cache
-  std::uint64_t cold_corrupt_records = 0;  // damaged records found on open or read; never served
-  std::size_t cold_size = 0;               // cold records (promoted entries keep theirs)
-  std::uint64_t cold_disk_bytes = 0;       // bytes of the cold tier's segment files
-  std::size_t size = 0;                    // entries held now, all tiers
-  std::size_t hot_size = 0;                // of which in the hot tier
-  std::size_t warm_size = 0;               // of which in the warm tier
-  std::size_t capacity = 0;                // maximum entries, all tiers
+  std::uint64_t cold_promotions = 0;        // cold hits copied back into memory
+  std::uint64_t cold_not_admitted = 0;      // warm evictions the admission rule kept off disk
+  std::uint64_t cold_refused = 0;           // cold writes that failed (a full disk, an oversized or
+                                            // unserializable value): those entries left the cache
+  std::uint64_t cold_corrupt_records = 0;   // damaged records found on open or read; never served
+  std::uint64_t cold_corrupt_segments = 0;  // segment files found damaged on open (a bad header,
+                                            // or another segment's file): skipped, their
+                                            // entries lost; worth an alert
+  std::uint64_t cold_sync_errors = 0;       // syncs that failed (periodic, sync(), close): the
+                                            // writes since the last good sync may not survive
+                                            // an OS crash; worth an alert
+  std::size_t cold_size = 0;                // cold records (promoted entries keep theirs)
+  std::uint64_t cold_disk_bytes = 0;        // bytes of the cold tier's segment files
+  std::size_t size = 0;                     // entries held now, all tiers
+  std::size_t hot_size = 0;                 // of which in the hot tier
+  std::size_t warm_size = 0;                // of which in the warm tier
+  std::size_t capacity = 0;                 // maximum entries, all tiers
   std::size_t memory_bytes = 0;  // approximate bytes owned by the cache (heap parts of values
                                  // stored in cache<K>, and warm-tier policy metadata, are not
                                  // included)

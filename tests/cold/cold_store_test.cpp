@@ -625,4 +625,201 @@ TEST(ColdStore, AReadOnlyDirectoryFailsToOpenWithAClearError) {
   EXPECT_EQ(code, 0);
 }
 
+// ---- failures that must not cost data (issue 24) ----------------------------------------------
+
+// Writes `count` keys of 300-byte values (about 200 to a 64 KiB segment) and closes the store.
+void fill(const gd::cold_store_options& o, std::uint64_t count) {
+  auto s = open_ok(o);
+  for (std::uint64_t k = 0; k < count; ++k) {
+    ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, 1)), 1).ok()) << k;
+  }
+}
+
+std::size_t open_descriptors() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// A segment that cannot be opened for a passing reason (here: no descriptors left) is not
+// damage. Skipped as corrupt, its records would vanish until the next open, and the versions
+// handed out meanwhile could be lower than theirs, so an older value would come back later.
+// The open fails instead, naming the file, and a later open with descriptors to spare finds
+// everything.
+TEST(ColdStore, ASegmentThatCannotBeOpenedFailsTheOpenInsteadOfBeingSkipped) {
+  temp_dir dir;
+  auto o = small_options(dir.path());
+  o.codec = codec_id::none;
+  fill(o, 2000);
+  const std::size_t segments = segment_files(dir.path()).size();
+  ASSERT_GE(segments, 8u);
+  const int code = in_child([&] {
+    // Room for the lock file, the directory listing and a few segments, not for all of them.
+    const rlim_t limit = open_descriptors() + 4;
+    rlimit lim{limit, limit};
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) return 10;
+    auto s = gd::cold_store::open(o);
+    if (s.ok()) return 11;  // opened with segments missing
+    if (absl::IsDataLoss(s.status())) return 12;
+    const std::string message(s.status().message());
+    if (message.find("seg-") == std::string::npos) return 13;
+    if (message.find(std::strerror(EMFILE)) == std::string::npos) return 14;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+  auto s = open_ok(o);
+  EXPECT_EQ(s->stats().corrupt_segments, 0u);
+  EXPECT_EQ(segment_files(dir.path()).size(), segments);
+  for (std::uint64_t k = 0; k < 2000; ++k) EXPECT_EQ(*get(*s, key_for(k)), value_for(k, 1)) << k;
+}
+
+// A file size limit (RLIMIT_FSIZE: EFBIG, the same kResourceExhausted as a full disk) refuses
+// new segments, but deleting old ones cannot lift it: nothing is deleted and every stored key
+// stays readable. (On a disk that is really full, ASmallTmpfsFillsUpAndTheStoreGoesOn, the
+// oldest segment is still shed.)
+TEST(ColdStore, AFileSizeLimitRefusesWritesWithoutDeletingSegments) {
+  temp_dir dir;
+  auto o = small_options(dir.path());
+  o.codec = codec_id::none;
+  fill(o, 700);
+  const std::size_t segments = segment_files(dir.path()).size();
+  ASSERT_GE(segments, 3u);
+  const int code = in_child([&] {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{32 << 10, 32 << 10};  // below the 64 KiB a segment is created at
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) return 10;
+    auto s = gd::cold_store::open(o);
+    if (!s.ok()) return 11;
+    std::size_t refused = 0;
+    for (std::uint64_t k = 1000; k < 1040; ++k) {
+      auto st = (*s)->put(as_bytes(key_for(k)), as_bytes(value_for(k, 1)), 1);
+      if (!st.ok()) {
+        if (!absl::IsResourceExhausted(st)) return 12;
+        ++refused;
+      }
+    }
+    if (refused == 0) return 13;
+    if (segment_files(dir.path()).size() != segments) return 14;  // a segment was deleted
+    for (std::uint64_t k = 0; k < 700; ++k) {
+      auto v = get(**s, key_for(k));
+      if (!v.ok() || *v != value_for(k, 1)) return 15;
+    }
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+  auto s = open_ok(o);
+  for (std::uint64_t k = 0; k < 700; ++k) EXPECT_EQ(*get(*s, key_for(k)), value_for(k, 1)) << k;
+}
+
+// Rolling to a new segment re-inserts recently read entries of the reclaimed one, but never so
+// many that the record which asked for the roll no longer fits: with 30 read 1 KiB entries in
+// the oldest segment (half a segment's worth), a 40 KiB value is still stored.
+TEST(ColdStore, ReinsertedEntriesNeverCrowdOutTheRecordThatRolled) {
+  temp_dir dir;
+  auto o = small_options(dir.path());
+  o.codec = codec_id::none;
+  o.max_bytes = 2 * o.segment_bytes;
+  auto s = open_ok(o);
+  const auto value_of = [](std::uint64_t k) { return value_for(k, 1, 1024); };
+  for (std::uint64_t k = 0; k < 30; ++k) {
+    ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_of(k)), 1).ok());
+  }
+  for (std::uint64_t k = 0; k < 30; ++k) ASSERT_TRUE(get(*s, key_for(k)).ok());
+  // Fill the first segment with entries nobody reads, then 27 KiB of the second.
+  std::uint64_t k = 100;
+  while (s->stats().segments < 2) {
+    ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_of(k)), 1).ok());
+    ++k;
+  }
+  for (int i = 0; i < 25; ++i, ++k) {
+    ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_of(k)), 1).ok());
+  }
+  ASSERT_EQ(s->stats().reclaimed_segments, 0u);
+  const std::string big(40 << 10, 'x');
+  ASSERT_TRUE(s->put(as_bytes("big"), as_bytes(big), 1).ok());
+  EXPECT_EQ(*get(*s, "big"), big);
+  const auto st = s->stats();
+  EXPECT_EQ(st.reclaimed_segments, 1u);
+  EXPECT_GT(st.reinserted, 0u);   // re-insertion still ran ...
+  EXPECT_LT(st.reinserted, 30u);  // ... within what the big record left
+}
+
+// Validation accepts exactly what recovery can address: the largest capacity accepted for a
+// segment size opens, one segment more is refused at validation, not at open.
+TEST(ColdStore, EveryAcceptedCapacityOpens) {
+  for (const std::uint64_t seg : {std::uint64_t{256} << 20, std::uint64_t{4} << 30}) {
+    SCOPED_TRACE(seg);
+    temp_dir dir;
+    auto o = small_options(dir.path());
+    o.segment_bytes = seg;
+    int bits = 0;
+    while ((std::uint64_t{1} << (bits + 3)) < seg) ++bits;
+    const std::uint64_t slots = std::uint64_t{1} << (gd::cold_index::location_bits - bits);
+    o.max_bytes = (slots - 2) * seg;  // the budget's segments, the active one, one reclaimed
+    ASSERT_TRUE(gd::cold_store::validate(o).ok()) << gd::cold_store::validate(o);
+    EXPECT_TRUE(gd::cold_store::open(o).ok());
+    o.max_bytes += seg;
+    EXPECT_TRUE(absl::IsInvalidArgument(gd::cold_store::validate(o)));
+    EXPECT_TRUE(absl::IsInvalidArgument(gd::cold_store::open(o).status()));
+  }
+  // The 4 TiB the documentation names is refused with small segments too, at validation.
+  gd::cold_store_options o;
+  o.path = "/nonexistent";
+  o.segment_bytes = 64 << 10;
+  o.max_bytes = std::uint64_t{1} << 42;
+  EXPECT_TRUE(absl::IsInvalidArgument(gd::cold_store::validate(o)));
+}
+
+std::uint64_t bytes_on_disk(const std::string& dir) {
+  std::uint64_t n = 0;
+  for (const auto& f : segment_files(dir)) n += fs::file_size(f);
+  return n;
+}
+
+// The disk budget is bytes, not a segment count: reopening with another segment size keeps
+// every entry that fits the budget, and the files never exceed it by more than one segment.
+TEST(ColdStore, TheDiskBudgetIsInBytesWhateverSegmentSizeEarlierRunsUsed) {
+  {  // small segments, reopened with large ones: nothing that fits is evicted
+    temp_dir dir;
+    auto o = small_options(dir.path());
+    o.codec = codec_id::none;
+    o.max_bytes = 8 << 20;
+    fill(o, 5000);
+    o.segment_bytes = 4 << 20;
+    auto s = open_ok(o);
+    EXPECT_EQ(s->stats().entries, 5000u);
+    EXPECT_EQ(s->stats().evicted, 0u);
+    for (std::uint64_t k = 0; k < 5000; ++k) EXPECT_EQ(*get(*s, key_for(k)), value_for(k, 1)) << k;
+    for (std::uint64_t k = 5000; k < 35000; ++k) {
+      ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, 1)), 1).ok());
+      if (k % 500 == 0) {
+        ASSERT_LE(bytes_on_disk(dir.path()), o.max_bytes + o.segment_bytes) << k;
+        ASSERT_LE(s->stats().disk_bytes, o.max_bytes + o.segment_bytes) << k;
+      }
+    }
+    EXPECT_EQ(*get(*s, key_for(34999)), value_for(34999, 1));
+  }
+  {  // large segments, reopened with small ones: the budget still holds
+    temp_dir dir;
+    auto o = small_options(dir.path());
+    o.codec = codec_id::none;
+    o.segment_bytes = 4 << 20;
+    o.max_bytes = 8 << 20;
+    fill(o, 25000);
+    o.segment_bytes = 64 << 10;
+    auto s = open_ok(o);
+    for (std::uint64_t k = 30000; k < 60000; ++k) {
+      ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, 1)), 1).ok());
+      if (k % 500 == 0) {
+        ASSERT_LE(bytes_on_disk(dir.path()), o.max_bytes + o.segment_bytes) << k;
+        ASSERT_EQ(s->stats().disk_bytes, bytes_on_disk(dir.path())) << k;
+      }
+    }
+    EXPECT_EQ(*get(*s, key_for(59999)), value_for(59999, 1));
+    const auto entries = s->stats().entries;
+    s.reset();
+    EXPECT_EQ(open_ok(o)->stats().entries, entries);
+  }
+}
+
 }  // namespace

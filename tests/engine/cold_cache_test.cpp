@@ -343,4 +343,51 @@ TEST(ColdCache, TheBuilderRefusesWhatCannotWork) {
   EXPECT_FALSE(under_file.ok());
 }
 
+// A sync that fails (here the directory's own fsync: a user without read permission on the
+// directory cannot open it) is returned by sync() and counted in stats(); once the cause is gone
+// the next sync succeeds. The cache keeps serving meanwhile.
+TEST(ColdCache, ASyncThatFailsIsReturnedAndCounted) {
+  temp_dir dir;
+  ::chmod(dir.path().c_str(), 0777);
+  const std::string cold = dir.path() + "/cold";
+  const int code = goldylox_test::in_child([&] {
+    if (!goldylox_test::drop_root()) return 10;
+    auto made = goldylox::typed_cache<int, std::string>::builder()
+                    .hot_tier_max_entries(16)
+                    .warm_tier_max_entries(0)
+                    .cold_tier_storage_path(cold)
+                    .cold_tier_segment_bytes(64 << 10)
+                    .cold_tier_max_bytes(16 << 20)
+                    .cold_tier_durability(goldylox::cold_durability::none)
+                    .build();
+    if (!made.ok()) return 11;
+    if (!made->sync().ok()) return 12;
+    if (made->stats().cold_sync_errors != 0) return 13;
+    // Enough evictions to start a new segment, which the next sync must make durable in the
+    // directory too.
+    for (int i = 0; i < 2000; ++i) {
+      if (!made->put(i, std::string(100, 'v')).ok()) return 14;
+    }
+    if (made->stats().cold_demotions == 0) return 15;
+    ::chmod(cold.c_str(), 0300);  // write and search, no read: open(O_RDONLY) fails, EACCES
+    const absl::Status failed = made->sync();
+    ::chmod(cold.c_str(), 0700);
+    if (!absl::IsPermissionDenied(failed)) return 16;
+    if (failed.message().find(cold) == std::string::npos) return 17;
+    if (made->stats().cold_sync_errors != 1) return 18;
+    if (made->get(0) != std::string(100, 'v')) return 19;  // still served
+    if (!made->sync().ok()) return 20;                     // the directory is synced now
+    return made->stats().cold_sync_errors == 1 ? 0 : 21;
+  });
+  EXPECT_EQ(code, 0);
+}
+
+// Without a cold tier there is nothing to sync.
+TEST(ColdCache, SyncWithoutAColdTierIsOk) {
+  auto made = goldylox::cache<std::string>::builder().hot_tier_max_entries(8).build();
+  ASSERT_TRUE(made.ok());
+  EXPECT_TRUE(made->sync().ok());
+  EXPECT_EQ(made->stats().cold_sync_errors, 0u);
+}
+
 }  // namespace

@@ -3,13 +3,16 @@
 // Every failing system call becomes a status that names the operation, the path and strerror,
 // with a code a caller can act on: a full disk (ENOSPC, EDQUOT, EFBIG) is kResourceExhausted,
 // missing permissions (EACCES, EPERM, EROFS) kPermissionDenied, a missing path kNotFound, and a
-// directory held by another open cache (flock) kFailedPrecondition. Nothing here throws.
+// directory held by another open cache (flock) kFailedPrecondition. The errno itself rides along
+// as a payload (errno_of), for the callers whose next step depends on more than the code. Nothing
+// here throws.
 #pragma once
 
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <fcntl.h>
@@ -20,29 +23,59 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "goldylox/version.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
 
+// The status's payload under this URL is the errno that caused it (decimal), so a caller can
+// tell causes that share a code apart: ENOSPC (deleting files frees space) from EFBIG (a file
+// size limit, which no deletion lifts).
+inline constexpr std::string_view errno_payload_url = "goldylox/errno";
+
 inline absl::Status errno_status(int err, const std::string& what) {
   const std::string message = absl::StrCat(what, ": ", std::strerror(err));
+  absl::Status st;
   switch (err) {
     case ENOSPC:
     case EDQUOT:
     case EFBIG:
-      return absl::ResourceExhaustedError(message);
+      st = absl::ResourceExhaustedError(message);
+      break;
     case EACCES:
     case EPERM:
     case EROFS:
-      return absl::PermissionDeniedError(message);
+      st = absl::PermissionDeniedError(message);
+      break;
     case ENOENT:
     case ENOTDIR:
-      return absl::NotFoundError(message);
+      st = absl::NotFoundError(message);
+      break;
     default:
-      return absl::InternalError(message);
+      st = absl::InternalError(message);
+      break;
   }
+  st.SetPayload(absl::string_view(errno_payload_url.data(), errno_payload_url.size()),
+                absl::Cord(absl::StrCat(err)));
+  return st;
+}
+
+// The errno behind a status made by errno_status, or 0.
+inline int errno_of(const absl::Status& st) {
+  const auto p =
+      st.GetPayload(absl::string_view(errno_payload_url.data(), errno_payload_url.size()));
+  int err = 0;
+  if (!p || !absl::SimpleAtoi(std::string(*p), &err)) return 0;
+  return err;
+}
+
+// Whether the file system ran out of space (or quota): what deleting files can cure.
+inline bool is_out_of_space(const absl::Status& st) {
+  const int err = errno_of(st);
+  return err == ENOSPC || err == EDQUOT;
 }
 
 // An owned file descriptor.

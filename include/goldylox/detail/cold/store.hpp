@@ -15,13 +15,15 @@
 // lock. A record that fails its checksum or does not decompress is never returned; it is
 // unindexed and counted.
 //
-// Space. The directory holds at most max_bytes / segment_bytes segments (one more while the
-// oldest is reclaimed). When the active segment fills it is sealed and a new one created; if that
-// exceeds the count, the oldest segment is reclaimed: each entry still indexed there is either
-// re-appended to the new segment, if it was read since it was written or last re-appended and
-// fits the re-insertion budget, or dropped (counted as an eviction); then the file is deleted.
-// Overwritten records and tombstones vanish with their segment. Reclaiming oldest first keeps
-// tombstones correct: when a tombstone's segment goes, every older record of its key is gone.
+// Space. The segments' sizes add up to at most max_bytes, whatever segment sizes earlier runs
+// used (one segment more while the oldest is reclaimed; a single segment larger than the whole
+// budget, left by an earlier run, stays alone until the next roll). When the active segment fills
+// it is sealed and a new one created; if that exceeds the budget, the oldest segment is reclaimed:
+// each entry still indexed there is either re-appended to the new segment, if it was read since it
+// was written or last re-appended and fits the re-insertion budget, or dropped (counted as an
+// eviction); then the file is deleted. Overwritten records and tombstones vanish with their
+// segment. Reclaiming oldest first keeps tombstones correct: when a tombstone's segment goes, every
+// older record of its key is gone.
 //
 // Durability (docs/cold-tier.md has the exact promises): `none` never syncs; `periodic` syncs
 // every segment written since the last sync from a background thread every sync_interval;
@@ -128,6 +130,9 @@ class cold_store {
     if (o.max_bytes > max_total_bytes) {
       return bad("capacity ", o.max_bytes, " bytes is above the 4 TiB the index can address");
     }
+    // What recovery will ask of the index, checked now, so that every accepted configuration
+    // opens (on a directory its own runs wrote).
+    if (auto st = check_addressable(o.max_bytes / seg + 2, seg); !st.ok()) return st;
     if (o.sync_interval.count() <= 0 && o.durability == cold_durability::periodic) {
       return bad("sync interval must be positive");
     }
@@ -138,6 +143,28 @@ class cold_store {
       (void)make_compressor(o.codec, o.codec_level);
     } catch (const std::exception& e) {
       return bad(e.what());
+    }
+    return absl::OkStatus();
+  }
+
+  // Index locations hold a segment slot above the record's offset / 8: offsets within a segment
+  // of `largest` bytes take this many bits.
+  static int offset_bits_for(std::uint64_t largest) noexcept {
+    int bits = 0;
+    while ((std::uint64_t{1} << (bits + 3)) < largest) ++bits;
+    return bits;
+  }
+
+  // Whether `slots` segments (the budget's, plus the active one and one being reclaimed) of up to
+  // `largest` bytes fit the index's location bits.
+  static absl::Status check_addressable(std::uint64_t slots, std::uint64_t largest) {
+    const int bits = offset_bits_for(largest);
+    if (bits >= cold_index::location_bits ||
+        slots > (std::uint64_t{1} << (cold_index::location_bits - bits))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("goldylox cold tier: ", slots, " segments of up to ", largest,
+                       " bytes are more than the index can address; use larger segments or a "
+                       "smaller capacity"));
     }
     return absl::OkStatus();
   }
@@ -331,7 +358,7 @@ class cold_store {
     std::lock_guard lock(writer_mu_);
     const std::uint64_t evicted = counters_.evicted;
     active_.reset();
-    while (!order_.empty()) reclaim_oldest_locked(false);
+    while (!order_.empty()) reclaim_oldest_locked(false, 0);
     counters_.evicted = evicted;
   }
 
@@ -360,10 +387,8 @@ class cold_store {
       std::lock_guard lock(writer_mu_);
       s = counters_;
       s.segments = order_.size();
-      for (const std::uint32_t slot : order_) {
-        s.disk_bytes += table_[slot].seg->size();
-        s.live_bytes += table_[slot].live_bytes;
-      }
+      s.disk_bytes = disk_bytes_;
+      for (const std::uint32_t slot : order_) s.live_bytes += table_[slot].live_bytes;
       s.last_version = version_;
     }
     for (const read_counters& c : read_stripes_) {
@@ -526,7 +551,7 @@ class cold_store {
   // record then counts as live in that segment. Writer mutex held.
   absl::StatusOr<std::uint64_t> append_locked(std::span<const std::byte> record) {
     if (!active_ || active_->room() < record.size()) {
-      if (auto st = roll_locked(); !st.ok()) {
+      if (auto st = roll_locked(record.size()); !st.ok()) {
         ++counters_.write_errors;
         return st;
       }
@@ -542,30 +567,45 @@ class cold_store {
   }
 
   // Seals the active segment and starts a new one, reclaiming the oldest segments beyond the
-  // capacity. On a full disk, drops the oldest segments until the new one fits. Writer mutex held.
-  absl::Status roll_locked() {
+  // capacity; `reserve` bytes of the new segment are kept for the record that asked for the roll,
+  // so re-inserted entries never crowd it out. When the file system is out of space, drops the
+  // oldest segment and tries once more; any other failure (a file size limit, permissions, an
+  // I/O error) deletes nothing, since deleting could not help. Writer mutex held.
+  absl::Status roll_locked(std::size_t reserve) {
     if (active_) {
       active_->seal();
       active_.reset();
     }
     auto created = segment::create(options_.path, next_id_, segment_bytes_);
-    if (!created.ok() && absl::IsResourceExhausted(created.status()) && order_.size() >= 2) {
+    if (!created.ok() && is_out_of_space(created.status()) && order_.size() >= 2) {
       // The disk filled before the capacity did: shed the oldest segment, as a full cache
       // would, and try once more. Each failing roll sheds at most one segment.
-      reclaim_oldest_locked(false);
+      reclaim_oldest_locked(false, 0);
       created = segment::create(options_.path, next_id_, segment_bytes_);
     }
     if (!created.ok()) return created.status();
     ++next_id_;
+    // Slots are sized for the larger of the budget's segment count and the count found at open;
+    // segments of mixed sizes (an earlier run's) could still use them all. Then the oldest goes
+    // first, as it would a moment later for the budget.
+    if (free_slots_.empty()) reclaim_oldest_locked(false, 0);
     const std::uint32_t slot = take_free_slot();
     table_[slot] = table_entry{std::make_shared<segment>(*std::move(created)), 0, false};
     readable_[slot].store(table_[slot].seg.get(), std::memory_order_release);
     order_.push_back(slot);
+    disk_bytes_ += table_[slot].seg->size();
     active_ = table_[slot].seg;
     active_slot_ = slot;
     directory_dirty_ = true;
-    while (order_.size() > max_segments_) reclaim_oldest_locked(options_.reinsert_share > 0);
+    while (over_budget_locked()) reclaim_oldest_locked(options_.reinsert_share > 0, reserve);
     return absl::OkStatus();
+  }
+
+  // The budget is in bytes, whatever segment sizes earlier runs used: over it while the
+  // segments' sizes add up to more than max_bytes and there is an older segment than the
+  // active one to reclaim (so one segment larger than the whole budget stays, alone).
+  bool over_budget_locked() const noexcept {
+    return order_.size() > 1 && disk_bytes_ > options_.max_bytes;
   }
 
   std::uint32_t take_free_slot() {
@@ -575,14 +615,18 @@ class cold_store {
   }
 
   // Removes the oldest segment: unindexes (or re-appends, if `reinsert` and they were read
-  // recently) its live entries, then deletes the file. Writer mutex held.
-  void reclaim_oldest_locked(bool reinsert) {
+  // recently) its live entries, then deletes the file. Re-appended entries take at most
+  // reinsert_share of the active segment's room and leave `reserve` bytes of it free. Writer
+  // mutex held.
+  void reclaim_oldest_locked(bool reinsert, std::size_t reserve) {
     const std::uint32_t victim = order_.front();
     order_.pop_front();
     std::size_t budget = 0;
     if (reinsert && active_ && active_slot_ != victim) {
+      const std::size_t room = active_->room();
       budget =
-          static_cast<std::size_t>(static_cast<double>(active_->room()) * options_.reinsert_share);
+          std::min(static_cast<std::size_t>(static_cast<double>(room) * options_.reinsert_share),
+                   room > reserve ? room - reserve : 0);
     }
     const std::uint64_t now = wall_clock_ns();
     for (std::size_t i = 0; i < cold_index::shard_count; ++i) {
@@ -616,6 +660,7 @@ class cold_store {
     // its shard lock, which the loop above took exclusively: the mapping can go.
     readable_[victim].store(nullptr, std::memory_order_release);
     const std::string path = table_[victim].seg->path();
+    disk_bytes_ -= table_[victim].seg->size();
     table_[victim] = table_entry{};
     free_slots_.push_back(victim);
     ::unlink(path.c_str());
@@ -714,22 +759,26 @@ class cold_store {
     std::uint64_t largest = segment_bytes_;
     for (const std::uint64_t id : ids) {
       auto s = segment::open(options_.path + "/" + segment_file_name(id));
-      if (!s.ok() || s->id() != id) {
+      if (!s.ok() && !absl::IsDataLoss(s.status())) {
+        // Not proven damaged, only unreadable now (descriptors or mappings exhausted,
+        // permissions, an I/O error): skipping it would hide its records, and the versions this
+        // process then hands out could fall below theirs, so a later open would serve them over
+        // newer writes. Refuse to open instead; the error names the file.
+        return absl::Status(s.status().code(),
+                            absl::StrCat("goldylox cold tier: cannot open a segment (the store "
+                                         "opens only with all of them): ",
+                                         s.status().message()));
+      }
+      if (!s.ok() || s->id() != id) {  // a damaged header, or another segment's file
         ++counters_.corrupt_segments;
         continue;
       }
       largest = std::max<std::uint64_t>(largest, s->size());
       segs.push_back(std::make_shared<segment>(*std::move(s)));
     }
-    offset_bits_ = 0;
-    while ((std::uint64_t{1} << (offset_bits_ + 3)) < largest) ++offset_bits_;
+    offset_bits_ = offset_bits_for(largest);
     const std::size_t slots = std::max<std::size_t>(max_segments_, segs.size()) + 2;
-    if (offset_bits_ >= cold_index::location_bits ||
-        slots > (std::size_t{1} << (cold_index::location_bits - offset_bits_))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("goldylox cold tier: ", slots, " segments of up to ", largest,
-                       " bytes are more than the index can address; use larger segments"));
-    }
+    if (auto st = check_addressable(slots, largest); !st.ok()) return st;
     table_.resize(slots);
     readable_ = std::make_unique<std::atomic<const segment*>[]>(slots);
     for (std::size_t i = slots; i-- > 0;) {
@@ -743,6 +792,7 @@ class cold_store {
       table_[slot] = table_entry{seg, 0, false};  // the last process may not have synced it
       readable_[slot].store(seg.get(), std::memory_order_release);
       order_.push_back(slot);
+      disk_bytes_ += seg->size();
       last_scan = scan_records(seg->bytes(), [&](const record_view& r, std::size_t off) {
         replay_locked(r, make_location(slot, off));
       });
@@ -757,7 +807,7 @@ class cold_store {
         active_slot_ = order_.back();
       }
     }
-    while (order_.size() > max_segments_) reclaim_oldest_locked(false);
+    while (over_budget_locked()) reclaim_oldest_locked(false, 0);
     counters_.recovery_ns =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                        std::chrono::steady_clock::now() - start)
@@ -809,6 +859,7 @@ class cold_store {
   std::shared_ptr<segment> active_;
   std::uint32_t active_slot_ = 0;
   std::uint64_t next_id_ = 1;
+  std::uint64_t disk_bytes_ = 0;  // the sizes of the segments in order_
   std::uint64_t version_ = 0;
   bool directory_dirty_ = false;
   bool closed_ = false;

@@ -91,6 +91,7 @@ class cold_tier {
   // The entry version of key's record now, 0 if none.
   std::uint64_t version_of(const K& key) { return store_->version_of(key_bytes(key)); }
   void clear() { store_->clear(); }
+  absl::Status sync() { return store_->sync(); }
   cold_store_stats stats() const { return store_->stats(); }
   std::size_t size() const { return store_->size(); }
   std::uint64_t undecodable() const noexcept {

@@ -264,6 +264,12 @@ class engine {
     return erased;
   }
 
+  // Makes what the cold tier holds durable (cold_store::sync); OK without a cold tier.
+  absl::Status sync() {
+    if (t_.cold == nullptr) return absl::OkStatus();
+    return t_.cold->sync();
+  }
+
   void clear() {
     t_.hot.clear();
     if (t_.warm != nullptr) t_.warm->clear();
