@@ -3,6 +3,7 @@
 // reclamation, the lock file, bad configuration, and damaged, truncated, foreign and unreadable
 // files, full disks and read-only directories (the last two in child processes, so their limits
 // and identities stay out of the test binary).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -635,10 +636,17 @@ void fill(const gd::cold_store_options& o, std::uint64_t count) {
   }
 }
 
-std::size_t open_descriptors() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
-  return n;
+// Closes every descriptor above stderr (in a child process: copies of the parent's), so that
+// the lowest free descriptor numbers are 3, 4, ... and RLIMIT_NOFILE, which bounds numbers,
+// bounds how many files can be opened.
+void close_inherited_descriptors() {
+  std::vector<int> fds;
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    fds.push_back(std::stoi(e.path().filename().string()));
+  }
+  for (const int fd : fds) {
+    if (fd > 2) ::close(fd);
+  }
 }
 
 // A segment that cannot be opened for a passing reason (here: no descriptors left) is not
@@ -655,7 +663,8 @@ TEST(ColdStore, ASegmentThatCannotBeOpenedFailsTheOpenInsteadOfBeingSkipped) {
   ASSERT_GE(segments, 8u);
   const int code = in_child([&] {
     // Room for the lock file, the directory listing and a few segments, not for all of them.
-    const rlim_t limit = open_descriptors() + 4;
+    close_inherited_descriptors();
+    const rlim_t limit = 3 + 4;  // descriptors 3..6: the lock file and three segments at most
     rlimit lim{limit, limit};
     if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) return 10;
     auto s = gd::cold_store::open(o);

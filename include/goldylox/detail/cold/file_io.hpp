@@ -23,7 +23,6 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "goldylox/version.hpp"
@@ -31,7 +30,8 @@
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
 
-// The status's payload under this URL is the errno that caused it (decimal), so a caller can
+// The status's payload under this URL (an absl::Cord, which status.h brings: payloads are
+// Cords) is the errno that caused it (decimal), so a caller can
 // tell causes that share a code apart: ENOSPC (deleting files frees space) from EFBIG (a file
 // size limit, which no deletion lifts).
 inline constexpr std::string_view errno_payload_url = "goldylox/errno";

@@ -777,7 +777,10 @@ class cold_store {
       segs.push_back(std::make_shared<segment>(*std::move(s)));
     }
     offset_bits_ = offset_bits_for(largest);
-    const std::size_t slots = std::max<std::size_t>(max_segments_, segs.size()) + 2;
+    // The budget's segments, the one being created and the one being reclaimed; a crash in the
+    // middle of a roll (the new file made, the oldest not yet deleted) leaves one more file than
+    // the budget's, which needs no extra slot: it is reclaimed below before anything rolls.
+    const std::size_t slots = std::max<std::size_t>(max_segments_ + 2, segs.size() + 1);
     if (auto st = check_addressable(slots, largest); !st.ok()) return st;
     table_.resize(slots);
     readable_ = std::make_unique<std::atomic<const segment*>[]>(slots);
