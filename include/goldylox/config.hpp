@@ -23,6 +23,8 @@
 //                               other codecs default to their own default level.
 //   cold_tier_durability        none, periodic (default: fdatasync every
 //                               cold_tier_sync_interval, 1 s), on_close, every_write.
+//   cold_tier_strict_open       refuse to open a directory that lost data (default: open with
+//                               what is intact and count the loss in stats()).
 //   enable_background_workers   validated and recorded; no work depends on it yet (the
 //                               tiers evict inline, on the inserting thread; the cold tier's
 //                               periodic syncer follows cold_tier_durability).
@@ -86,6 +88,7 @@ struct cache_config {
   cold_durability cold_tier_durability = cold_durability::periodic;
   std::uint32_t cold_tier_sync_interval_ms = 1000;
   cold_admission cold_tier_admission = cold_admission::all;
+  bool cold_tier_strict_open = false;  // refuse to open a directory that lost data
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
@@ -135,6 +138,7 @@ struct config_request {
   std::optional<cold_durability> cold_tier_durability;
   std::optional<std::uint32_t> cold_tier_sync_interval_ms;
   std::optional<cold_admission> cold_tier_admission;
+  std::optional<bool> cold_tier_strict_open;
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
@@ -187,6 +191,7 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   c.cold_tier_durability = r.cold_tier_durability.value_or(cold_durability::periodic);
   c.cold_tier_sync_interval_ms = r.cold_tier_sync_interval_ms.value_or(1000);
   c.cold_tier_admission = r.cold_tier_admission.value_or(cold_admission::all);
+  c.cold_tier_strict_open = r.cold_tier_strict_open.value_or(false);
   c.enable_simd = r.enable_simd;
   c.enable_background_workers = r.enable_background_workers;
   c.enable_telemetry = r.enable_telemetry;
@@ -253,7 +258,7 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   if (!r.cold_tier_storage_path &&
       (r.compression_level || r.cold_tier_max_bytes || r.cold_tier_segment_bytes ||
        r.cold_tier_codec || r.cold_tier_durability || r.cold_tier_sync_interval_ms ||
-       r.cold_tier_admission)) {
+       r.cold_tier_admission || r.cold_tier_strict_open)) {
     return absl::InvalidArgumentError(
         "goldylox: compression_level and the cold_tier_* options apply to the cold tier, which "
         "is off; set cold_tier_storage_path too, or drop them");
@@ -360,6 +365,15 @@ class basic_builder {
   // at least once in the warm tier (reread). Without a warm tier every eviction is written.
   Derived& cold_tier_admission(cold_admission a) {
     request_.cold_tier_admission = a;
+    return self();
+  }
+  // Whether build() refuses (kDataLoss) to open a cold tier directory that lost data: a segment
+  // the manifest lists that is missing, unreadable or replaced, a damaged record (a removed
+  // key's tombstone among them), a missing or damaged manifest. Off (the default), the cache
+  // opens with what is intact and counts the rest in stats() (cold_missing_segments,
+  // cold_corrupt_segments, cold_corrupt_records, cold_damaged_manifests).
+  Derived& cold_tier_strict_open(bool strict = true) {
+    request_.cold_tier_strict_open = strict;
     return self();
   }
   // How often the periodic durability mode syncs (default 1000 ms).

@@ -32,15 +32,19 @@ struct cache_stats {
   std::uint64_t cold_corrupt_segments = 0;  // segment files found damaged on open (a bad header,
                                             // or another segment's file): skipped, their
                                             // entries lost; worth an alert
-  std::uint64_t cold_sync_errors = 0;       // syncs that failed (periodic, sync(), close): the
-                                            // writes since the last good sync may not survive
-                                            // an OS crash; worth an alert
-  std::size_t cold_size = 0;                // cold records (promoted entries keep theirs)
-  std::uint64_t cold_disk_bytes = 0;        // bytes of the cold tier's segment files
-  std::size_t size = 0;                     // entries held now, all tiers
-  std::size_t hot_size = 0;                 // of which in the hot tier
-  std::size_t warm_size = 0;                // of which in the warm tier
-  std::size_t capacity = 0;                 // maximum entries, all tiers
+  std::uint64_t cold_missing_segments = 0;  // segments the manifest listed that were not there
+                                            // on open: their entries lost; worth an alert
+  std::uint64_t cold_damaged_manifests = 0;  // opens that found the manifest missing or damaged,
+                                             // so lost segments could not be told; an alert
+  std::uint64_t cold_sync_errors = 0;        // syncs that failed (periodic, sync(), close): the
+                                             // writes since the last good sync may not survive
+                                             // an OS crash; worth an alert
+  std::size_t cold_size = 0;                 // cold records (promoted entries keep theirs)
+  std::uint64_t cold_disk_bytes = 0;         // bytes of the cold tier's segment files
+  std::size_t size = 0;                      // entries held now, all tiers
+  std::size_t hot_size = 0;                  // of which in the hot tier
+  std::size_t warm_size = 0;                 // of which in the warm tier
+  std::size_t capacity = 0;                  // maximum entries, all tiers
   std::size_t memory_bytes = 0;  // approximate bytes owned by the cache (heap parts of values
                                  // stored in cache<K>, and warm-tier policy metadata, are not
                                  // included)

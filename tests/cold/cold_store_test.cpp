@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cold/cold_test_support.hpp"
 #include "goldylox/detail/cold/store.hpp"
 #include "test_support.hpp"
 
@@ -33,61 +34,9 @@ namespace gd = goldylox::detail;
 namespace fs = std::filesystem;
 using goldylox::codec_id;
 using goldylox::cold_durability;
-
-std::span<const std::byte> as_bytes(const std::string& s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
-
+using namespace goldylox_test::cold;
 using goldylox_test::in_child;
 using goldylox_test::temp_dir;
-
-gd::cold_store_options small_options(const std::string& path) {
-  gd::cold_store_options o;
-  o.path = path;
-  o.segment_bytes = 64 * 1024;
-  o.max_bytes = 64 * 1024 * 1024;
-  o.durability = cold_durability::none;
-  return o;
-}
-
-std::unique_ptr<gd::cold_store> open_ok(const gd::cold_store_options& o) {
-  auto s = gd::cold_store::open(o);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? *std::move(s) : nullptr;
-}
-
-// A value that is a function of its key and a version, JSON-like so the codecs have work.
-std::string value_for(std::uint64_t key, std::uint64_t version, std::size_t size = 300) {
-  std::string v = "{\"key\":" + std::to_string(key) + ",\"version\":" + std::to_string(version) +
-                  ",\"name\":\"user-" + std::to_string(key * 7919 % 1000) + "\",\"pad\":\"";
-  while (v.size() + 2 < size) v += static_cast<char>('a' + (key + v.size()) % 26);
-  return v + "\"}";
-}
-
-std::string key_for(std::uint64_t k) {
-  return "key:" + std::to_string(k);
-}
-
-// The value stored under key, or the status that came instead.
-absl::StatusOr<std::string> get(gd::cold_store& s, const std::string& key,
-                                std::uint64_t* tag = nullptr) {
-  std::string out;
-  auto st = s.read(as_bytes(key), [&](const gd::record_meta& m, std::span<const std::byte> v) {
-    out.assign(reinterpret_cast<const char*>(v.data()), v.size());
-    if (tag) *tag = m.type_tag;
-  });
-  if (!st.ok()) return st;
-  return out;
-}
-
-std::vector<fs::path> segment_files(const std::string& dir) {
-  std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (gd::parse_segment_file_name(e.path().filename().string())) out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // --- the index ---------------------------------------------------------------------------------
 
@@ -764,7 +713,8 @@ TEST(ColdStore, EveryAcceptedCapacityOpens) {
     int bits = 0;
     while ((std::uint64_t{1} << (bits + 3)) < seg) ++bits;
     const std::uint64_t slots = std::uint64_t{1} << (gd::cold_index::location_bits - bits);
-    o.max_bytes = (slots - 2) * seg;  // the budget's segments, the active one, one reclaimed
+    // The budget's segments and those a roll adds for a moment.
+    o.max_bytes = (slots - gd::cold_store::slot_count_for(0)) * seg;
     ASSERT_TRUE(gd::cold_store::validate(o).ok()) << gd::cold_store::validate(o);
     EXPECT_TRUE(gd::cold_store::open(o).ok());
     o.max_bytes += seg;
@@ -832,3 +782,81 @@ TEST(ColdStore, TheDiskBudgetIsInBytesWhateverSegmentSizeEarlierRunsUsed) {
 }
 
 }  // namespace
+
+// Reclamation weighs live bytes: while at most half the budget is live data, every live entry of
+// a reclaimed segment is re-appended (compacted), read or not. 100 entries nobody reads and two
+// keys updated 1,200 times through a 1 MiB budget (the disk ~90 % dead records): none of the 100
+// is dropped, before or after a reopen. Then, with the disk mostly live, FIFO eviction resumes.
+TEST(ColdStore, ReclamationKeepsLiveEntriesWhileTheDiskIsMostlyDead) {
+  temp_dir dir;
+  auto o = small_options(dir.path());
+  o.codec = codec_id::none;
+  o.max_bytes = 1 << 20;
+  {
+    auto s = open_ok(o);
+    for (std::uint64_t k = 0; k < 100; ++k) {
+      ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, 1, 1000)), 1).ok());
+    }
+    for (std::uint64_t u = 0; u < 1200; ++u) {
+      const std::uint64_t k = 1000 + u % 2;
+      ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, u, 1000)), 1).ok());
+    }
+    const auto st = s->stats();
+    EXPECT_GT(st.reclaimed_segments, 2u);
+    EXPECT_EQ(st.evicted, 0u);
+    EXPECT_LE(st.disk_bytes, o.max_bytes);
+    for (std::uint64_t k = 0; k < 100; ++k) {
+      ASSERT_EQ(*get(*s, key_for(k)), value_for(k, 1, 1000)) << k;
+    }
+  }
+  auto s = open_ok(o);
+  EXPECT_EQ(s->stats().entries, 102u);
+  for (std::uint64_t k = 0; k < 100; ++k) ASSERT_EQ(*get(*s, key_for(k)), value_for(k, 1, 1000));
+  EXPECT_EQ(*get(*s, key_for(1001)), value_for(1001, 1199, 1000));
+  // Distinct keys now: the disk fills with live data and the oldest unread entries go.
+  for (std::uint64_t k = 2000; k < 4000; ++k) {
+    ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, 1, 1000)), 1).ok());
+  }
+  EXPECT_GT(s->stats().evicted, 0u);
+  EXPECT_LE(s->stats().disk_bytes, o.max_bytes);
+  EXPECT_EQ(*get(*s, key_for(3999)), value_for(3999, 1, 1000));
+}
+
+// every_write: a write whose sync fails returns the error and is neither indexed nor served; the
+// key keeps its previous value, a failed erase leaves the key in place, and writes succeed again
+// once syncing does. The sync is made to fail by making the segment file unreadable (it is
+// opened by name to be synced), in a child process without root.
+TEST(ColdStore, AnEveryWriteWriteWhoseSyncFailsIsNotServed) {
+  temp_dir dir;
+  ::chmod(dir.path().c_str(), 0777);
+  const std::string path = dir.path() + "/cold";
+  const int code = in_child([&] {
+    if (!goldylox_test::drop_root()) return 10;
+    auto o = small_options(path);
+    o.durability = cold_durability::every_write;
+    auto opened = gd::cold_store::open(o);
+    if (!opened.ok()) return 11;
+    auto& s = **opened;
+    if (!s.put(as_bytes("K"), as_bytes(std::string("OLD")), 1).ok()) return 12;
+    if (!s.put(as_bytes("R"), as_bytes(std::string("kept")), 1).ok()) return 13;
+    const auto files = segment_files(path);
+    if (files.size() != 1) return 14;
+    ::chmod(files[0].c_str(), 0200);
+    const absl::Status failed = s.put(as_bytes("K"), as_bytes(std::string("NEW")), 1);
+    if (!absl::IsPermissionDenied(failed)) return 15;
+    if (get(s, "K").value_or("") != "OLD") return 16;  // the failed write is not served
+    if (s.put(as_bytes("N"), as_bytes(std::string("never")), 1).ok()) return 17;
+    if (s.contains(as_bytes("N"))) return 18;
+    auto erased = s.erase(as_bytes("R"));
+    if (erased.ok()) return 19;
+    if (!s.contains(as_bytes("R")) || get(s, "R").value_or("") != "kept") return 20;
+    if (s.stats().sync_errors < 3) return 21;
+    ::chmod(files[0].c_str(), 0600);
+    if (!s.put(as_bytes("K"), as_bytes(std::string("NEW2")), 1).ok()) return 22;
+    if (get(s, "K").value_or("") != "NEW2") return 23;
+    auto again = s.erase(as_bytes("R"));
+    if (!again.ok() || !*again || s.contains(as_bytes("R"))) return 24;
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+}

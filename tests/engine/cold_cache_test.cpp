@@ -2,6 +2,7 @@
 // come back on a read, values keep their type across a restart, writes never let an older cold
 // value resurface, values that cannot be serialized stay in memory, and the builder refuses
 // what cannot work with clear errors.
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <string>
@@ -391,3 +392,41 @@ TEST(ColdCache, SyncWithoutAColdTierIsOk) {
 }
 
 }  // namespace
+
+// A segment deleted between runs: the default open counts it where users alert
+// (cold_missing_segments), a strict open refuses the directory naming the file.
+TEST(ColdCache, ALostSegmentIsCountedAndAStrictOpenRefusesIt) {
+  temp_dir dir;
+  const auto build = [&](bool strict) {
+    return goldylox::cache<std::string>::builder()
+        .hot_tier_max_entries(16)
+        .warm_tier_max_entries(16)
+        .cold_tier_storage_path(dir.path())
+        .cold_tier_max_bytes(64 << 20)
+        .cold_tier_segment_bytes(64 << 10)
+        .cold_tier_codec("none")
+        .cold_tier_strict_open(strict)
+        .build();
+  };
+  {
+    auto cache = build(false);
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    for (int i = 0; i < 2000; ++i) {
+      ASSERT_TRUE(cache->put("user:" + std::to_string(i), std::string(200, 'a' + i % 26)).ok());
+    }
+  }
+  std::vector<fs::path> segments;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    if (e.path().extension() == ".glx") segments.push_back(e.path());
+  }
+  std::sort(segments.begin(), segments.end());
+  ASSERT_GE(segments.size(), 3u);
+  fs::remove(segments[1]);
+  auto strict = build(true);
+  ASSERT_TRUE(absl::IsDataLoss(strict.status())) << strict.status();
+  EXPECT_NE(strict.status().message().find(segments[1].filename().string()), std::string::npos);
+  auto cache = build(false);
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  EXPECT_EQ(cache->stats().cold_missing_segments, 1u);
+  EXPECT_EQ(cache->stats().cold_damaged_manifests, 0u);
+}

@@ -32,6 +32,7 @@
 
 #include <goldylox/detail/codec/codec.hpp>
 #include <goldylox/detail/cold/file_io.hpp>
+#include <goldylox/detail/cold/manifest.hpp>
 #include <goldylox/detail/cold/record.hpp>
 #include <goldylox/detail/cold/segment.hpp>
 
@@ -53,8 +54,9 @@ constexpr std::string_view usage_text =
     "Inspects a goldylox cold tier directory read-only (it may be in use by a running cache).\n"
     "\n"
     "commands:\n"
-    "  verify <dir>    check every segment header, record checksum and compressed value;\n"
-    "                  exit 1 if anything is corrupt or truncated\n"
+    "  verify <dir>    check the manifest, every segment header, record checksum and\n"
+    "                  compressed value; exit 1 if a listed segment is missing or replaced,\n"
+    "                  or anything is corrupt or truncated\n"
     "  stats <dir>     segments, records, live entries and live ratio, per-codec sizes\n"
     "  dump <dir>      one line per record, in the order recovery replays them\n"
     "      --values    also print each value (decompressed, at most 64 bytes)\n"
@@ -180,7 +182,7 @@ absl::StatusOr<directory_listing> list_directory(const std::string& dir) {
       break;
     }
     const std::string_view name = e->d_name;
-    if (name == "." || name == ".." || name == "LOCK") continue;
+    if (name == "." || name == ".." || name == "LOCK" || name == gd::manifest_file_name) continue;
     if (const auto id = gd::parse_segment_file_name(name)) {
       out.segments.push_back({*id, std::string(name)});
     } else {
@@ -349,12 +351,68 @@ replay_state replay(const std::string& dir, const directory_listing& listing, st
 
 // --- verify ---------------------------------------------------------------------------------
 
+// What the manifest says of the segments listed: which are missing or not the file it listed.
+// The manifest is read before and after the listing: a running cache deletes a reclaimed
+// segment only after writing a manifest without it, so a segment both copies list and the
+// listing lacks was lost, not reclaimed meanwhile.
+struct manifest_check {
+  std::uint64_t missing = 0, replaced = 0, stale = 0;
+  bool damaged = false;  // no valid manifest beside segments
+  const gd::manifest_state* state = nullptr;
+};
+
+manifest_check check_manifest(const std::string& dir, const gd::manifest_read& before,
+                              const gd::manifest_read& after, const directory_listing& listing) {
+  manifest_check c;
+  if (!before.exists || before.damaged || !after.exists || after.damaged) {
+    c.damaged = !listing.segments.empty() || before.damaged || after.damaged;
+    if (c.damaged) {
+      std::printf("MANIFEST %s: the segments cannot be checked against a list\n",
+                  before.exists ? "DAMAGED" : "MISSING");
+    }
+    return c;
+  }
+  c.state = &after.state;
+  const auto present = [&](std::uint64_t id) {
+    return std::any_of(listing.segments.begin(), listing.segments.end(),
+                       [&](const segment_file& f) { return f.id == id; });
+  };
+  for (const gd::manifest_entry& e : before.state.segments) {
+    const bool still_listed =
+        std::any_of(after.state.segments.begin(), after.state.segments.end(),
+                    [&](const gd::manifest_entry& a) { return a.id == e.id; });
+    if (still_listed && !present(e.id)) {
+      ++c.missing;
+      std::printf("MISSING SEGMENT: %s is listed in the manifest and not in %s\n",
+                  gd::segment_file_name(e.id).c_str(), dir.c_str());
+    }
+  }
+  for (const segment_file& f : listing.segments) {
+    const auto& segs = after.state.segments;
+    const bool listed = std::any_of(segs.begin(), segs.end(),
+                                    [&](const gd::manifest_entry& e) { return e.id == f.id; });
+    if (!listed && f.id < after.state.next_id) {
+      ++c.stale;
+      std::printf("stale segment: %s was reclaimed (the next open deletes it)\n", f.name.c_str());
+    }
+  }
+  return c;
+}
+
 int run_verify(const std::string& dir) {
+  auto before = gd::read_manifest(dir);
   auto listing = list_directory(dir);
   if (!listing.ok()) {
     std::fprintf(stderr, "goldylox-inspect: %s\n", message_of(listing.status()).c_str());
     return exit_usage;
   }
+  auto after = gd::read_manifest(dir);
+  if (!before.ok() || !after.ok()) {
+    std::fprintf(stderr, "goldylox-inspect: %s\n",
+                 message_of(before.ok() ? after.status() : before.status()).c_str());
+    return exit_damage;
+  }
+  manifest_check manifest = check_manifest(dir, *before, *after, *listing);
   std::uint64_t disk_bytes = 0, good = 0, regions = 0, corrupt_bytes = 0, bad_values = 0;
   std::uint64_t bad_segments = 0, truncated = 0, oversized = 0, unreadable = 0, segments = 0;
   std::vector<std::byte> value;
@@ -411,6 +469,14 @@ int run_verify(const std::string& dir) {
                         std::to_string(s->header.size) + " the header gives");
     }
     if (s->truncated()) ++truncated;
+    if (manifest.state != nullptr) {
+      for (const gd::manifest_entry& e : manifest.state->segments) {
+        if (e.id == f.id && (e.size != s->header.size || e.created_ns != s->header.created_ns)) {
+          ++manifest.replaced;
+          details.push_back("REPLACED: not the file the manifest lists under this id");
+        }
+      }
+    }
     good += scan.records - seg_bad_values;
     regions += scan.corrupt_regions;
     corrupt_bytes += scan.corrupt_bytes;
@@ -424,8 +490,9 @@ int run_verify(const std::string& dir) {
     std::printf("foreign file: %s\n", name.c_str());
   }
 
-  const bool damaged =
-      regions + bad_values + bad_segments + truncated + oversized + unreadable != 0;
+  const bool damaged = regions + bad_values + bad_segments + truncated + oversized + unreadable +
+                           manifest.missing + manifest.replaced + (manifest.damaged ? 1 : 0) !=
+                       0;
   std::printf("\nsegments:             %llu (%llu bytes)\n", ull(segments), ull(disk_bytes));
   std::printf("good records:         %llu\n", ull(good));
   std::printf("corrupt records:      %llu regions (%llu bytes)\n", ull(regions),
@@ -433,6 +500,10 @@ int run_verify(const std::string& dir) {
   std::printf("undecodable values:   %llu\n", ull(bad_values));
   std::printf("corrupt segments:     %llu (bad header)\n", ull(bad_segments));
   std::printf("truncated segments:   %llu\n", ull(truncated));
+  std::printf("missing segments:     %llu\n", ull(manifest.missing));
+  if (manifest.replaced != 0) std::printf("replaced segments:    %llu\n", ull(manifest.replaced));
+  if (manifest.stale != 0) std::printf("stale segments:       %llu\n", ull(manifest.stale));
+  std::printf("manifest:             %s\n", manifest.damaged ? "DAMAGED or missing" : "ok");
   if (oversized != 0) std::printf("oversized segments:   %llu\n", ull(oversized));
   if (unreadable != 0) std::printf("unreadable segments:  %llu\n", ull(unreadable));
   std::printf("foreign files:        %zu\n", listing->foreign.size());

@@ -4,6 +4,7 @@
 //                                           key, a raw (incompressible) value, an expired value
 //   goldylox_inspect_fixture <dir> damage   the same, then a few bytes flipped in the first
 //                                           segment's records and a foreign file added
+//   goldylox_inspect_fixture <dir> lost     the same as good, then the second segment deleted
 // Segments and LOCK left by an earlier run are removed first, so every run writes the same
 // records (the store would otherwise recover them and append more).
 #include <algorithm>
@@ -61,7 +62,8 @@ bool clear_directory(const std::string& dir) {
   std::vector<std::string> doomed;
   while (const dirent* e = ::readdir(d)) {
     const std::string_view name = e->d_name;
-    if (name == "LOCK" || name == "notes.txt" || gd::parse_segment_file_name(name)) {
+    if (name == "LOCK" || name == "notes.txt" || name == gd::manifest_file_name ||
+        gd::parse_segment_file_name(name)) {
       doomed.emplace_back(name);
     }
   }
@@ -153,18 +155,36 @@ bool damage(const std::string& dir) {
   return true;
 }
 
+// Deletes the second segment, which the manifest lists.
+bool lose(const std::string& dir) {
+  std::vector<std::uint64_t> ids;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return false;
+  while (const dirent* e = ::readdir(d)) {
+    if (auto id = gd::parse_segment_file_name(e->d_name)) ids.push_back(*id);
+  }
+  ::closedir(d);
+  std::sort(ids.begin(), ids.end());
+  if (ids.size() < 2) return false;
+  const std::string path = dir + "/" + gd::segment_file_name(ids[1]);
+  if (::unlink(path.c_str()) != 0) return false;
+  std::printf("fixture: deleted %s\n", path.c_str());
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    if (argc != 3 ||
-        (std::string_view(argv[2]) != "good" && std::string_view(argv[2]) != "damage")) {
-      std::fprintf(stderr, "usage: goldylox_inspect_fixture <dir> good|damage\n");
+    const std::string_view mode = argc == 3 ? argv[2] : "";
+    if (mode != "good" && mode != "damage" && mode != "lost") {
+      std::fprintf(stderr, "usage: goldylox_inspect_fixture <dir> good|damage|lost\n");
       return 2;
     }
     const std::string dir = argv[1];
     if (!clear_directory(dir) || !write_store(dir)) return 1;
-    if (std::string_view(argv[2]) == "damage" && !damage(dir)) return 1;
+    if (mode == "damage" && !damage(dir)) return 1;
+    if (mode == "lost" && !lose(dir)) return 1;
     std::printf("fixture: wrote %s\n", dir.c_str());
     return 0;
   } catch (const std::exception& e) {

@@ -13,11 +13,13 @@
 //
 // A segment is created at its full size with posix_fallocate, so a full disk shows up when a
 // segment is created (kResourceExhausted), never halfway through a record, and the unwritten
-// tail reads as zeros. Records are appended with pwrite by one writer at a time; readers see them
-// through one read-only MAP_SHARED mapping of the whole file, pre-faulted with MAP_POPULATE: the
-// page cache is shared, so a record is visible through the mapping as soon as pwrite returns,
-// and a get touches no system call. The writer publishes a record's location (in the cold index,
-// under a lock) only after pwrite has returned.
+// tail reads as zeros. Only the segment being appended to keeps a file descriptor: sealing
+// closes it (the mapping stays valid without it), and sync() opens the file by name, so a store
+// uses a fixed handful of descriptors whatever its segment count. Records are appended with pwrite
+// by one writer at a time; readers see them through one read-only MAP_SHARED mapping of the whole
+// file, pre-faulted with MAP_POPULATE: the page cache is shared, so a record is visible through the
+// mapping as soon as pwrite returns, and a get touches no system call. The writer publishes a
+// record's location (in the cold index, under a lock) only after pwrite has returned.
 //
 // scan_records() walks a segment's bytes as recovery and goldylox-inspect see them: a record that
 // decodes is reported; the first zero word where a record should start, followed by nothing but
@@ -213,6 +215,7 @@ class segment {
 
   // Opens an existing segment file. A file whose header does not decode is kDataLoss; a file
   // shorter than its header says (truncated) is mapped as far as it goes and never appended to.
+  // The descriptor is kept until seal() or resume_at() decides whether appending goes on.
   static absl::StatusOr<segment> open(const std::string& path) {
     segment s;
     s.path_ = path;
@@ -241,8 +244,8 @@ class segment {
 
   std::uint64_t id() const noexcept { return header_.id; }
   std::size_t size() const noexcept { return header_.size; }
+  std::uint64_t created_ns() const noexcept { return header_.created_ns; }
   const std::string& path() const noexcept { return path_; }
-  int fd() const noexcept { return fd_.get(); }
   bool truncated() const noexcept { return truncated_; }
   std::span<const std::byte> bytes() const noexcept { return {map_.data(), map_.size()}; }
 
@@ -254,8 +257,13 @@ class segment {
   void resume_at(std::size_t end) noexcept {
     end_ = end;
     appendable_ = !truncated_ && map_.size() == header_.size;
+    if (!appendable_) fd_.reset();
   }
-  void seal() noexcept { appendable_ = false; }
+  // No more appends: the descriptor goes (the writer's thread only, as appends).
+  void seal() noexcept {
+    appendable_ = false;
+    fd_.reset();
+  }
 
   // Appends `record` (a whole encoded record) and returns its offset. A failed write seals the
   // segment: the bytes after end() may hold part of the record, which recovery will count as a
@@ -275,7 +283,17 @@ class segment {
     return at;
   }
 
-  absl::Status sync() const { return sync_data(fd_.get(), path_); }
+  // Makes the appended records durable. Any thread: the file is opened by name (fdatasync acts on
+  // the file, whichever descriptor asks), so the writer may seal the segment meanwhile. A file
+  // already deleted (the segment was reclaimed) has nothing left to make durable.
+  absl::Status sync() const {
+    unique_fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+      if (errno == ENOENT) return absl::OkStatus();
+      return errno_status(errno, absl::StrCat("open ", path_, " to sync it"));
+    }
+    return sync_data(fd.get(), path_);
+  }
 
  private:
   std::string path_;

@@ -39,8 +39,10 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -64,6 +66,7 @@
 #include "goldylox/detail/cold/durability.hpp"
 #include "goldylox/detail/cold/file_io.hpp"
 #include "goldylox/detail/cold/index.hpp"
+#include "goldylox/detail/cold/manifest.hpp"
 #include "goldylox/detail/cold/record.hpp"
 #include "goldylox/detail/cold/segment.hpp"
 
@@ -90,6 +93,11 @@ struct cold_store_options {
   bool adaptive = false;
   // Share of a fresh segment that reclamation may fill with re-inserted entries.
   double reinsert_share = 0.5;
+  // Refuse to open (kDataLoss) when anything the directory should hold is missing or damaged: a
+  // listed segment absent, unreadable or replaced, a damaged record (a tombstone among them),
+  // a damaged or missing manifest. Without it the store opens with what is intact and counts
+  // the rest.
+  bool strict_open = false;
 };
 
 struct cold_store_stats {
@@ -102,9 +110,14 @@ struct cold_store_stats {
   std::uint64_t value_bytes_written = 0, stored_bytes_written = 0;  // before and after codecs
   std::uint64_t records_by_codec[4] = {};  // records written, by codec_id (none, lz4, zstd, brotli)
   std::uint64_t reclaimed_segments = 0, reinserted = 0, evicted = 0;
+  std::uint64_t spilled_segments = 0;  // segments compaction started for re-inserted entries
   std::uint64_t write_errors = 0, sync_errors = 0, syncs = 0;
   // Found on open, or on a read: skipped, never served.
   std::uint64_t corrupt_records = 0, corrupt_bytes = 0, corrupt_segments = 0, foreign_files = 0;
+  // Found on open: segments the manifest lists that are not there; whether the manifest itself
+  // was missing (beside segments) or damaged; segment files a manifest no longer listed (their
+  // reclamation's deletion had not happened), deleted.
+  std::uint64_t missing_segments = 0, damaged_manifests = 0, stale_segments = 0;
   std::uint64_t recovered_records = 0;
   std::uint64_t recovery_ns = 0;
   std::uint64_t durable_version = 0;  // every write up to this entry version is synced
@@ -114,6 +127,9 @@ struct cold_store_stats {
 class cold_store {
  public:
   static constexpr std::uint64_t max_total_bytes = std::uint64_t{1} << 42;  // 39 bits of 8 bytes
+  // Versions the store may hand out beyond the last manifest's limit before writing another
+  // (every roll writes one too): one manifest write per this many writes at most.
+  static constexpr std::uint64_t version_lease = std::uint64_t{1} << 20;
 
   static absl::Status validate(const cold_store_options& o) {
     const auto bad = [](auto&&... what) {
@@ -130,9 +146,17 @@ class cold_store {
     if (o.max_bytes > max_total_bytes) {
       return bad("capacity ", o.max_bytes, " bytes is above the 4 TiB the index can address");
     }
-    // What recovery will ask of the index, checked now, so that every accepted configuration
-    // opens (on a directory its own runs wrote).
-    if (auto st = check_addressable(o.max_bytes / seg + 2, seg); !st.ok()) return st;
+    // What recovery will ask of the index and of the process, checked now, so that every
+    // accepted configuration opens (on a directory its own runs wrote).
+    const std::uint64_t slots = slot_count_for(o.max_bytes / seg);
+    if (auto st = check_addressable(slots, seg); !st.ok()) return st;
+    if (const std::uint64_t limit = mapping_limit(); slots > limit) {
+      return bad(o.max_bytes / seg, " segments of ", seg, " bytes need up to ", slots,
+                 " memory mappings (one per segment); vm.max_map_count allows this process ",
+                 2 * limit,
+                 ", half of which the cold tier may take; use larger segments or a "
+                 "smaller capacity");
+    }
     if (o.sync_interval.count() <= 0 && o.durability == cold_durability::periodic) {
       return bad("sync interval must be positive");
     }
@@ -145,6 +169,23 @@ class cold_store {
       return bad(e.what());
     }
     return absl::OkStatus();
+  }
+
+  // Segments a store of `max_segments` (the budget's) may hold at once: one more being created
+  // while the oldest is reclaimed, the oldest itself, and two that compaction may start.
+  static std::uint64_t slot_count_for(std::uint64_t max_segments) noexcept {
+    return max_segments + 4;
+  }
+
+  // Memory mappings the cold tier may take: half of vm.max_map_count (the process needs the
+  // rest: its heap, libraries, thread stacks, other caches). No limit if it cannot be read.
+  static std::uint64_t mapping_limit() noexcept {
+    std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "re");
+    if (f == nullptr) return std::numeric_limits<std::uint64_t>::max();
+    unsigned long long n = 0;
+    const bool read = std::fscanf(f, "%llu", &n) == 1;
+    std::fclose(f);
+    return read && n > 0 ? n / 2 : std::numeric_limits<std::uint64_t>::max();
   }
 
   // Index locations hold a segment slot above the record's offset / 8: offsets within a segment
@@ -218,31 +259,28 @@ class cold_store {
       }
     }
     record_meta meta{used, false, type_tag, 0, expiry_ns};
+    write_outcome outcome;
     {
       std::lock_guard lock(writer_mu_);
       if (closed_) return absl::FailedPreconditionError("goldylox cold tier: store is closed");
-      meta.version = version_ + 1;
+      auto version = next_version_locked();
+      if (!version.ok()) return version.status();
+      meta.version = *version;
       buf.record.resize(record_size(key.size(), stored.size()));
       encode_record(buf.record, meta, key, stored, value.size());
       auto loc = append_locked(buf.record);
       if (!loc.ok()) return loc.status();
       version_ = meta.version;
-      const std::uint64_t h = hash_key(key);
-      auto& shard = index_.shard_for(h);
-      std::unique_lock shard_lock(shard.mutex());
-      if (auto* slot = find_key(shard, h, key)) {
-        forget_locked(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
-        cold_index::shard::relocate(slot, *loc);
-      } else if (!shard.insert(h, *loc)) {
-        table_[slot_of(*loc)].live_bytes -= buf.record.size();  // not indexed: dead on arrival
-        return absl::ResourceExhaustedError("goldylox cold tier: index shard is full");
-      }
-      ++counters_.puts;
       ++counters_.records_by_codec[static_cast<int>(used)];
       counters_.value_bytes_written += value.size();
       counters_.stored_bytes_written += stored.size();
+      if (!sync_each_write()) return index_put_locked(hash_key(key), key, *loc, buf.record.size());
+      pending_.push_back(pending_write{
+          meta.version, false, hash_key(key),
+          std::string(reinterpret_cast<const char*>(key.data()), key.size()), *loc,
+          table_[slot_of(*loc)].seg->id(), buf.record.size(), pending_write::waiting, &outcome});
     }
-    return finish_write();
+    return await_publication(meta.version, outcome).status;
   }
 
   // Calls fn(const record_meta&, std::span<const std::byte> value) with the value stored under
@@ -303,6 +341,7 @@ class cold_store {
   absl::StatusOr<bool> erase(std::span<const std::byte> key) {
     if (key.size() > segment_bytes_) return false;
     std::uint64_t version;
+    write_outcome outcome;
     {
       std::lock_guard lock(writer_mu_);
       if (closed_) return absl::FailedPreconditionError("goldylox cold tier: store is closed");
@@ -312,7 +351,9 @@ class cold_store {
         std::shared_lock probe(shard.mutex());
         if (find_key(shard, h, key) == nullptr) return false;
       }
-      version = version_ + 1;
+      auto next = next_version_locked();
+      if (!next.ok()) return next.status();
+      version = *next;
       auto& buf = scratch();
       buf.record.resize(record_size(key.size(), 0));
       encode_record(buf.record, record_meta{codec_id::none, true, 0, version, 0}, key, {}, 0);
@@ -320,15 +361,18 @@ class cold_store {
       if (!loc.ok()) return loc.status();
       version_ = version;
       table_[slot_of(*loc)].live_bytes -= buf.record.size();  // tombstones are not live data
-      std::unique_lock shard_lock(shard.mutex());
-      if (auto* slot = find_key(shard, h, key)) {
-        forget_locked(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
-        shard.erase(slot);
+      if (!sync_each_write()) {
+        unindex_locked(h, key);
+        ++counters_.erases;
+        return true;
       }
-      ++counters_.erases;
+      pending_.push_back(pending_write{
+          version, true, h, std::string(reinterpret_cast<const char*>(key.data()), key.size()),
+          *loc, 0, 0, pending_write::waiting, &outcome});
     }
-    if (auto st = finish_write(); !st.ok()) return st;
-    return true;
+    const write_outcome& done = await_publication(version, outcome);
+    if (!done.status.ok()) return done.status;
+    return done.existed;
   }
 
   // Whether key is stored (an index probe and a key compare; the record's checksum is checked
@@ -358,8 +402,9 @@ class cold_store {
     std::lock_guard lock(writer_mu_);
     const std::uint64_t evicted = counters_.evicted;
     active_.reset();
-    while (!order_.empty()) reclaim_oldest_locked(false, 0);
+    while (!order_.empty()) reclaim_oldest_locked(false, 0, 0);
     counters_.evicted = evicted;
+    (void)commit_layout_locked();  // counted; the files stay, unlisted, for the next open
   }
 
   // Makes every write so far durable (fdatasync of the unsynced segments and the directory).
@@ -420,6 +465,25 @@ class cold_store {
     std::shared_ptr<segment> seg;
     std::uint64_t live_bytes = 0;
     bool synced = true;
+  };
+
+  // What a published every_write write did, for the writer waiting on it.
+  struct write_outcome {
+    bool done = false;
+    bool existed = false;  // an erase found the key
+    absl::Status status;
+  };
+
+  struct pending_write {
+    std::uint64_t version;
+    bool tombstone;
+    std::uint64_t hash;
+    std::string key;
+    std::uint64_t location;
+    std::uint64_t segment_id;  // the segment the value went to (puts)
+    std::size_t size;          // the record's bytes (puts)
+    enum { waiting, synced, failed } state;
+    write_outcome* outcome;  // on the writer's stack; it waits until `done`
   };
 
   struct scratch_buffers {
@@ -526,6 +590,96 @@ class cold_store {
     });
   }
 
+  // Points key's index entry at a record just appended (writer mutex held). The index shard
+  // cannot grow past 2^24 slots: the record is then dead on arrival and the put refused.
+  absl::Status index_put_locked(std::uint64_t h, std::span<const std::byte> key, std::uint64_t loc,
+                                std::size_t size) {
+    auto& shard = index_.shard_for(h);
+    std::unique_lock shard_lock(shard.mutex());
+    if (auto* slot = find_key(shard, h, key)) {
+      forget_locked(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
+      cold_index::shard::relocate(slot, loc);
+    } else if (!shard.insert(h, loc)) {
+      table_[slot_of(loc)].live_bytes -= size;
+      return absl::ResourceExhaustedError("goldylox cold tier: index shard is full");
+    }
+    ++counters_.puts;
+    return absl::OkStatus();
+  }
+
+  // Removes key's index entry; whether there was one (writer mutex held).
+  bool unindex_locked(std::uint64_t h, std::span<const std::byte> key) {
+    auto& shard = index_.shard_for(h);
+    std::unique_lock shard_lock(shard.mutex());
+    auto* slot = find_key(shard, h, key);
+    if (slot == nullptr) return false;
+    forget_locked(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
+    shard.erase(slot);
+    return true;
+  }
+
+  bool sync_each_write() const noexcept {
+    return options_.durability == cold_durability::every_write;
+  }
+
+  // every_write: a write is indexed (served) only once its sync succeeded, and writes are
+  // indexed in version order, so a later write of a key is never undone by an earlier one that
+  // finished last. Each writer appends under the writer mutex, joins a round of syncs (writers
+  // waiting together share one), records its round's result and publishes every write at the
+  // front of the queue whose result is known; a failed write is dropped there, unindexed, and
+  // the key keeps what it had. Returns once this write is published or dropped.
+  const write_outcome& await_publication(std::uint64_t version, write_outcome& outcome) {
+    const absl::Status synced = sync_pending();
+    std::unique_lock lock(writer_mu_);
+    for (pending_write& w : pending_) {
+      if (w.version == version) {
+        w.state = synced.ok() ? pending_write::synced : pending_write::failed;
+        if (!synced.ok()) outcome.status = synced;
+        break;
+      }
+    }
+    bool published = false;
+    while (!pending_.empty() && pending_.front().state != pending_write::waiting) {
+      publish_locked(pending_.front());
+      pending_.pop_front();
+      published = true;
+    }
+    if (published) publish_cv_.notify_all();
+    publish_cv_.wait(lock, [&] { return outcome.done; });
+    return outcome;
+  }
+
+  void publish_locked(const pending_write& w) {
+    write_outcome& out = *w.outcome;
+    const auto key =
+        std::span<const std::byte>(reinterpret_cast<const std::byte*>(w.key.data()), w.key.size());
+    const std::uint32_t slot = slot_of(w.location);
+    const bool segment_kept = !w.tombstone && slot < table_.size() && table_[slot].seg &&
+                              table_[slot].seg->id() == w.segment_id;
+    if (w.state == pending_write::failed) {
+      if (segment_kept) table_[slot].live_bytes -= w.size;
+    } else if (w.tombstone) {
+      out.existed = unindex_locked(w.hash, key);
+      ++counters_.erases;
+    } else if (segment_kept) {
+      out.status = index_put_locked(w.hash, key, w.location, w.size);
+    } else {
+      // Reclaimed while its sync ran (a whole budget written meanwhile): the write was stored
+      // and then evicted, and the key's older record must not stay in its place.
+      unindex_locked(w.hash, key);
+      ++counters_.puts;
+      ++counters_.evicted;
+    }
+    out.done = true;
+  }
+
+  // Whether a write of this key hash waits to be published: its older record must not be
+  // re-inserted past the pending tombstone or value (writer mutex held).
+  bool write_pending_locked(std::uint64_t h) const noexcept {
+    return std::any_of(pending_.begin(), pending_.end(),
+                       [&](const pending_write& w) { return w.hash == h; });
+  }
+
   // The record at loc stops being live (writer mutex held).
   void forget_locked(std::uint64_t loc) {
     const auto bytes = record_bytes(loc);
@@ -579,54 +733,94 @@ class cold_store {
     auto created = segment::create(options_.path, next_id_, segment_bytes_);
     if (!created.ok() && is_out_of_space(created.status()) && order_.size() >= 2) {
       // The disk filled before the capacity did: shed the oldest segment, as a full cache
-      // would, and try once more. Each failing roll sheds at most one segment.
-      reclaim_oldest_locked(false, 0);
+      // would, and try once more. Each failing roll sheds at most one segment. The manifest is
+      // rewritten in place (its space was allocated with it), so this needs no free space.
+      reclaim_oldest_locked(false, 0, 0);
+      if (auto st = commit_layout_locked(); !st.ok()) return st;
       created = segment::create(options_.path, next_id_, segment_bytes_);
     }
     if (!created.ok()) return created.status();
-    ++next_id_;
     // Slots are sized for the larger of the budget's segment count and the count found at open;
     // segments of mixed sizes (an earlier run's) could still use them all. Then the oldest goes
     // first, as it would a moment later for the budget.
-    if (free_slots_.empty()) reclaim_oldest_locked(false, 0);
+    if (!has_free_slot()) reclaim_oldest_locked(false, 0, 0);
+    const std::uint64_t first_new = next_id_;
+    add_active_locked(*std::move(created));
+    while (over_budget_locked()) {
+      reclaim_oldest_locked(options_.reinsert_share > 0, reserve, first_new);
+    }
+    // The new segment is usable whether or not this write succeeds: unlisted, it is newer than
+    // the manifest and kept by the next open; the reclaimed files stay until a write succeeds.
+    (void)commit_layout_locked();
+    return absl::OkStatus();
+  }
+
+  // Makes a just-created segment the active one (a free slot exists). Writer mutex held.
+  void add_active_locked(segment created) {
+    ++next_id_;
     const std::uint32_t slot = take_free_slot();
-    table_[slot] = table_entry{std::make_shared<segment>(*std::move(created)), 0, false};
+    table_[slot] = table_entry{std::make_shared<segment>(std::move(created)), 0, false};
     readable_[slot].store(table_[slot].seg.get(), std::memory_order_release);
     order_.push_back(slot);
     disk_bytes_ += table_[slot].seg->size();
     active_ = table_[slot].seg;
     active_slot_ = slot;
     directory_dirty_ = true;
-    while (over_budget_locked()) reclaim_oldest_locked(options_.reinsert_share > 0, reserve);
-    return absl::OkStatus();
   }
 
   // The budget is in bytes, whatever segment sizes earlier runs used: over it while the
   // segments' sizes add up to more than max_bytes and there is an older segment than the
   // active one to reclaim (so one segment larger than the whole budget stays, alone).
   bool over_budget_locked() const noexcept {
-    return order_.size() > 1 && disk_bytes_ > options_.max_bytes;
+    return order_.size() > 1 && !(active_ && order_.front() == active_slot_) &&
+           disk_bytes_ > options_.max_bytes;
   }
 
+  // Slots are made as segments need them, up to slot_limit_: memory follows the segments on
+  // disk, not the budget.
+  bool has_free_slot() const noexcept {
+    return !free_slots_.empty() || table_.size() < slot_limit_;
+  }
   std::uint32_t take_free_slot() {
+    if (free_slots_.empty()) {
+      table_.emplace_back();
+      return static_cast<std::uint32_t>(table_.size() - 1);
+    }
     const std::uint32_t slot = free_slots_.back();
     free_slots_.pop_back();
     return slot;
   }
 
-  // Removes the oldest segment: unindexes (or re-appends, if `reinsert` and they were read
-  // recently) its live entries, then deletes the file. Re-appended entries take at most
-  // reinsert_share of the active segment's room and leave `reserve` bytes of it free. Writer
-  // mutex held.
-  void reclaim_oldest_locked(bool reinsert, std::size_t reserve) {
+  std::uint64_t live_bytes_locked() const noexcept {
+    std::uint64_t live = 0;
+    for (const std::uint32_t slot : order_) live += table_[slot].live_bytes;
+    return live;
+  }
+
+  // Removes the oldest segment: unindexes or re-appends its live entries, then deletes the file
+  // (once the manifest no longer lists it). Which entries are re-appended (with `reinsert`):
+  //  - while at most half of max_bytes is live data (the rest overwritten, removed or expired
+  //    records), every live entry: dropping any would evict data for lack of space the dead
+  //    records hold, and re-appending a segment that is mostly dead costs little. A re-appended
+  //    entry that does not fit the active segment starts another (a spill), but only while
+  //    reclaiming segments older than `first_new` (the roll's own), so a roll ends;
+  //  - otherwise the entries read since they were written or last re-appended, within
+  //    reinsert_share of the active segment's room (FIFO with re-insertion, as CacheLib's and
+  //    foyer's region caches): the disk is mostly live, and the coldest entries leave.
+  // Either way `reserve` bytes of the active segment stay free for the record that rolled.
+  // Writer mutex held.
+  void reclaim_oldest_locked(bool reinsert, std::size_t reserve, std::uint64_t first_new) {
     const std::uint32_t victim = order_.front();
+    const bool compact = reinsert && live_bytes_locked() <= options_.max_bytes / 2 &&
+                         table_[victim].seg->id() < first_new;
     order_.pop_front();
     std::size_t budget = 0;
     if (reinsert && active_ && active_slot_ != victim) {
       const std::size_t room = active_->room();
-      budget =
-          std::min(static_cast<std::size_t>(static_cast<double>(room) * options_.reinsert_share),
-                   room > reserve ? room - reserve : 0);
+      budget = compact ? std::numeric_limits<std::size_t>::max()
+                       : std::min(static_cast<std::size_t>(static_cast<double>(room) *
+                                                           options_.reinsert_share),
+                                  room > reserve ? room - reserve : 0);
     }
     const std::uint64_t now = wall_clock_ns();
     for (std::size_t i = 0; i < cold_index::shard_count; ++i) {
@@ -637,10 +831,12 @@ class cold_store {
         const std::uint64_t loc = word & cold_index::location_mask;
         if (slot_of(loc) != victim) return false;
         auto rec = decode_record(record_bytes(loc));
-        const bool keep = rec.ok() && (word & cold_index::accessed_bit) != 0 &&
+        const bool keep = rec.ok() && (compact || (word & cold_index::accessed_bit) != 0) &&
+                          (pending_.empty() || !write_pending_locked(hash_key(rec->key))) &&
                           rec->size <= budget &&
                           (rec->meta.expiry_ns == 0 || rec->meta.expiry_ns > now);
-        if (keep) {
+        if (keep && compact && active_->room() < rec->size + reserve) spill_locked();
+        if (keep && active_ && active_->room() >= rec->size + reserve) {
           auto off = active_->append(record_bytes(loc).first(rec->size));
           if (off.ok()) {
             budget -= rec->size;
@@ -663,14 +859,23 @@ class cold_store {
     disk_bytes_ -= table_[victim].seg->size();
     table_[victim] = table_entry{};
     free_slots_.push_back(victim);
-    ::unlink(path.c_str());
-    directory_dirty_ = true;
+    doomed_.push_back(path);  // deleted once a manifest without it is written
     ++counters_.reclaimed_segments;
   }
 
-  absl::Status finish_write() {
-    if (options_.durability != cold_durability::every_write) return absl::OkStatus();
-    return sync_pending();
+  // Compaction filled the active segment: seal it and start another for the rest of the victim's
+  // live entries. If no segment can be made (no slot, a full disk) the active one stays and the
+  // entries that do not fit are evicted. Writer mutex held.
+  void spill_locked() {
+    if (!has_free_slot()) return;
+    auto created = segment::create(options_.path, next_id_, segment_bytes_);
+    if (!created.ok()) {
+      ++counters_.write_errors;
+      return;
+    }
+    active_->seal();
+    add_active_locked(*std::move(created));
+    ++counters_.spilled_segments;
   }
 
   // Syncs every segment written since its last sync, then the directory, and advances
@@ -735,17 +940,25 @@ class cold_store {
     });
   }
 
-  // Rebuilds the index from the directory's segments, oldest first.
+  // Rebuilds the index from the directory's segments, oldest first, checking them against the
+  // manifest (manifest.hpp): a listed segment that is absent, unreadable or replaced is counted
+  // as lost; an unlisted one newer than the manifest (a crash in the middle of a roll) is kept;
+  // an unlisted older one was reclaimed and is deleted. Versions continue above both the
+  // highest replayed and the manifest's limit.
   absl::Status recover() {
     const auto start = std::chrono::steady_clock::now();
+    auto found = read_manifest(options_.path);
+    if (!found.ok()) return found.status();
     std::vector<std::uint64_t> ids;
     {
       DIR* d = ::opendir(options_.path.c_str());
       if (d == nullptr) return errno_status(errno, absl::StrCat("list ", options_.path));
       while (const dirent* e = ::readdir(d)) {
         const std::string_view name = e->d_name;
-        if (name == "." || name == ".." || name == "LOCK") continue;
-        if (auto id = parse_segment_file_name(name)) {
+        if (name == "." || name == ".." || name == "LOCK" || name == manifest_file_name) continue;
+        if (name == absl::StrCat(manifest_file_name, ".tmp")) {  // an interrupted rewrite
+          ::unlink((options_.path + "/" + std::string(name)).c_str());
+        } else if (auto id = parse_segment_file_name(name)) {
           ids.push_back(*id);
           next_id_ = std::max(next_id_, *id + 1);
         } else {
@@ -755,9 +968,52 @@ class cold_store {
       ::closedir(d);
     }
     std::sort(ids.begin(), ids.end());
+    const bool listed = found->exists && !found->damaged;
+    if (found->damaged || (!found->exists && !ids.empty())) ++counters_.damaged_manifests;
+    std::vector<std::string> lost;  // what a strict open names
+    std::vector<std::uint64_t> accepted;
+    std::vector<const manifest_entry*> expected;
+    if (listed) {
+      next_id_ = std::max(next_id_, found->state.next_id);
+      for (const manifest_entry& e : found->state.segments) {
+        if (std::binary_search(ids.begin(), ids.end(), e.id)) {
+          accepted.push_back(e.id);
+          expected.push_back(&e);
+        } else {
+          ++counters_.missing_segments;
+          lost.push_back(absl::StrCat(segment_file_name(e.id), " is missing"));
+        }
+      }
+      std::vector<std::string> stale;
+      for (const std::uint64_t id : ids) {
+        const auto& segs = found->state.segments;
+        const bool in_list = std::any_of(segs.begin(), segs.end(),
+                                         [&](const manifest_entry& e) { return e.id == id; });
+        if (in_list) continue;
+        if (id >= found->state.next_id) {
+          accepted.push_back(id);  // created after the manifest was written
+          expected.push_back(nullptr);
+        } else {
+          stale.push_back(absl::StrCat(options_.path, "/", segment_file_name(id)));
+        }
+      }
+      // Reclaimed: the manifest written before its deletion no longer lists it.
+      if (!options_.strict_open || lost.empty()) {
+        for (const std::string& path : stale) {
+          if (::unlink(path.c_str()) == 0) ++counters_.stale_segments;
+        }
+      }
+    } else {
+      accepted = ids;
+      expected.assign(ids.size(), nullptr);
+      if (counters_.damaged_manifests != 0) {
+        lost.push_back(found->exists ? "the manifest is damaged" : "the manifest is missing");
+      }
+    }
     std::vector<std::shared_ptr<segment>> segs;
     std::uint64_t largest = segment_bytes_;
-    for (const std::uint64_t id : ids) {
+    for (std::size_t i = 0; i < accepted.size(); ++i) {
+      const std::uint64_t id = accepted[i];
       auto s = segment::open(options_.path + "/" + segment_file_name(id));
       if (!s.ok() && !absl::IsDataLoss(s.status())) {
         // Not proven damaged, only unreadable now (descriptors or mappings exhausted,
@@ -769,25 +1025,27 @@ class cold_store {
                                          "opens only with all of them): ",
                                          s.status().message()));
       }
-      if (!s.ok() || s->id() != id) {  // a damaged header, or another segment's file
+      const manifest_entry* e = expected[i];
+      if (!s.ok() || s->id() != id ||
+          (e != nullptr && (s->size() != e->size || s->created_ns() != e->created_ns))) {
+        // A damaged header, another segment's file, or not the file the manifest listed.
         ++counters_.corrupt_segments;
+        lost.push_back(absl::StrCat(segment_file_name(id), " is damaged or replaced"));
         continue;
       }
       largest = std::max<std::uint64_t>(largest, s->size());
       segs.push_back(std::make_shared<segment>(*std::move(s)));
     }
     offset_bits_ = offset_bits_for(largest);
-    // The budget's segments, the one being created and the one being reclaimed; a crash in the
-    // middle of a roll (the new file made, the oldest not yet deleted) leaves one more file than
-    // the budget's, which needs no extra slot: it is reclaimed below before anything rolls.
-    const std::size_t slots = std::max<std::size_t>(max_segments_ + 2, segs.size() + 1);
+    // A crash in the middle of a roll (the new file made, the oldest not yet deleted) leaves one
+    // more file than the budget's, which needs no extra slot: it is reclaimed below before
+    // anything rolls.
+    const std::size_t slots = std::max<std::size_t>(slot_count_for(max_segments_), segs.size() + 1);
     if (auto st = check_addressable(slots, largest); !st.ok()) return st;
-    table_.resize(slots);
+    slot_limit_ = slots;
     readable_ = std::make_unique<std::atomic<const segment*>[]>(slots);
-    for (std::size_t i = slots; i-- > 0;) {
-      readable_[i].store(nullptr, std::memory_order_relaxed);
-      free_slots_.push_back(static_cast<std::uint32_t>(i));
-    }
+    for (std::size_t i = 0; i < slots; ++i) readable_[i].store(nullptr, std::memory_order_relaxed);
+    table_.reserve(segs.size() + 2);
     std::lock_guard lock(writer_mu_);
     scan_result last_scan;
     for (auto& seg : segs) {
@@ -802,7 +1060,24 @@ class cold_store {
       counters_.corrupt_records += last_scan.corrupt_regions;
       counters_.corrupt_bytes += last_scan.corrupt_bytes;
       counters_.recovered_records += last_scan.records;
+      if (last_scan.corrupt_regions != 0) {
+        lost.push_back(absl::StrCat(seg->path(), " holds ", last_scan.corrupt_regions,
+                                    " damaged records (", last_scan.corrupt_bytes, " bytes)"));
+      }
     }
+    if (options_.strict_open && !lost.empty()) {
+      std::string what;
+      for (const std::string& l : lost) absl::StrAppend(&what, what.empty() ? "" : "; ", l);
+      return absl::DataLossError(absl::StrCat("goldylox cold tier: ", options_.path,
+                                              " has lost data (strict open): ", what));
+    }
+    // No record in the directory, present or lost, has a version above the manifest's limit.
+    version_ = std::max(version_, found->state.version_limit);
+    manifest_sequence_ = found->state.sequence;
+    auto manifest = manifest_file::open(options_.path, *found, slots,
+                                        options_.durability != cold_durability::none);
+    if (!manifest.ok()) return manifest.status();
+    manifest_ = *std::move(manifest);
     if (!segs.empty() && last_scan.clean && segs.back()->size() == segment_bytes_) {
       segs.back()->resume_at(last_scan.end);
       if (segs.back()->appendable()) {
@@ -810,12 +1085,49 @@ class cold_store {
         active_slot_ = order_.back();
       }
     }
-    while (over_budget_locked()) reclaim_oldest_locked(false, 0);
+    for (auto& seg : segs) {
+      if (seg != active_) seg->seal();  // only the active segment keeps its descriptor
+    }
+    while (over_budget_locked()) reclaim_oldest_locked(false, 0, 0);
+    if (auto st = commit_layout_locked(); !st.ok()) return st;
     counters_.recovery_ns =
         static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                        std::chrono::steady_clock::now() - start)
                                        .count());
     return absl::OkStatus();
+  }
+
+  // Writes the manifest for the segments in order_, with a version limit above version_, then
+  // deletes the files of the segments reclaimed since the last write (doomed_): only now is no
+  // manifest listing them. If the write fails they stay on disk (unlisted, so the next open
+  // deletes them) and the error is counted and returned. Writer mutex held.
+  absl::Status commit_layout_locked() {
+    manifest_state m;
+    m.sequence = ++manifest_sequence_;
+    m.version_limit = version_ + version_lease;
+    m.next_id = next_id_;
+    m.segments.reserve(order_.size());
+    for (const std::uint32_t slot : order_) {
+      const segment& seg = *table_[slot].seg;
+      m.segments.push_back({seg.id(), seg.size(), seg.created_ns()});
+    }
+    if (auto st = manifest_.write(m, options_.durability != cold_durability::none); !st.ok()) {
+      ++counters_.write_errors;
+      return st;
+    }
+    version_limit_ = m.version_limit;
+    for (const std::string& path : doomed_) ::unlink(path.c_str());
+    if (!doomed_.empty()) directory_dirty_ = true;
+    doomed_.clear();
+    return absl::OkStatus();
+  }
+
+  // The next entry version, first raising the manifest's limit if it would pass it.
+  absl::StatusOr<std::uint64_t> next_version_locked() {
+    if (version_ + 1 > version_limit_) {
+      if (auto st = commit_layout_locked(); !st.ok()) return st;
+    }
+    return version_ + 1;
   }
 
   // Applies one record found by recovery: the highest version of a key wins; a tombstone or an
@@ -857,15 +1169,22 @@ class cold_store {
   std::mutex sync_mu_;
   mutable std::mutex writer_mu_;  // guards everything below
   std::vector<table_entry> table_;
-  std::vector<std::uint32_t> free_slots_;
+  std::vector<std::uint32_t> free_slots_;  // slots below table_.size() no segment uses
+  std::size_t slot_limit_ = 0;
   std::deque<std::uint32_t> order_;  // slots, oldest segment first
   std::shared_ptr<segment> active_;
   std::uint32_t active_slot_ = 0;
   std::uint64_t next_id_ = 1;
   std::uint64_t disk_bytes_ = 0;  // the sizes of the segments in order_
   std::uint64_t version_ = 0;
+  std::uint64_t version_limit_ = 0;  // the manifest's: versions above it need a new manifest
+  std::uint64_t manifest_sequence_ = 0;
+  manifest_file manifest_;
+  std::vector<std::string> doomed_;  // reclaimed segments' files, deleted after the next manifest
   bool directory_dirty_ = false;
   bool closed_ = false;
+  std::deque<pending_write> pending_;  // every_write: appended, not yet published; by version
+  std::condition_variable publish_cv_;
   cold_store_stats counters_;
 
   // Read counters, striped by key hash so concurrent readers rarely write one cache line.

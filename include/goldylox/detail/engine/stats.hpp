@@ -63,6 +63,8 @@ cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t
     s.cold_disk_bytes = c.disk_bytes;
     s.cold_corrupt_records = c.corrupt_records + t.cold->undecodable();
     s.cold_corrupt_segments = c.corrupt_segments;
+    s.cold_missing_segments = c.missing_segments;
+    s.cold_damaged_manifests = c.damaged_manifests;
     s.cold_sync_errors = c.sync_errors;
     s.size += c.entries;
     s.memory_bytes += c.index_bytes;

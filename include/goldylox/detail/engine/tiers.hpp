@@ -42,6 +42,7 @@ inline cold_store_options cold_options(const cache_config& c) {
             : c.cold_tier_codec == "none"   ? codec_id::none
                                             : codec_id::zstd;
   o.codec_level = c.compression_level;
+  o.strict_open = c.cold_tier_strict_open;
   return o;
 }
 
