@@ -72,4 +72,13 @@ inline std::vector<fs::path> segment_files(const std::string& dir) {
   return out;
 }
 
+// Writes `count` keys of 300-byte values (about 200 to a 64 KiB segment) and closes the store.
+inline void fill(const gd::cold_store_options& o, std::uint64_t count) {
+  auto s = open_ok(o);
+  ASSERT_TRUE(s);
+  for (std::uint64_t k = 0; k < count; ++k) {
+    ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, 1)), 1).ok()) << k;
+  }
+}
+
 }  // namespace goldylox_test::cold

@@ -24,15 +24,6 @@ namespace fs = std::filesystem;
 using namespace goldylox_test::cold;
 using goldylox_test::temp_dir;
 
-// Writes `n` keys of 300-byte values (about 200 to a 64 KiB segment) and closes.
-void fill(const gd::cold_store_options& o, std::uint64_t n, std::uint64_t version = 1) {
-  auto s = open_ok(o);
-  ASSERT_TRUE(s);
-  for (std::uint64_t k = 0; k < n; ++k) {
-    ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, version)), 1).ok());
-  }
-}
-
 void flip_byte(const fs::path& file, std::streamoff at) {
   std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
   io.seekg(at);

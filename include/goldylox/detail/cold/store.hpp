@@ -65,6 +65,7 @@
 #include "goldylox/detail/codec/codec.hpp"
 #include "goldylox/detail/cold/durability.hpp"
 #include "goldylox/detail/cold/file_io.hpp"
+#include "goldylox/detail/cold/guarded_read.hpp"
 #include "goldylox/detail/cold/index.hpp"
 #include "goldylox/detail/cold/manifest.hpp"
 #include "goldylox/detail/cold/record.hpp"
@@ -295,18 +296,26 @@ class cold_store {
     read_counters& counts = read_stripes_[(h >> 52) % read_stripe_count];
     std::uint64_t loc = 0;
     absl::Status damage;
+    std::span<const std::byte> value;
     {
-      // The value is decompressed (or copied) straight out of the mapping, under the shared lock
-      // that keeps the segment mapped: one copy of the value, into this thread's buffer.
+      // The record is copied out of the mapping (a guarded read: the file may have been cut
+      // underneath) under the shared lock that keeps the segment mapped; a raw value is handed
+      // to fn from that copy, a compressed one is decompressed from it into this thread's buffer.
       std::shared_lock lock(shard.mutex());
+      mapping_fault_flag() = false;
       auto* slot = find_key(shard, h, key);
       if (slot == nullptr) {
+        if (mapping_fault_flag()) {
+          runtime_corrupt_.fetch_add(1, std::memory_order_relaxed);
+          return truncated_error();
+        }
         counts.misses.fetch_add(1, std::memory_order_relaxed);
         return absl::NotFoundError("not in the cold tier");
       }
       loc = slot->load(std::memory_order_relaxed) & cold_index::location_mask;
-      auto rec = decode_record(record_bytes(loc));
-      if (!rec.ok()) {
+      if (!copy_record(loc, buf.copy)) {
+        damage = truncated_error();  // counted by drop_corrupt
+      } else if (auto rec = decode_record(buf.copy); !rec.ok()) {
         damage = absl::DataLossError("goldylox cold tier: a record failed its checksum");
       } else if (rec->meta.expiry_ns != 0 && wall_clock_ns() >= rec->meta.expiry_ns) {
         counts.expired.fetch_add(1, std::memory_order_relaxed);
@@ -317,23 +326,23 @@ class cold_store {
         if (rec->stored_value.size() != rec->value_size) {
           damage = absl::DataLossError("goldylox cold tier: raw record of the wrong size");
         } else {
-          buf.value.assign(rec->stored_value.begin(), rec->stored_value.end());
+          value = rec->stored_value;
+          meta = rec->meta;
         }
       } else {
         buf.value.resize(rec->value_size);
         damage = decompress(rec->meta.codec, rec->stored_value, buf.value);
-      }
-      if (damage.ok()) {
+        value = buf.value;
         meta = rec->meta;
-        cold_index::shard::mark_accessed(slot);
       }
+      if (damage.ok()) cold_index::shard::mark_accessed(slot);
     }
     if (!damage.ok()) {
       drop_corrupt(h, loc);
       return damage;
     }
     counts.hits.fetch_add(1, std::memory_order_relaxed);
-    fn(static_cast<const record_meta&>(meta), std::span<const std::byte>(buf.value));
+    fn(static_cast<const record_meta&>(meta), value);
     return absl::OkStatus();
   }
 
@@ -394,7 +403,9 @@ class cold_store {
     if (slot == nullptr) return 0;
     const auto bytes =
         record_bytes(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
-    return load_le<std::uint64_t>(bytes.data() + 32);
+    std::byte version[8];
+    if (!guarded_copy(version, bytes.data() + 32, sizeof version)) return 0;
+    return load_le<std::uint64_t>(version);
   }
 
   // Removes every entry by deleting every segment (no tombstones needed: the records go too).
@@ -488,6 +499,7 @@ class cold_store {
 
   struct scratch_buffers {
     std::vector<std::byte> compressed, record, value;
+    std::vector<std::byte> copy;  // a record copied out of a mapping (reads, reclamation)
   };
 
   cold_store(cold_store_options o, directory_lock lock)
@@ -578,15 +590,59 @@ class cold_store {
     return seg->bytes().subspan(offset_of(loc));
   }
 
+  // Segment files are read through their mappings with guarded reads (guarded_read.hpp): a file
+  // truncated underneath (by another program) makes the read report a fault instead of the
+  // process dying of SIGBUS. A fault counts as a corrupt record; find_key then matches nothing
+  // and leaves a flag for the caller, which reports kDataLoss. (Recovery reads the segments it
+  // has just opened and sized unguarded: a file cut during an open is not covered.)
+  static bool& mapping_fault_flag() noexcept {
+    thread_local bool fault = false;
+    return fault;
+  }
+  static bool note_mapping_fault() noexcept {
+    mapping_fault_flag() = true;
+    return false;
+  }
+
+  static absl::Status truncated_error() {
+    return absl::DataLossError(
+        "goldylox cold tier: a segment file was cut short underneath the cache (a record "
+        "could not be read)");
+  }
+
+  // Copies the record at loc out of its mapping into `out`; false if the mapping faulted. What
+  // is copied is a whole record only if the bytes decode (decode_record decides): the sizes in
+  // its header are bounded by what is left of the segment.
+  bool copy_record(std::uint64_t loc, std::vector<std::byte>& out) const {
+    const auto bytes = record_bytes(loc);
+    const std::size_t head = std::min(bytes.size(), record_header_size);
+    out.resize(head);
+    if (!guarded_copy(out.data(), bytes.data(), head)) return note_mapping_fault();
+    std::size_t size = head;
+    if (head == record_header_size) {
+      size = std::min(bytes.size(), record_size(load_le<std::uint32_t>(out.data() + 8),
+                                                load_le<std::uint32_t>(out.data() + 12)));
+    }
+    out.resize(size);
+    if (size > head && !guarded_copy(out.data() + head, bytes.data() + head, size - head)) {
+      return note_mapping_fault();
+    }
+    return true;
+  }
+
   // The slot whose record holds exactly this key (shard lock held in any mode).
   std::atomic<std::uint64_t>* find_key(const cold_index::shard& shard, std::uint64_t h,
                                        std::span<const std::byte> key) const {
     return shard.find(h, [&](std::uint64_t loc) {
       const auto bytes = record_bytes(loc);
       if (bytes.size() < record_header_size + key.size()) return false;
-      if (load_le<std::uint32_t>(bytes.data() + 8) != key.size()) return false;
-      return key.empty() ||
-             std::memcmp(bytes.data() + record_header_size, key.data(), key.size()) == 0;
+      std::byte head[16];
+      if (!guarded_copy(head, bytes.data(), sizeof head)) return note_mapping_fault();
+      if (load_le<std::uint32_t>(head + 8) != key.size()) return false;
+      const guarded_result same =
+          guarded_compare(bytes.data() + record_header_size, key.data(), key.size());
+      if (same == guarded_result::fault) return note_mapping_fault();
+      return same == guarded_result::equal;
     });
   }
 
@@ -682,9 +738,10 @@ class cold_store {
 
   // The record at loc stops being live (writer mutex held).
   void forget_locked(std::uint64_t loc) {
-    const auto bytes = record_bytes(loc);
-    const std::size_t size = record_size(load_le<std::uint32_t>(bytes.data() + 8),
-                                         load_le<std::uint32_t>(bytes.data() + 12));
+    std::byte head[16];
+    if (!guarded_copy(head, record_bytes(loc).data(), sizeof head)) return;  // cut off: unknown
+    const std::size_t size =
+        record_size(load_le<std::uint32_t>(head + 8), load_le<std::uint32_t>(head + 12));
     table_[slot_of(loc)].live_bytes -=
         std::min<std::uint64_t>(size, table_[slot_of(loc)].live_bytes);
   }
@@ -830,14 +887,17 @@ class cold_store {
         const std::uint64_t word = slot->load(std::memory_order_relaxed);
         const std::uint64_t loc = word & cold_index::location_mask;
         if (slot_of(loc) != victim) return false;
-        auto rec = decode_record(record_bytes(loc));
+        std::vector<std::byte>& copy = scratch().copy;
+        auto rec = copy_record(loc, copy)
+                       ? decode_record(copy)
+                       : absl::StatusOr<record_view>(absl::DataLossError("truncated"));
         const bool keep = rec.ok() && (compact || (word & cold_index::accessed_bit) != 0) &&
                           (pending_.empty() || !write_pending_locked(hash_key(rec->key))) &&
                           rec->size <= budget &&
                           (rec->meta.expiry_ns == 0 || rec->meta.expiry_ns > now);
         if (keep && compact && active_->room() < rec->size + reserve) spill_locked();
         if (keep && active_ && active_->room() >= rec->size + reserve) {
-          auto off = active_->append(record_bytes(loc).first(rec->size));
+          auto off = active_->append(std::span<const std::byte>(copy).first(rec->size));
           if (off.ok()) {
             budget -= rec->size;
             table_[active_slot_].live_bytes += rec->size;
@@ -1034,6 +1094,7 @@ class cold_store {
         continue;
       }
       largest = std::max<std::uint64_t>(largest, s->size());
+      if (i + 1 < accepted.size()) s->seal();  // only the newest may be appended to
       segs.push_back(std::make_shared<segment>(*std::move(s)));
     }
     offset_bits_ = offset_bits_for(largest);
@@ -1193,7 +1254,7 @@ class cold_store {
   };
   static constexpr std::size_t read_stripe_count = 16;
   read_counters read_stripes_[read_stripe_count];
-  std::atomic<std::uint64_t> runtime_corrupt_{0};
+  mutable std::atomic<std::uint64_t> runtime_corrupt_{0};
   std::atomic<std::uint64_t> durable_version_{0};
   std::jthread syncer_;
 };
