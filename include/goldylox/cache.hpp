@@ -150,6 +150,16 @@ class cache {
   // counted in stats().cold_sync_errors, as are the periodic syncer's. OK without a cold tier.
   absl::Status sync() { return engine_->sync(); }
 
+  // Shuts the cold tier down and reports how it went (the destructor does the same but can only
+  // count errors). With a cold tier: writes every memory entry to it, syncs it as
+  // cold_tier_durability asks and releases its directory, so another cache may open it now.
+  // Returns kDataLoss if entries could not be written (the message says how many; the cold
+  // tier's refusals are in stats().cold_refused too), else the final sync's error (counted in
+  // stats().cold_sync_errors). Afterwards the cache works in memory only: reads no longer see
+  // the cold tier, later writes never reach the disk, and destroying the cache writes nothing.
+  // OK without a cold tier, and on every call after the first (which does nothing).
+  absl::Status close() { return engine_->close(); }
+
   // Removes every entry (entries inserted concurrently with clear() may survive it).
   absl::Status clear() {
     engine_->clear();

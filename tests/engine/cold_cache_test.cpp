@@ -391,6 +391,217 @@ TEST(ColdCache, SyncWithoutAColdTierIsOk) {
   EXPECT_EQ(made->stats().cold_sync_errors, 0u);
 }
 
+absl::StatusOr<goldylox::cache<std::string>> build_cache(const std::string& dir) {
+  return goldylox::cache<std::string>::builder()
+      .hot_tier_max_entries(64)
+      .warm_tier_max_entries(128)
+      .cold_tier_storage_path(dir)
+      .cold_tier_max_bytes(64 << 20)
+      .cold_tier_segment_bytes(256 << 10)
+      .enable_telemetry(true)
+      .build();
+}
+
+// close() writes the memory tiers to disk and lets go of the directory: a second cache opens it
+// while the first still exists, and finds every entry.
+TEST(ColdCache, CloseWritesEverythingAndReleasesTheDirectory) {
+  temp_dir dir;
+  auto first = build_cache(dir.path());
+  ASSERT_TRUE(first.ok()) << first.status();
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(first->put("u" + std::to_string(i), user_for(i)).ok());
+  ASSERT_GT(first->stats().hot_size + first->stats().warm_size, 0u);
+  const absl::Status closed = first->close();
+  ASSERT_TRUE(closed.ok()) << closed;
+  const auto st = first->stats();
+  EXPECT_EQ(st.hot_size + st.warm_size, 0u);
+  EXPECT_EQ(st.cold_demotions, 1000u);
+  EXPECT_EQ(st.cold_refused, 0u);
+  EXPECT_EQ(st.cold_size, 1000u);
+  EXPECT_EQ(st.cold_sync_errors, 0u);
+
+  auto second = build_cache(dir.path());
+  ASSERT_TRUE(second.ok()) << "the closed cache still holds the directory: " << second.status();
+  for (int i = 0; i < 1000; ++i) {
+    auto u = second->get<user>("u" + std::to_string(i));
+    ASSERT_TRUE(u.ok() && u->has_value()) << i << ": " << u.status();
+    EXPECT_EQ(**u, user_for(i));
+  }
+}
+
+// After close() the cache works in memory only; a second close() and the destructor write
+// nothing more, so the directory holds exactly what the close wrote.
+TEST(ColdCache, AfterCloseTheCacheIsMemoryOnlyAndNothingMoreIsWritten) {
+  temp_dir dir;
+  {
+    auto cache = build_cache(dir.path());
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(cache->put("k" + std::to_string(i), i).ok());
+    ASSERT_TRUE(cache->close().ok());
+    const auto at_close = cache->stats();
+    ASSERT_TRUE(cache->close().ok());  // does nothing
+    EXPECT_EQ(cache->stats().cold_demotions, at_close.cold_demotions);
+    EXPECT_EQ(cache->stats().cold_disk_bytes, at_close.cold_disk_bytes);
+
+    // Reads no longer see the cold tier; writes go to memory and work as before.
+    auto v = cache->get<int>(std::string("k1"));
+    ASSERT_TRUE(v.ok());
+    EXPECT_FALSE(v->has_value());
+    EXPECT_FALSE(cache->contains(std::string("k1")));
+    EXPECT_TRUE(cache->clear().ok());  // memory only: the directory is no longer this cache's
+    ASSERT_TRUE(cache->put(std::string("k1"), -1).ok());
+    ASSERT_TRUE(cache->put(std::string("late"), 7).ok());
+    ASSERT_TRUE(cache->close().ok());  // still nothing: "late" stays in memory
+    auto late = cache->get<int>(std::string("late"));
+    ASSERT_TRUE(late.ok() && late->has_value());
+    EXPECT_EQ(**late, 7);
+    v = cache->get<int>(std::string("k1"));
+    ASSERT_TRUE(v.ok() && v->has_value());
+    EXPECT_EQ(**v, -1);
+    auto removed = cache->remove(std::string("late"));
+    ASSERT_TRUE(removed.ok() && *removed);
+    ASSERT_TRUE(cache->put(std::string("kept"), 8).ok());
+    // A removal after close is not written to disk, and the value there does not come back.
+    removed = cache->remove(std::string("k2"));
+    ASSERT_TRUE(removed.ok());
+    EXPECT_FALSE(*removed) << "k2 was only on disk, which the cache no longer reads";
+    v = cache->get<int>(std::string("k2"));
+    ASSERT_TRUE(v.ok());
+    EXPECT_FALSE(v->has_value()) << "a removed key came back from the closed cold tier";
+    // Evictions now have nowhere to go: refused and counted, and k1's new value, if evicted, is a
+    // miss, never the older value on disk.
+    for (int i = 0; i < 2000; ++i) ASSERT_TRUE(cache->put("x" + std::to_string(i), i).ok());
+    const auto after = cache->stats();
+    EXPECT_EQ(after.cold_demotions, at_close.cold_demotions);
+    EXPECT_GE(after.cold_refused, at_close.cold_refused + 1000);
+    EXPECT_EQ(after.cold_disk_bytes, at_close.cold_disk_bytes);
+    v = cache->get<int>(std::string("k1"));
+    ASSERT_TRUE(v.ok());
+    if (v->has_value()) {
+      EXPECT_EQ(**v, -1) << "an older cold value resurfaced after close";
+    }
+  }  // the destructor writes nothing: "kept", x1999 are still in memory here
+  auto reopened = build_cache(dir.path());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ(reopened->stats().cold_size, 1000u);
+  for (int i = 0; i < 1000; ++i) {
+    auto v = reopened->get<int>("k" + std::to_string(i));
+    ASSERT_TRUE(v.ok() && v->has_value()) << i;
+    EXPECT_EQ(**v, i) << "k1 and k2 are as close() wrote them";
+  }
+  for (const std::string key : {"late", "kept", "x1999", "x0"}) {
+    auto v = reopened->get<int>(key);
+    ASSERT_TRUE(v.ok());
+    EXPECT_FALSE(v->has_value()) << key << " was written after close";
+  }
+}
+
+// A close whose final sync fails (the directory's fsync, as in ASyncThatFailsIsReturnedAndCounted)
+// returns the error naming the directory and counts it; the directory is released all the same.
+TEST(ColdCache, ACloseWhoseSyncFailsReturnsTheErrorAndCountsIt) {
+  temp_dir dir;
+  ::chmod(dir.path().c_str(), 0777);
+  const std::string cold = dir.path() + "/cold";
+  const int code = goldylox_test::in_child([&] {
+    if (!goldylox_test::drop_root()) return 10;
+    const auto build = [&] {
+      return goldylox::typed_cache<int, std::string>::builder()
+          .hot_tier_max_entries(16)
+          .warm_tier_max_entries(0)
+          .cold_tier_storage_path(cold)
+          .cold_tier_segment_bytes(64 << 10)
+          .cold_tier_max_bytes(16 << 20)
+          .cold_tier_durability(goldylox::cold_durability::on_close)
+          .build();
+    };
+    auto made = build();
+    if (!made.ok()) return 11;
+    // Enough evictions to start new segments, which close must make durable in the directory.
+    for (int i = 0; i < 2000; ++i) {
+      if (!made->put(i, std::string(100, 'v')).ok()) return 12;
+    }
+    if (made->stats().cold_demotions == 0) return 13;
+    if (made->stats().cold_sync_errors != 0) return 14;
+    ::chmod(cold.c_str(), 0300);  // write and search, no read: open(O_RDONLY) fails, EACCES
+    const absl::Status failed = made->close();
+    ::chmod(cold.c_str(), 0700);
+    if (!absl::IsPermissionDenied(failed)) return 15;
+    if (failed.message().find(cold) == std::string::npos) return 16;
+    if (made->stats().cold_sync_errors != 1) return 17;
+    if (made->stats().cold_refused != 0) return 18;  // every entry was written
+    if (!made->close().ok()) return 19;              // the second does nothing
+    if (made->stats().cold_sync_errors != 1) return 20;
+    auto again = build();  // the failed close released the directory too
+    if (!again.ok()) return 21;
+    for (int i = 0; i < 2000; ++i) {
+      if (again->get(i) != std::string(100, 'v')) return 22;
+    }
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+}
+
+// Entries the cold tier refuses while close() writes memory out (a value larger than a segment,
+// one of a type that cannot be serialized) make close() fail with their number; the rest are on
+// disk.
+TEST(ColdCache, EntriesTheFlushCannotWriteMakeCloseFail) {
+  temp_dir dir;
+  const auto build = [&] {
+    return goldylox::typed_cache<int, std::string>::builder()
+        .hot_tier_max_entries(64)
+        .warm_tier_max_entries(0)
+        .cold_tier_storage_path(dir.path())
+        .cold_tier_segment_bytes(64 << 10)
+        .cold_tier_max_bytes(16 << 20)
+        .enable_telemetry(true)
+        .build();
+  };
+  {
+    auto made = build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(made->put(i, "small " + std::to_string(i)).ok());
+    ASSERT_TRUE(made->put(100, std::string(100 << 10, 'b')).ok());  // > a 64 KiB segment
+    ASSERT_EQ(made->stats().hot_size, 11u);
+    ASSERT_EQ(made->stats().cold_refused, 0u);
+    const absl::Status closed = made->close();
+    EXPECT_TRUE(absl::IsDataLoss(closed)) << closed;
+    EXPECT_NE(closed.message().find("1 entry could not be written"), std::string::npos) << closed;
+    EXPECT_NE(closed.message().find(dir.path()), std::string::npos) << closed;
+    EXPECT_EQ(made->stats().cold_refused, 1u);
+    EXPECT_EQ(made->stats().cold_demotions, 10u);
+    EXPECT_TRUE(made->close().ok());
+  }
+  auto made = build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(made->get(i), "small " + std::to_string(i));
+  EXPECT_FALSE(made->get(100).has_value());
+
+  // cache<K>: values of a type that cannot go to disk are lost at close too.
+  temp_dir other;
+  auto cache = goldylox::cache<std::string>::builder()
+                   .hot_tier_max_entries(64)
+                   .cold_tier_storage_path(other.path())
+                   .build();
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  ASSERT_TRUE(cache->put(std::string("a"), opaque{1}).ok());
+  ASSERT_TRUE(cache->put(std::string("b"), opaque{2}).ok());
+  ASSERT_TRUE(cache->put(std::string("c"), 3).ok());
+  const absl::Status closed = cache->close();
+  EXPECT_TRUE(absl::IsDataLoss(closed)) << closed;
+  EXPECT_NE(closed.message().find("2 entries could not be written"), std::string::npos) << closed;
+}
+
+// Without a cold tier there is nothing to close; the cache goes on working.
+TEST(ColdCache, CloseWithoutAColdTierIsOk) {
+  auto made = goldylox::typed_cache<int, int>::builder().hot_tier_max_entries(8).build();
+  ASSERT_TRUE(made.ok());
+  ASSERT_TRUE(made->put(1, 1).ok());
+  EXPECT_TRUE(made->close().ok());
+  EXPECT_TRUE(made->close().ok());
+  EXPECT_EQ(made->get(1), 1);
+  ASSERT_TRUE(made->put(2, 2).ok());
+  EXPECT_EQ(made->get(2), 2);
+}
+
 }  // namespace
 
 // A segment deleted between runs: the default open counts it where users alert

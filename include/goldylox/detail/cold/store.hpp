@@ -421,8 +421,9 @@ class cold_store {
   // Makes every write so far durable (fdatasync of the unsynced segments and the directory).
   absl::Status sync() { return sync_pending(); }
 
-  // Syncs as the durability mode asks, stops the background thread and refuses further writes.
-  // Reads keep working until the store is destroyed.
+  // Syncs as the durability mode asks, stops the background thread, refuses further writes and
+  // releases the directory's lock, so that another store may open the directory (even if the
+  // sync failed). Reads keep working until the store is destroyed.
   absl::Status close() {
     {
       std::lock_guard lock(writer_mu_);
@@ -433,8 +434,10 @@ class cold_store {
       syncer_.request_stop();
       syncer_.join();
     }
-    if (options_.durability == cold_durability::none) return absl::OkStatus();
-    return sync_pending();
+    absl::Status st;
+    if (options_.durability != cold_durability::none) st = sync_pending();
+    lock_ = directory_lock();  // only the first close() gets here
+    return st;
   }
 
   cold_store_stats stats() const {

@@ -16,8 +16,14 @@
 //
 // Reads that fail (a checksum, bytes that do not decode as the tagged type, for typed_cache a
 // record of another type) are misses, counted by the store or here; never a wrong value.
+//
+// close() detaches the tier: afterwards it is empty to the engine (reads miss, erase finds
+// nothing, clear does nothing) and puts are refused, so writes made after close() stay in memory
+// and cannot leave a stale record behind or touch a directory that another cache may have opened
+// by then. The store's statistics still describe what it wrote.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -42,8 +48,10 @@ class cold_tier {
   explicit cold_tier(std::unique_ptr<cold_store> store) : store_(std::move(store)) {}
 
   // Stores key -> value. kInvalidArgument if the value's type cannot go to disk; the store's
-  // status otherwise (kResourceExhausted for a full disk, kInvalidArgument for an oversized value).
+  // status otherwise (kResourceExhausted for a full disk, kInvalidArgument for an oversized value);
+  // kFailedPrecondition after close().
   absl::Status put(const K& key, const S& value) {
+    if (closed()) return absl::FailedPreconditionError("goldylox cold tier: closed");
     auto& b = buffers();
     b.value.clear();
     std::uint64_t tag = 0;
@@ -67,6 +75,7 @@ class cold_tier {
   // record's entry version (see version_of).
   std::optional<S> get(const K& key, std::uint64_t* version = nullptr) {
     std::optional<S> out;
+    if (closed()) return out;
     const absl::Status st =
         store_->read(key_bytes(key), [&](const record_meta& meta, std::span<const std::byte> v) {
           if (version != nullptr) *version = meta.version;
@@ -85,13 +94,27 @@ class cold_tier {
 
   // Removes key; true if it was there. A failed tombstone write (a full disk) still unindexes
   // nothing, so it reports the key as kept: the caller counts the error.
-  absl::StatusOr<bool> erase(const K& key) { return store_->erase(key_bytes(key)); }
+  absl::StatusOr<bool> erase(const K& key) {
+    if (closed()) return false;
+    return store_->erase(key_bytes(key));
+  }
 
-  bool contains(const K& key) { return store_->contains(key_bytes(key)); }
+  bool contains(const K& key) { return !closed() && store_->contains(key_bytes(key)); }
   // The entry version of key's record now, 0 if none.
-  std::uint64_t version_of(const K& key) { return store_->version_of(key_bytes(key)); }
-  void clear() { store_->clear(); }
+  std::uint64_t version_of(const K& key) {
+    return closed() ? 0 : store_->version_of(key_bytes(key));
+  }
+  void clear() {
+    if (!closed()) store_->clear();
+  }
   absl::Status sync() { return store_->sync(); }
+  // Detaches the tier (above) and closes the store: its final sync's error, counted in
+  // sync_errors. OK if already closed.
+  absl::Status close() {
+    closed_.store(true, std::memory_order_release);
+    return store_->close();
+  }
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
   cold_store_stats stats() const { return store_->stats(); }
   std::size_t size() const { return store_->size(); }
   std::uint64_t undecodable() const noexcept {
@@ -122,6 +145,7 @@ class cold_tier {
 
   std::unique_ptr<cold_store> store_;
   std::atomic<std::uint64_t> undecodable_{0};
+  std::atomic<bool> closed_{false};
 };
 
 }  // namespace detail

@@ -24,11 +24,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "goldylox/concepts.hpp"
 #include "goldylox/config.hpp"
 #include "goldylox/detail/engine/coherence.hpp"
@@ -107,21 +109,37 @@ class engine {
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
 
-  // With a cold tier, the memory tiers are written to it on the way out, so reopening the
-  // directory brings back everything the cache held (docs/cold-tier.md).
+  // Closes the cache unless close() did: with a cold tier the memory tiers are written to it on
+  // the way out, so reopening the directory brings back everything the cache held
+  // (docs/cold-tier.md). close()'s status is dropped here (the errors stay counted).
   ~engine() {
-    if (t_.cold != nullptr) flush_to_cold();
+    try {
+      (void)close();
+    } catch (...) {  // an allocation or lock failure: nothing more can be done on the way out
+    }
   }
 
-  // Moves every memory entry into the cold tier (those it refuses are dropped and counted).
-  void flush_to_cold() noexcept {
-    flushing_.store(true, std::memory_order_relaxed);
-    try {
-      demotion_scope scope(demotions_);
-      t_.hot.clear(/*to_sink=*/true);  // into the warm tier when there is one, else queued
-      if (t_.warm != nullptr) t_.warm->clear(/*to_sink=*/true);
-    } catch (...) {
-    }
+  // With a cold tier: writes every memory entry into it, then closes it (cold_store::close: the
+  // final sync the durability mode asks for, the directory's lock released) and detaches it
+  // (cold_tier::close: from then on the cache works in memory only). Returns the first error:
+  // kDataLoss if entries did not reach the cold tier (refused, dropped, or still in memory
+  // after the flush), else the final sync's (also counted in cold_sync_errors). OK without a
+  // cold tier, and for every call after the first, which does nothing (a concurrent one waits
+  // for the first to finish).
+  absl::Status close() {
+    std::lock_guard lock(close_mu_);
+    if (std::exchange(closed_, true) || t_.cold == nullptr) return absl::OkStatus();
+    const std::uint64_t lost_before = lost_entries();
+    flush_to_cold();
+    const std::uint64_t lost = lost_entries() - lost_before + memory_entries();
+    const absl::Status closed = t_.cold->close();
+    if (lost == 0) return closed;
+    return absl::DataLossError(absl::StrCat(
+        "goldylox: closing the cache: ", lost, lost == 1 ? " entry" : " entries",
+        " could not be written to the cold tier in ", t_.config.cold_tier_storage_path,
+        " (too large for a segment, of a type that cannot be serialized, or a write error) and ",
+        lost == 1 ? "is" : "are", " lost",
+        closed.ok() ? "" : "; closing the cold tier failed too: ", closed.message()));
   }
 
   template <class Q, class F>
@@ -318,6 +336,25 @@ class engine {
   cache_stats stats() const { return collect_stats(t_, sizeof(*this)); }
 
  private:
+  // Moves every memory entry into the cold tier (those it refuses are dropped and counted).
+  void flush_to_cold() noexcept {
+    flushing_.store(true, std::memory_order_relaxed);
+    try {
+      demotion_scope scope(demotions_);
+      t_.hot.clear(/*to_sink=*/true);  // into the warm tier when there is one, else queued
+      if (t_.warm != nullptr) t_.warm->clear(/*to_sink=*/true);
+    } catch (...) {  // what stays in memory is counted as lost by close()
+    }
+  }
+
+  // Entries that left memory without reaching the cold tier, so far.
+  std::uint64_t lost_entries() const {
+    return t_.counters.total(counter::cold_refused) + t_.counters.total(counter::dropped_demotions);
+  }
+  std::uint64_t memory_entries() const {
+    return t_.hot.size() + (t_.warm != nullptr ? t_.warm->size() : 0);
+  }
+
   // In this order: each part refers to those above it.
   tiers_type t_;
   cold_coherence<K, S, Hash, KeyEqual> coherence_;
@@ -325,6 +362,8 @@ class engine {
   promotion<K, S, Hash, KeyEqual> promotion_;
   single_flight<K, S, Hash, KeyEqual> flights_;
   std::atomic<bool> flushing_{false};  // closing: every entry goes to the cold tier
+  std::mutex close_mu_;
+  bool closed_ = false;  // guarded by close_mu_
 };
 
 }  // namespace detail
