@@ -773,6 +773,19 @@ TEST(ColdStore, TheDiskBudgetIsInBytesWhateverSegmentSizeEarlierRunsUsed) {
     fill(o, 25000);
     o.segment_bytes = 64 << 10;
     auto s = open_ok(o);
+    // The 4 MiB segments span 64 slots each of this run's addressing: every record in them,
+    // far past the first 64 KiB, reads back.
+    const std::uint64_t kept = s->stats().entries;
+    EXPECT_GT(kept, 10000u);
+    std::uint64_t found = 0;
+    for (std::uint64_t k = 0; k < 25000; ++k) {
+      auto v = get(*s, key_for(k));
+      if (absl::IsNotFound(v.status())) continue;
+      ASSERT_TRUE(v.ok()) << k << ": " << v.status();
+      EXPECT_EQ(*v, value_for(k, 1)) << k;
+      ++found;
+    }
+    EXPECT_EQ(found, kept);
     for (std::uint64_t k = 30000; k < 60000; ++k) {
       ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, 1)), 1).ok());
       if (k % 500 == 0) {
@@ -785,6 +798,45 @@ TEST(ColdStore, TheDiskBudgetIsInBytesWhateverSegmentSizeEarlierRunsUsed) {
     s.reset();
     EXPECT_EQ(open_ok(o)->stats().entries, entries);
   }
+}
+
+// A capacity of many small segments opens over a directory an earlier run wrote with one segment
+// as large as a quarter of it (1 GiB in 64 KiB segments over one 256 MiB segment): the large
+// segment is addressed as 4,096 consecutive slots, not refused for lack of location bits.
+TEST(ColdStore, ManySmallSegmentsOpenOverOneLargeSegmentOfAnEarlierRun) {
+  temp_dir dir;
+  auto o = small_options(dir.path());
+  o.codec = codec_id::none;
+  o.segment_bytes = std::uint64_t{256} << 20;
+  o.max_bytes = std::uint64_t{512} << 20;
+  fill(o, 2000);  // 600 KB: records up to ten 64 KiB slots into the segment
+  o.segment_bytes = 64 << 10;
+  o.max_bytes = std::uint64_t{1} << 30;
+  auto s = open_ok(o);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->stats().entries, 2000u);
+  for (std::uint64_t k = 0; k < 2000; ++k) EXPECT_EQ(*get(*s, key_for(k)), value_for(k, 1)) << k;
+  // Updates and removals of keys in the large segment, then new segments beside it.
+  for (std::uint64_t k = 0; k < 2000; k += 2) {
+    ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, 2)), 1).ok());
+  }
+  for (std::uint64_t k = 1; k < 2000; k += 10) ASSERT_TRUE(s->erase(as_bytes(key_for(k))).ok());
+  const auto check = [&](gd::cold_store& c) {
+    for (std::uint64_t k = 0; k < 2000; ++k) {
+      auto v = get(c, key_for(k));
+      if (k % 10 == 1) {
+        EXPECT_TRUE(absl::IsNotFound(v.status())) << k;
+      } else {
+        ASSERT_TRUE(v.ok()) << k << ": " << v.status();
+        EXPECT_EQ(*v, value_for(k, k % 2 == 0 ? 2 : 1)) << k;
+      }
+    }
+  };
+  check(*s);
+  s.reset();
+  s = open_ok(o);
+  ASSERT_TRUE(s);
+  check(*s);
 }
 
 }  // namespace
@@ -865,6 +917,37 @@ TEST(ColdStore, AnEveryWriteWriteWhoseSyncFailsIsNotServed) {
     return 0;
   });
   EXPECT_EQ(code, 0);
+}
+
+// The scan recovery and goldylox-inspect make reads a segment through guarded reads too: a file
+// cut short after it was opened and mapped (another program truncating it while the store opens)
+// ends the scan at the cut, counted as one corrupt region, with the records before it reported.
+TEST(SegmentScan, AFileCutShortWhileItIsScannedEndsTheScanInsteadOfKillingTheProcess) {
+  temp_dir dir;
+  auto o = small_options(dir.path());
+  o.codec = codec_id::none;
+  fill(o, 150);  // one segment, about 50 KB of records
+  const auto files = segment_files(dir.path());
+  ASSERT_EQ(files.size(), 1u);
+  auto seg = gd::segment::open(files[0].string());
+  ASSERT_TRUE(seg.ok()) << seg.status();
+  std::size_t whole = 0;
+  gd::scan_records(seg->bytes(), [&](const gd::record_view&, std::size_t) { ++whole; });
+  ASSERT_EQ(whole, 150u);
+  fs::resize_file(files[0], 16 << 10);  // the mapping still spans 64 KiB
+  std::size_t before_cut = 0;
+  const auto r = gd::scan_records(seg->bytes(), [&](const gd::record_view& rec, std::size_t off) {
+    EXPECT_LE(off + rec.size, std::size_t{16} << 10);
+    ++before_cut;
+  });
+  EXPECT_TRUE(r.cut);
+  EXPECT_FALSE(r.clean);
+  EXPECT_EQ(r.corrupt_regions, 1u);
+  EXPECT_GT(before_cut, 30u);
+  EXPECT_LT(before_cut, 150u);
+  // Cut below the header's page: nothing to report, no crash.
+  fs::resize_file(files[0], 0);
+  EXPECT_TRUE(gd::scan_records(seg->bytes(), [](const gd::record_view&, std::size_t) {}).cut);
 }
 
 // A segment file cut short by another program while the store has it mapped: reads of records

@@ -5,7 +5,7 @@
 // linear-probing table of one-word slots:
 //   bits 63..40  24 hash bits (bits 55..32 of the hash): the slot's home and its tag
 //   bit  39      accessed: set by a get, cleared when reclamation re-inserts the entry
-//   bits 38..0   location: segment slot << offset_bits | record offset / 8 (never 0, because
+//   bits 38..0   location: (segment slot << offset_bits) + record offset / 8 (never 0, because
 //                records start after the 64-byte segment header); 0 is an empty slot
 // A slot's home is fastrange(hash bits, capacity), so capacities need not be powers of two: a
 // shard grows by 1.5x when it would pass 85 % load, which keeps the load between 57 % and 85 %,

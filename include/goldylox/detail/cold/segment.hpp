@@ -24,7 +24,10 @@
 // scan_records() walks a segment's bytes as recovery and goldylox-inspect see them: a record that
 // decodes is reported; the first zero word where a record should start, followed by nothing but
 // zeros, is the clean end; anything else (a torn tail, a flipped bit, garbage) is one corrupt
-// region, skipped by stepping 8 bytes at a time until a record decodes again.
+// region, skipped by stepping 8 bytes at a time until a record decodes again. Every byte is read
+// through guarded reads (guarded_read.hpp), like a get's: a file cut short underneath while it is
+// scanned ends the scan there (the rest counts as one corrupt region, `cut` is set) instead of
+// killing the process with SIGBUS.
 #pragma once
 
 #include <algorithm>
@@ -35,6 +38,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -45,6 +49,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "goldylox/detail/cold/file_io.hpp"
+#include "goldylox/detail/cold/guarded_read.hpp"
 #include "goldylox/detail/cold/record.hpp"
 #include "goldylox/detail/common/platform.hpp"
 
@@ -122,10 +127,60 @@ struct scan_result {
   std::size_t corrupt_bytes = 0;
   std::size_t end = segment_header_size;  // just past the last record that decoded
   bool clean = true;                      // no corrupt region: appending may resume at `end`
+  bool cut = false;                       // a read faulted: the file is shorter than its mapping
 };
 
+// Copies the record that starts at `bytes` (a segment's mapping, to the segment's end) into `out`
+// with guarded reads; false if the mapping faulted (out's contents are then unspecified). Only
+// the header is copied when it cannot start a record (no magic), so stepping through garbage
+// copies little; otherwise as many bytes as the header's sizes claim, bounded by what is left of
+// the segment, which decode_record then checks.
+inline bool copy_mapped_record(std::span<const std::byte> bytes, std::vector<std::byte>& out) {
+  const std::size_t head = std::min(bytes.size(), record_header_size);
+  out.resize(head);
+  if (!guarded_copy(out.data(), bytes.data(), head)) return false;
+  if (head < record_header_size || load_le<std::uint32_t>(out.data()) != record_magic) return true;
+  const std::size_t size = std::min(
+      bytes.size(),
+      record_size(load_le<std::uint32_t>(out.data() + 8), load_le<std::uint32_t>(out.data() + 12)));
+  out.resize(size);
+  return size <= head || guarded_copy(out.data() + head, bytes.data() + head, size - head);
+}
+
+inline constexpr std::byte zero_page[4096] = {};
+
+// Where the zeros ending the readable part of `data` begin (no earlier than `from`), read with
+// guarded reads from the end down. A page that faults (the file was cut below it) moves the
+// readable end, `readable`, below it.
+inline std::size_t zero_tail_start(std::span<const std::byte> data, std::size_t from,
+                                   std::size_t& readable) {
+  readable = data.size();
+  std::size_t end = data.size();
+  while (end > from) {
+    const std::size_t n = std::min(sizeof zero_page, end - from);
+    const std::byte* chunk = data.data() + (end - n);
+    std::byte copy[sizeof zero_page];
+    guarded_result same = guarded_compare(chunk, zero_page, n);
+    if (same == guarded_result::different && !guarded_copy(copy, chunk, n)) {
+      same = guarded_result::fault;  // cut between the two reads
+    }
+    if (same == guarded_result::fault) {
+      end -= n;
+      readable = end;
+      continue;
+    }
+    if (same == guarded_result::different) {
+      std::size_t k = n;
+      while (k > 0 && copy[k - 1] == std::byte{0}) --k;
+      return end - n + k;
+    }
+    end -= n;
+  }
+  return end;
+}
+
 // Calls on_record(const record_view&, offset) for each record in segment bytes `data` (the whole
-// file as mapped, header included).
+// file as mapped, header included). The view points at a copy that lives until on_record returns.
 template <class OnRecord>
 scan_result scan_records(std::span<const std::byte> data, OnRecord&& on_record) {
   scan_result r;
@@ -138,15 +193,30 @@ scan_result scan_records(std::span<const std::byte> data, OnRecord&& on_record) 
       in_corrupt = false;
     }
   };
+  // The file was cut below its mapping's end: from `at` on, one corrupt region (what was past
+  // the cut cannot be known).
+  const auto cut_at = [&](std::size_t at) {
+    r.cut = true;
+    r.clean = false;
+    if (!in_corrupt) {
+      ++r.corrupt_regions;
+      corrupt_start = at;
+      in_corrupt = true;
+    }
+    end_corrupt(data.size());
+    return r;
+  };
   // Everything from zero_tail on is zero: where records stop in a segment that was not filled.
-  std::size_t zero_tail = data.size();
-  while (zero_tail > off && data[zero_tail - 1] == std::byte{0}) --zero_tail;
+  std::size_t readable = 0;
+  const std::size_t zero_tail = zero_tail_start(data, off, readable);
+  std::vector<std::byte> copy;
   while (off + 8 <= data.size()) {
     if (off >= zero_tail) {
       end_corrupt(off);
-      return r;
+      return readable < data.size() ? cut_at(readable) : r;
     }
-    auto rec = decode_record(data.subspan(off));
+    if (!copy_mapped_record(data.subspan(off), copy)) return cut_at(off);
+    auto rec = decode_record(copy);
     if (rec.ok()) {
       end_corrupt(off);
       on_record(*rec, off);

@@ -189,24 +189,23 @@ class cold_store {
     return read && n > 0 ? n / 2 : std::numeric_limits<std::uint64_t>::max();
   }
 
-  // Index locations hold a segment slot above the record's offset / 8: offsets within a segment
-  // of `largest` bytes take this many bits.
-  static int offset_bits_for(std::uint64_t largest) noexcept {
+  // Index locations hold a slot above the record's offset / 8: offsets within a segment of
+  // `segment_bytes` take this many bits.
+  static int offset_bits_for(std::uint64_t segment_bytes) noexcept {
     int bits = 0;
-    while ((std::uint64_t{1} << (bits + 3)) < largest) ++bits;
+    while ((std::uint64_t{1} << (bits + 3)) < segment_bytes) ++bits;
     return bits;
   }
 
-  // Whether `slots` segments (the budget's, plus the active one and one being reclaimed) of up to
-  // `largest` bytes fit the index's location bits.
-  static absl::Status check_addressable(std::uint64_t slots, std::uint64_t largest) {
-    const int bits = offset_bits_for(largest);
+  // Whether `slots` slots of `segment_bytes` each (the budget's segments, plus the active one and
+  // one being reclaimed, or what recovery found) fit the index's location bits: 4 TiB in all.
+  static absl::Status check_addressable(std::uint64_t slots, std::uint64_t segment_bytes) {
+    const int bits = offset_bits_for(segment_bytes);
     if (bits >= cold_index::location_bits ||
         slots > (std::uint64_t{1} << (cold_index::location_bits - bits))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("goldylox cold tier: ", slots, " segments of up to ", largest,
-                       " bytes are more than the index can address; use larger segments or a "
-                       "smaller capacity"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "goldylox cold tier: ", slots, " segment slots of ", segment_bytes,
+          " bytes are more than the index can address (4 TiB); use a smaller capacity"));
     }
     return absl::OkStatus();
   }
@@ -276,10 +275,11 @@ class cold_store {
       counters_.value_bytes_written += value.size();
       counters_.stored_bytes_written += stored.size();
       if (!sync_each_write()) return index_put_locked(hash_key(key), key, *loc, buf.record.size());
-      pending_.push_back(pending_write{
-          meta.version, false, hash_key(key),
-          std::string(reinterpret_cast<const char*>(key.data()), key.size()), *loc,
-          table_[slot_of(*loc)].seg->id(), buf.record.size(), pending_write::waiting, &outcome});
+      pending_.push_back(
+          pending_write{meta.version, false, hash_key(key),
+                        std::string(reinterpret_cast<const char*>(key.data()), key.size()), *loc,
+                        table_[segment_slot_of(*loc)].seg->id(), buf.record.size(),
+                        pending_write::waiting, &outcome});
     }
     return await_publication(meta.version, outcome).status;
   }
@@ -369,7 +369,8 @@ class cold_store {
       auto loc = append_locked(buf.record);  // may reclaim, which may drop the key: look again
       if (!loc.ok()) return loc.status();
       version_ = version;
-      table_[slot_of(*loc)].live_bytes -= buf.record.size();  // tombstones are not live data
+      table_[segment_slot_of(*loc)].live_bytes -=
+          buf.record.size();  // tombstones are not live data
       if (!sync_each_write()) {
         unindex_locked(h, key);
         ++counters_.erases;
@@ -577,27 +578,29 @@ class cold_store {
     return absl::OkStatus();
   }
 
-  // Location encoding: segment slot above offset / 8.
+  // Location encoding: the record's offset / 8 added to the segment's first slot shifted above
+  // offset_bits_ (the bits of one segment_bytes_ segment). Slots are segment_bytes_ of address
+  // space each: a segment an earlier run made larger spans consecutive slots, so an offset past
+  // its first slot's range carries into the next one and still names it (segment_slot_of).
   std::uint64_t make_location(std::uint32_t slot, std::size_t offset) const noexcept {
-    return std::uint64_t{slot} << offset_bits_ | (offset >> 3);
+    return (std::uint64_t{slot} << offset_bits_) + (offset >> 3);
   }
-  std::uint32_t slot_of(std::uint64_t loc) const noexcept {
-    return static_cast<std::uint32_t>(loc >> offset_bits_);
-  }
-  std::size_t offset_of(std::uint64_t loc) const noexcept {
-    return static_cast<std::size_t>(loc & ((std::uint64_t{1} << offset_bits_) - 1)) << 3;
+  // The slot holding the table entry of the segment that `loc` points into.
+  std::uint32_t segment_slot_of(std::uint64_t loc) const noexcept {
+    return first_slot_[loc >> offset_bits_];
   }
   // The bytes from a location to the end of its segment. Callers hold the location's shard lock.
   std::span<const std::byte> record_bytes(std::uint64_t loc) const noexcept {
-    const segment* seg = readable_[slot_of(loc)].load(std::memory_order_acquire);
-    return seg->bytes().subspan(offset_of(loc));
+    const std::uint64_t first = segment_slot_of(loc);
+    const segment* seg = readable_[first].load(std::memory_order_acquire);
+    return seg->bytes().subspan(static_cast<std::size_t>(loc - (first << offset_bits_)) << 3);
   }
 
   // Segment files are read through their mappings with guarded reads (guarded_read.hpp): a file
   // truncated underneath (by another program) makes the read report a fault instead of the
   // process dying of SIGBUS. A fault counts as a corrupt record; find_key then matches nothing
-  // and leaves a flag for the caller, which reports kDataLoss. (Recovery reads the segments it
-  // has just opened and sized unguarded: a file cut during an open is not covered.)
+  // and leaves a flag for the caller, which reports kDataLoss. Recovery's scan reads the same way
+  // (scan_records): a file cut while the store opens loses the records past the cut, counted.
   static bool& mapping_fault_flag() noexcept {
     thread_local bool fault = false;
     return fault;
@@ -617,20 +620,7 @@ class cold_store {
   // is copied is a whole record only if the bytes decode (decode_record decides): the sizes in
   // its header are bounded by what is left of the segment.
   bool copy_record(std::uint64_t loc, std::vector<std::byte>& out) const {
-    const auto bytes = record_bytes(loc);
-    const std::size_t head = std::min(bytes.size(), record_header_size);
-    out.resize(head);
-    if (!guarded_copy(out.data(), bytes.data(), head)) return note_mapping_fault();
-    std::size_t size = head;
-    if (head == record_header_size) {
-      size = std::min(bytes.size(), record_size(load_le<std::uint32_t>(out.data() + 8),
-                                                load_le<std::uint32_t>(out.data() + 12)));
-    }
-    out.resize(size);
-    if (size > head && !guarded_copy(out.data() + head, bytes.data() + head, size - head)) {
-      return note_mapping_fault();
-    }
-    return true;
+    return copy_mapped_record(record_bytes(loc), out) || note_mapping_fault();
   }
 
   // The slot whose record holds exactly this key (shard lock held in any mode).
@@ -659,7 +649,7 @@ class cold_store {
       forget_locked(slot->load(std::memory_order_relaxed) & cold_index::location_mask);
       cold_index::shard::relocate(slot, loc);
     } else if (!shard.insert(h, loc)) {
-      table_[slot_of(loc)].live_bytes -= size;
+      table_[segment_slot_of(loc)].live_bytes -= size;
       return absl::ResourceExhaustedError("goldylox cold tier: index shard is full");
     }
     ++counters_.puts;
@@ -712,7 +702,7 @@ class cold_store {
     write_outcome& out = *w.outcome;
     const auto key =
         std::span<const std::byte>(reinterpret_cast<const std::byte*>(w.key.data()), w.key.size());
-    const std::uint32_t slot = slot_of(w.location);
+    const std::uint32_t slot = segment_slot_of(w.location);
     const bool segment_kept = !w.tombstone && slot < table_.size() && table_[slot].seg &&
                               table_[slot].seg->id() == w.segment_id;
     if (w.state == pending_write::failed) {
@@ -745,8 +735,8 @@ class cold_store {
     if (!guarded_copy(head, record_bytes(loc).data(), sizeof head)) return;  // cut off: unknown
     const std::size_t size =
         record_size(load_le<std::uint32_t>(head + 8), load_le<std::uint32_t>(head + 12));
-    table_[slot_of(loc)].live_bytes -=
-        std::min<std::uint64_t>(size, table_[slot_of(loc)].live_bytes);
+    table_[segment_slot_of(loc)].live_bytes -=
+        std::min<std::uint64_t>(size, table_[segment_slot_of(loc)].live_bytes);
   }
 
   // Unindexes the entry if it still points at loc.
@@ -819,6 +809,7 @@ class cold_store {
   void add_active_locked(segment created) {
     ++next_id_;
     const std::uint32_t slot = take_free_slot();
+    first_slot_[slot] = slot;
     table_[slot] = table_entry{std::make_shared<segment>(std::move(created)), 0, false};
     readable_[slot].store(table_[slot].seg.get(), std::memory_order_release);
     order_.push_back(slot);
@@ -834,6 +825,12 @@ class cold_store {
   bool over_budget_locked() const noexcept {
     return order_.size() > 1 && !(active_ && order_.front() == active_slot_) &&
            disk_bytes_ > options_.max_bytes;
+  }
+
+  // The slots a segment spans: one, or more for a segment larger than segment_bytes_ (only an
+  // earlier run's, placed by recovery on consecutive slots).
+  std::uint32_t slot_span(const segment& seg) const noexcept {
+    return static_cast<std::uint32_t>(std::max<std::uint64_t>(1, seg.size() / segment_bytes_));
   }
 
   // Slots are made as segments need them, up to slot_limit_: memory follows the segments on
@@ -889,7 +886,7 @@ class cold_store {
       shard.for_each([&](std::atomic<std::uint64_t>* slot) {
         const std::uint64_t word = slot->load(std::memory_order_relaxed);
         const std::uint64_t loc = word & cold_index::location_mask;
-        if (slot_of(loc) != victim) return false;
+        if (segment_slot_of(loc) != victim) return false;
         std::vector<std::byte>& copy = scratch().copy;
         auto rec = copy_record(loc, copy)
                        ? decode_record(copy)
@@ -920,8 +917,12 @@ class cold_store {
     readable_[victim].store(nullptr, std::memory_order_release);
     const std::string path = table_[victim].seg->path();
     disk_bytes_ -= table_[victim].seg->size();
+    const std::uint32_t span = slot_span(*table_[victim].seg);
     table_[victim] = table_entry{};
-    free_slots_.push_back(victim);
+    for (std::uint32_t s = victim; s < victim + span; ++s) {
+      first_slot_[s] = s;
+      free_slots_.push_back(s);  // a new segment takes one slot: a run need not stay whole
+    }
     doomed_.push_back(path);  // deleted once a manifest without it is written
     ++counters_.reclaimed_segments;
   }
@@ -1074,7 +1075,7 @@ class cold_store {
       }
     }
     std::vector<std::shared_ptr<segment>> segs;
-    std::uint64_t largest = segment_bytes_;
+    std::uint64_t spans = 0;  // the slots the segments found take
     for (std::size_t i = 0; i < accepted.size(); ++i) {
       const std::uint64_t id = accepted[i];
       auto s = segment::open(options_.path + "/" + segment_file_name(id));
@@ -1096,24 +1097,37 @@ class cold_store {
         lost.push_back(absl::StrCat(segment_file_name(id), " is damaged or replaced"));
         continue;
       }
-      largest = std::max<std::uint64_t>(largest, s->size());
+      spans += slot_span(*s);
       if (i + 1 < accepted.size()) s->seal();  // only the newest may be appended to
       segs.push_back(std::make_shared<segment>(*std::move(s)));
     }
-    offset_bits_ = offset_bits_for(largest);
-    // A crash in the middle of a roll (the new file made, the oldest not yet deleted) leaves one
-    // more file than the budget's, which needs no extra slot: it is reclaimed below before
-    // anything rolls.
-    const std::size_t slots = std::max<std::size_t>(slot_count_for(max_segments_), segs.size() + 1);
-    if (auto st = check_addressable(slots, largest); !st.ok()) return st;
+    // Whatever segment sizes earlier runs used, a location's offset takes the bits of this run's
+    // segment size, and a larger segment spans several slots. A crash in the middle of a roll
+    // (the new file made, the oldest not yet deleted) leaves one more file than the budget's,
+    // which needs no extra slot: it is reclaimed below before anything rolls.
+    offset_bits_ = offset_bits_for(segment_bytes_);
+    const std::size_t slots = std::max<std::size_t>(slot_count_for(max_segments_), spans + 1);
+    if (auto st = check_addressable(slots, segment_bytes_); !st.ok()) {
+      return absl::Status(
+          st.code(), absl::StrCat(st.message(), " (", options_.path, " holds ", segs.size(),
+                                  " segments totalling ", spans, " of this run's segment size)"));
+    }
     slot_limit_ = slots;
     readable_ = std::make_unique<std::atomic<const segment*>[]>(slots);
-    for (std::size_t i = 0; i < slots; ++i) readable_[i].store(nullptr, std::memory_order_relaxed);
+    first_slot_ = std::make_unique<std::uint32_t[]>(slots);
+    for (std::size_t i = 0; i < slots; ++i) {
+      readable_[i].store(nullptr, std::memory_order_relaxed);
+      first_slot_[i] = static_cast<std::uint32_t>(i);
+    }
     table_.reserve(segs.size() + 2);
     std::lock_guard lock(writer_mu_);
     scan_result last_scan;
     for (auto& seg : segs) {
+      // Consecutive slots: nothing has been freed yet, so each is taken from the table's end.
       const std::uint32_t slot = take_free_slot();
+      for (std::uint32_t extra = 1; extra < slot_span(*seg); ++extra) {
+        first_slot_[take_free_slot()] = slot;
+      }
       table_[slot] = table_entry{seg, 0, false};  // the last process may not have synced it
       readable_[slot].store(seg.get(), std::memory_order_release);
       order_.push_back(slot);
@@ -1126,7 +1140,8 @@ class cold_store {
       counters_.recovered_records += last_scan.records;
       if (last_scan.corrupt_regions != 0) {
         lost.push_back(absl::StrCat(seg->path(), " holds ", last_scan.corrupt_regions,
-                                    " damaged records (", last_scan.corrupt_bytes, " bytes)"));
+                                    " damaged records (", last_scan.corrupt_bytes, " bytes)",
+                                    last_scan.cut ? ", cut short while it was read" : ""));
       }
     }
     if (options_.strict_open && !lost.empty()) {
@@ -1205,7 +1220,12 @@ class cold_store {
         r.meta.tombstone || (r.meta.expiry_ns != 0 && r.meta.expiry_ns <= wall_clock_ns());
     if (auto* slot = find_key(shard, h, r.key)) {
       const std::uint64_t old = slot->load(std::memory_order_relaxed) & cold_index::location_mask;
-      if (load_le<std::uint64_t>(record_bytes(old).data() + 32) > r.meta.version) return;
+      // The version of the record already indexed (unreadable: cut off underneath, so it loses).
+      std::byte version[8];
+      if (guarded_copy(version, record_bytes(old).data() + 32, sizeof version) &&
+          load_le<std::uint64_t>(version) > r.meta.version) {
+        return;
+      }
       forget_locked(old);
       if (dead) {
         shard.erase(slot);
@@ -1215,7 +1235,7 @@ class cold_store {
     } else if (dead || !shard.insert(h, loc)) {
       return;
     }
-    table_[slot_of(loc)].live_bytes += r.size;
+    table_[segment_slot_of(loc)].live_bytes += r.size;
   }
 
   cold_store_options options_;
@@ -1228,7 +1248,10 @@ class cold_store {
   int offset_bits_ = 0;
 
   cold_index index_;
-  std::unique_ptr<std::atomic<const segment*>[]> readable_;  // slot -> segment, for readers
+  std::unique_ptr<std::atomic<const segment*>[]> readable_;  // first slot -> segment, for readers
+  // Slot -> the first slot of the segment spanning it (itself but for a larger segment's later
+  // slots). Written before the index points into a slot, under writer_mu_ and shard locks.
+  std::unique_ptr<std::uint32_t[]> first_slot_;
 
   std::mutex sync_mu_;
   mutable std::mutex writer_mu_;  // guards everything below
