@@ -23,7 +23,7 @@ struct User {
 
 int main() {
   absl::StatusOr<goldylox::cache<std::string>> made = goldylox::cache<std::string>::builder()
-                                                          .hot_tier_max_entries(100'000)
+                                                          .max_entries(100'000)
                                                           .enable_simd(true)
                                                           .enable_background_workers(false)
                                                           .enable_telemetry(true)
@@ -62,12 +62,11 @@ int main() {
             << " time)\n";
 
   // A typed cache for one value type: no type checks at all, the fastest path. 100,000 keys
-  // compete for 16,384 hot and 32,768 warm entries; two threads read (90 %) and write (10 %)
-  // them, popular keys more often, so the stats show hits in both tiers, entries moving between
-  // them, and evictions out of the warm tier.
+  // compete for 65,536 entries (16,384 hot and 49,152 warm, the balanced preset's 1:3); two
+  // threads read (90 %) and write (10 %) them, popular keys more often, so the stats show hits in
+  // both tiers, entries moving between them, and evictions out of the warm tier.
   auto counters = goldylox::typed_cache<std::uint64_t, std::uint64_t>::builder()
-                      .hot_tier_max_entries(1 << 14)
-                      .warm_tier_max_entries(1 << 15)
+                      .max_entries(1 << 16)
                       .warm_tier_policy("adaptive")  // the default, named here to show the option
                       .enable_telemetry(true)        // hits and misses are counted only when asked
                       .build();
@@ -105,8 +104,7 @@ int main() {
   std::filesystem::remove_all(dir);
   const auto open_disk_cache = [&] {
     return goldylox::cache<std::string>::builder()
-        .hot_tier_max_entries(1'000)
-        .warm_tier_max_entries(2'000)
+        .max_entries(3'000)  // in memory; the rest of the 50,000 entries go to disk
         .cold_tier_storage_path(dir)
         .cold_tier_max_bytes(64 << 20)
         .build();

@@ -2,6 +2,10 @@
 // cache<K>::builder() and typed_cache<K, V>::builder().
 //
 // What each option does (docs/configuration.md has the full table):
+//   max_entries                 the memory tiers' total (hot + warm), split by the preset's
+//                               hot:warm ratio unless a tier's own size is set too
+//                               (docs/configuration.md#capacity has the rule for each
+//                               combination).
 //   hot_tier_max_entries        bounds the hot tier: it holds at most this many entries and
 //                               evicts (CLOCK) beyond it, into the warm tier when there is one.
 //   warm_tier_max_entries       bounds the warm tier (0: no warm tier; hot-tier evictions leave
@@ -28,7 +32,8 @@
 //   enable_background_workers   validated and recorded; no work depends on it yet (the
 //                               tiers evict inline, on the inserting thread; the cold tier's
 //                               periodic syncer follows cold_tier_durability).
-//   preset                      supplies defaults for every size option not set explicitly.
+//   preset                      supplies defaults for every size option not set explicitly,
+//                               and the hot:warm ratio a total is split by.
 #pragma once
 
 #include <algorithm>
@@ -36,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -94,7 +100,8 @@ struct cache_config {
   bool enable_telemetry = false;
 };
 
-// Defaults a preset supplies for options the user did not set.
+// Defaults a preset supplies for options the user did not set. The ratio of its two sizes is also
+// the ratio max_entries is split by, so a preset's defaults equal max_entries(hot + warm).
 struct preset_defaults {
   std::size_t hot_tier_max_entries;
   std::size_t warm_tier_max_entries;
@@ -124,6 +131,9 @@ namespace detail {
 
 struct config_request {
   preset profile = preset::balanced;
+  // The memory tiers' total in entries. A byte budget (max_bytes with a weigher) would be a
+  // sibling of this field, split by the same ratio in the same unit-agnostic way.
+  std::optional<std::size_t> max_entries;
   std::optional<std::size_t> hot_tier_max_entries;
   std::optional<std::size_t> warm_tier_max_entries;
   // A named policy (looked up at build) or, when `warm_policy_make` is set, a user's choice.
@@ -165,6 +175,110 @@ inline absl::StatusOr<policy_factory> resolve_warm_policy(const config_request& 
   return *std::move(made);
 }
 
+// The hot tier's share of `total` split as hot:warm, rounded down: floor(total * hot / (hot +
+// warm)) without the product, which could overflow. Unit-agnostic, so a byte budget can be split
+// the same way.
+constexpr std::size_t hot_share_of(std::size_t total, std::size_t hot, std::size_t warm) noexcept {
+  const std::size_t sum = hot + warm;
+  return total / sum * hot + total % sum * hot / sum;
+}
+
+// The two memory tiers' sizes and, for sizes the user did not set, where they came from (for
+// error messages: a derived size must name the option the user actually gave).
+struct tier_sizes {
+  std::size_t hot = 0;
+  std::size_t warm = 0;
+  std::string hot_origin;  // empty when set explicitly
+  std::string warm_origin;
+};
+
+// The rules, for a preset whose default sizes are d.hot:d.warm (docs/configuration.md#capacity):
+//   nothing set                  the preset's sizes
+//   max_entries(n)               split by the preset's ratio, the hot tier getting at least 1
+//   max_entries(n) + one tier    that tier as given, the other tier the rest of n
+//   max_entries(n) + both tiers  they must add up to n
+//   one tier alone               the other derived from it by the preset's ratio, so a small
+//                                hot tier never sits above the preset's full-size warm tier
+//   warm_tier_max_entries(0)     no warm tier; the hot tier keeps the preset's size
+// A preset without a warm tier puts everything in the hot tier. Limits are checked by the caller.
+inline absl::StatusOr<tier_sizes> resolve_tier_sizes(const config_request& r,
+                                                     const preset_defaults& d) {
+  const std::size_t dh = d.hot_tier_max_entries;
+  const std::size_t dw = d.warm_tier_max_entries;
+  const std::size_t g = std::gcd(dh, dw);
+  const std::string preset_name(to_string(r.profile));  // StrCat may not take std::string_view
+  const std::string ratio =
+      absl::StrCat("the ", preset_name, " preset's hot:warm ratio ", dh / g, ":", dw / g);
+  tier_sizes t;
+  if (r.max_entries) {
+    const std::size_t n = *r.max_entries;
+    if (n == 0) {
+      return absl::InvalidArgumentError(
+          "goldylox: max_entries must be at least 1 (the hot tier needs an entry)");
+    }
+    const std::string from = absl::StrCat("max_entries = ", n);
+    if (r.hot_tier_max_entries && r.warm_tier_max_entries) {
+      const std::size_t h = *r.hot_tier_max_entries;
+      const std::size_t w = *r.warm_tier_max_entries;
+      if (h > n || w != n - h) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "goldylox: hot_tier_max_entries = ", h, " and warm_tier_max_entries = ", w,
+            " do not add up to ", from, "; set the total or the two tiers, or make them agree"));
+      }
+      t.hot = h;
+      t.warm = w;
+    } else if (r.hot_tier_max_entries) {
+      t.hot = *r.hot_tier_max_entries;
+      if (t.hot > n) {
+        return absl::InvalidArgumentError(absl::StrCat("goldylox: hot_tier_max_entries = ", t.hot,
+                                                       " exceeds ", from,
+                                                       ", the hot and warm tiers' total"));
+      }
+      t.warm = n - t.hot;
+      t.warm_origin = absl::StrCat(from, " less hot_tier_max_entries = ", t.hot);
+    } else if (r.warm_tier_max_entries) {
+      t.warm = *r.warm_tier_max_entries;
+      if (t.warm >= n) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("goldylox: warm_tier_max_entries = ", t.warm, " leaves no entry of ", from,
+                         " for the hot tier, which needs at least 1"));
+      }
+      t.hot = n - t.warm;
+      t.hot_origin = absl::StrCat(from, " less warm_tier_max_entries = ", t.warm);
+    } else {
+      t.hot = dw == 0 ? n : std::max<std::size_t>(1, hot_share_of(n, dh, dw));
+      t.warm = n - t.hot;
+      t.hot_origin = t.warm_origin = absl::StrCat(from, " split by ", ratio);
+    }
+    return t;
+  }
+  if (r.hot_tier_max_entries && !r.warm_tier_max_entries) {
+    t.hot = *r.hot_tier_max_entries;
+    // A hot size above its limit fails the caller's check; below it (2^32), times a preset's
+    // size (below 2^19), the product cannot overflow.
+    t.warm = t.hot <= max_hot_tier_entries ? t.hot / dh * dw + t.hot % dh * dw / dh : 0;
+    t.warm_origin = absl::StrCat("hot_tier_max_entries = ", t.hot, " scaled by ", ratio);
+    return t;
+  }
+  if (r.warm_tier_max_entries && !r.hot_tier_max_entries && *r.warm_tier_max_entries != 0 &&
+      dw != 0) {
+    t.warm = *r.warm_tier_max_entries;
+    // As above: a warm size above its limit fails the caller's check, which runs first.
+    t.hot = t.warm <= max_warm_tier_entries
+                ? std::max<std::size_t>(1, t.warm / dw * dh + t.warm % dw * dh / dw)
+                : 1;
+    t.hot_origin = absl::StrCat("warm_tier_max_entries = ", t.warm, " scaled by ", ratio);
+    return t;
+  }
+  t.hot = r.hot_tier_max_entries.value_or(dh);
+  t.warm = r.warm_tier_max_entries.value_or(dw);
+  if (!r.hot_tier_max_entries) t.hot_origin = absl::StrCat("the ", preset_name, " preset");
+  if (!r.warm_tier_max_entries) {
+    t.warm_origin = absl::StrCat("the ", preset_name, " preset");
+  }
+  return t;
+}
+
 // Applies the preset and validates. `hot_bytes_per_entry` and `warm_bytes_per_entry` are the
 // tiers' memory per entry for the concrete key and value types, used to reject sizes this machine
 // cannot hold.
@@ -172,10 +286,12 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
                                                    std::size_t hot_bytes_per_entry,
                                                    std::size_t warm_bytes_per_entry = 0) {
   const preset_defaults d = defaults_for(r.profile);
+  absl::StatusOr<tier_sizes> sizes = resolve_tier_sizes(r, d);
+  if (!sizes.ok()) return sizes.status();
   cache_config c;
   c.profile = r.profile;
-  c.hot_tier_max_entries = r.hot_tier_max_entries.value_or(d.hot_tier_max_entries);
-  c.warm_tier_max_entries = r.warm_tier_max_entries.value_or(d.warm_tier_max_entries);
+  c.hot_tier_max_entries = sizes->hot;
+  c.warm_tier_max_entries = sizes->warm;
   c.warm_tier_promotion_hits = r.warm_tier_promotion_hits.value_or(2);
   c.cold_tier_storage_path = r.cold_tier_storage_path.value_or("");
   c.cold_tier_codec = r.cold_tier_codec.value_or("zstd");
@@ -199,34 +315,53 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   if (c.hot_tier_max_entries == 0) {
     return absl::InvalidArgumentError("goldylox: hot_tier_max_entries must be at least 1");
   }
-  if (c.hot_tier_max_entries > max_hot_tier_entries) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("goldylox: hot_tier_max_entries = ", c.hot_tier_max_entries,
-                     " exceeds the limit of ", max_hot_tier_entries, " entries"));
-  }
   const std::size_t ram = physical_memory_bytes();
-  if (hot_bytes_per_entry != 0 && c.hot_tier_max_entries > ram / hot_bytes_per_entry) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "goldylox: hot_tier_max_entries = ", c.hot_tier_max_entries, " needs about ",
-        c.hot_tier_max_entries / (std::size_t{1} << 20) * hot_bytes_per_entry,
-        " MiB for the hot tier alone, more than this machine's ", ram >> 20, " MiB of memory"));
-  }
-  if (c.warm_tier_max_entries > max_warm_tier_entries) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("goldylox: warm_tier_max_entries = ", c.warm_tier_max_entries,
-                     " exceeds the limit of ", max_warm_tier_entries, " entries"));
-  }
-  if (warm_bytes_per_entry != 0 && c.warm_tier_max_entries > ram / warm_bytes_per_entry) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "goldylox: warm_tier_max_entries = ", c.warm_tier_max_entries, " needs about ",
-        c.warm_tier_max_entries / (std::size_t{1} << 20) * warm_bytes_per_entry,
-        " MiB for the warm tier alone, more than this machine's ", ram >> 20, " MiB of memory"));
-  }
+  // A derived size says where it came from, so the message leads to the option the user set.
+  const auto named = [](const char* option, std::size_t n, const std::string& origin) {
+    return origin.empty() ? absl::StrCat(option, " = ", n)
+                          : absl::StrCat(option, " = ", n, " (from ", origin, ")");
+  };
+  const auto check_hot = [&]() -> absl::Status {
+    const std::string hot =
+        named("hot_tier_max_entries", c.hot_tier_max_entries, sizes->hot_origin);
+    if (c.hot_tier_max_entries > max_hot_tier_entries) {
+      return absl::InvalidArgumentError(absl::StrCat("goldylox: ", hot, " exceeds the limit of ",
+                                                     max_hot_tier_entries, " entries"));
+    }
+    if (hot_bytes_per_entry != 0 && c.hot_tier_max_entries > ram / hot_bytes_per_entry) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "goldylox: ", hot, " needs about ",
+          c.hot_tier_max_entries / (std::size_t{1} << 20) * hot_bytes_per_entry,
+          " MiB for the hot tier alone, more than this machine's ", ram >> 20, " MiB of memory"));
+    }
+    return absl::OkStatus();
+  };
+  const auto check_warm = [&]() -> absl::Status {
+    const std::string warm =
+        named("warm_tier_max_entries", c.warm_tier_max_entries, sizes->warm_origin);
+    if (c.warm_tier_max_entries > max_warm_tier_entries) {
+      return absl::InvalidArgumentError(absl::StrCat("goldylox: ", warm, " exceeds the limit of ",
+                                                     max_warm_tier_entries, " entries"));
+    }
+    if (warm_bytes_per_entry != 0 && c.warm_tier_max_entries > ram / warm_bytes_per_entry) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "goldylox: ", warm, " needs about ",
+          c.warm_tier_max_entries / (std::size_t{1} << 20) * warm_bytes_per_entry,
+          " MiB for the warm tier alone, more than this machine's ", ram >> 20, " MiB of memory"));
+    }
+    return absl::OkStatus();
+  };
+  // The size the user set is checked first: an absurd warm_tier_max_entries must be reported as
+  // such, not as the absurd hot tier derived from it.
+  const bool warm_first = sizes->warm_origin.empty() && !sizes->hot_origin.empty();
+  if (absl::Status s = warm_first ? check_warm() : check_hot(); !s.ok()) return s;
+  if (absl::Status s = warm_first ? check_hot() : check_warm(); !s.ok()) return s;
   if (c.warm_tier_max_entries == 0 &&
       (r.warm_policy_name || r.warm_policy_make || r.warm_tier_promotion_hits)) {
-    return absl::InvalidArgumentError(
+    return absl::InvalidArgumentError(absl::StrCat(
         "goldylox: warm_tier_policy and warm_tier_promotion_hits apply to the warm tier, which "
-        "is off (warm_tier_max_entries = 0)");
+        "is off (",
+        named("warm_tier_max_entries", 0, sizes->warm_origin), ")"));
   }
   if (c.warm_tier_promotion_hits == 0) {
     return absl::InvalidArgumentError(
@@ -281,12 +416,27 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
 template <class Derived>
 class basic_builder {
  public:
-  // Maximum entries in the hot (in-memory, lock-free) tier. Required to be >= 1.
+  // The cache's capacity in memory: the hot and warm tiers together hold at most n entries
+  // (capacity() == n; the cold tier is bounded by cold_tier_max_bytes instead). Split by the
+  // preset's hot:warm ratio, the hot tier's share rounded down but at least 1: balanced 1:3, so
+  // max_entries(100'000) gives 25,000 hot and 75,000 warm. With one tier's size also set, the
+  // other tier gets the rest (a hot tier of all n leaves no warm tier); with both, they must
+  // add up to n. build() fails with kInvalidArgument for n = 0 or a tier size that does not fit
+  // in n. docs/configuration.md#capacity lists every combination.
+  Derived& max_entries(std::size_t n) {
+    request_.max_entries = n;
+    return self();
+  }
+  // Maximum entries in the hot (in-memory, lock-free) tier. Required to be >= 1. Without
+  // max_entries or warm_tier_max_entries, the warm tier is sized from it by the preset's ratio
+  // (balanced: 3 warm entries per hot entry).
   Derived& hot_tier_max_entries(std::size_t n) {
     request_.hot_tier_max_entries = n;
     return self();
   }
   // Maximum entries in the warm tier, which receives the hot tier's evictions (0: no warm tier).
+  // Without max_entries or hot_tier_max_entries, a non-zero n sizes the hot tier by the preset's
+  // ratio (balanced: a third of n, at least 1); with 0 the hot tier keeps the preset's size.
   Derived& warm_tier_max_entries(std::size_t n) {
     request_.warm_tier_max_entries = n;
     return self();
@@ -382,6 +532,8 @@ class basic_builder {
         std::clamp<std::int64_t>(interval.count(), 0, std::int64_t{UINT32_MAX}));
     return self();
   }
+  // Defaults for the size options not set (docs/configuration.md#presets), and the hot:warm
+  // ratio max_entries and a lone tier size are split by.
   Derived& preset(goldylox::preset p) {
     request_.profile = p;
     return self();

@@ -122,12 +122,290 @@ INSTANTIATE_TEST_SUITE_P(
         PresetCase{preset::ml_optimized, "ml_optimized", 100'000, 300'000, 3, "linear-model"}),
     [](const ::testing::TestParamInfo<PresetCase>& info) { return std::string(info.param.name); });
 
+TEST_P(PresetTest, DefaultsAreMaxEntriesOfThePresetsTotal) {
+  // The preset's sizes and its ratio agree: max_entries(hot + warm) reproduces the defaults.
+  const PresetCase& pc = GetParam();
+  auto made = Typed::builder().preset(pc.p).max_entries(pc.hot + pc.warm).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->config().hot_tier_max_entries, pc.hot);
+  EXPECT_EQ(made->config().warm_tier_max_entries, pc.warm);
+}
+
 TEST(Builder, PresetOrderDoesNotMatter) {
-  // An explicit size set before the preset still wins.
+  // An explicit size set before the preset still wins, and the preset set after it still gives
+  // the ratio the other tier is derived by (high_performance: 1:1).
   auto made = Typed::builder().hot_tier_max_entries(77).preset(preset::high_performance).build();
   ASSERT_TRUE(made.ok()) << made.status();
   EXPECT_EQ(made->config().hot_tier_max_entries, 77u);
-  EXPECT_EQ(made->config().warm_tier_max_entries, 250'000u);
+  EXPECT_EQ(made->config().warm_tier_max_entries, 77u);
+  auto total = Typed::builder().max_entries(1'000).preset(preset::high_capacity).build();
+  ASSERT_TRUE(total.ok()) << total.status();
+  EXPECT_EQ(total->config().hot_tier_max_entries, 100u);
+  EXPECT_EQ(total->config().warm_tier_max_entries, 900u);
+  auto reversed = Typed::builder().max_entries(1'000).hot_tier_max_entries(10).build();
+  auto forward = Typed::builder().hot_tier_max_entries(10).max_entries(1'000).build();
+  ASSERT_TRUE(reversed.ok() && forward.ok());
+  EXPECT_EQ(reversed->config().warm_tier_max_entries, 990u);
+  EXPECT_EQ(forward->config().warm_tier_max_entries, 990u);
+}
+
+// ---- max_entries: one capacity knob, split across the memory tiers --------------------------
+
+struct SplitCase {
+  preset p;
+  std::size_t hot;
+  std::size_t warm;
+};
+
+TEST(MaxEntries, AloneSplitsByThePresetsRatio) {
+  for (const SplitCase& sc : {SplitCase{preset::balanced, 25'000, 75'000},
+                              SplitCase{preset::high_performance, 50'000, 50'000},
+                              SplitCase{preset::high_capacity, 10'000, 90'000},
+                              SplitCase{preset::ml_optimized, 25'000, 75'000}}) {
+    SCOPED_TRACE(goldylox::to_string(sc.p));
+    auto made = Typed::builder().preset(sc.p).max_entries(100'000).build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    EXPECT_EQ(made->config().hot_tier_max_entries, sc.hot);
+    EXPECT_EQ(made->config().warm_tier_max_entries, sc.warm);
+    EXPECT_EQ(made->capacity(), 100'000u);
+    EXPECT_EQ(made->stats().capacity, 100'000u);
+  }
+}
+
+// README.md's "A short tour": the same builder calls, and the capacity the comments state.
+TEST(MaxEntries, TheReadmeTourHasTheCapacityItStates) {
+  auto made = Any::builder().max_entries(100'000).enable_simd(true).enable_telemetry(true).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->capacity(), 100'000u);
+  EXPECT_EQ(made->stats().capacity, 100'000u);
+  EXPECT_EQ(made->config().hot_tier_max_entries, 25'000u);
+  EXPECT_EQ(made->config().warm_tier_max_entries, 75'000u);
+
+  auto orders =
+      goldylox::typed_cache<std::uint64_t, double>::builder().max_entries(1'000'000).build();
+  ASSERT_TRUE(orders.ok()) << orders.status();
+  EXPECT_EQ(orders->capacity(), 1'000'000u);
+  EXPECT_EQ(orders->stats().capacity, 1'000'000u);
+}
+
+TEST(MaxEntries, TheCacheHoldsNoMoreThanTheTotal) {
+  auto made = Typed::builder().max_entries(64).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  for (std::uint64_t k = 0; k < 2'000; ++k) {
+    ASSERT_TRUE(made->put(k, k).ok());
+    ASSERT_LE(made->size(), 64u);
+  }
+  const goldylox::cache_stats s = made->stats();
+  EXPECT_LE(s.hot_size, 16u);
+  EXPECT_LE(s.warm_size, 48u);
+  EXPECT_GT(s.warm_size, 16u);  // the warm tier took the larger share
+}
+
+TEST(MaxEntries, SmallTotalsGiveTheHotTierAtLeastOneEntry) {
+  struct small {
+    std::size_t n, hot, warm;
+  };
+  // Balanced is 1:3; the hot share is rounded down, but never below 1.
+  for (const small& c : {small{1, 1, 0}, small{2, 1, 1}, small{3, 1, 2}, small{4, 1, 3},
+                         small{8, 2, 6}, small{10, 2, 8}}) {
+    SCOPED_TRACE(c.n);
+    auto made = Typed::builder().max_entries(c.n).build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    EXPECT_EQ(made->config().hot_tier_max_entries, c.hot);
+    EXPECT_EQ(made->config().warm_tier_max_entries, c.warm);
+    EXPECT_EQ(made->capacity(), c.n);
+  }
+  // max_entries(1) leaves no warm tier, so warm-tier options conflict, and the message says why.
+  auto conflict = Typed::builder().max_entries(1).warm_tier_policy("lru").build();
+  expect_invalid(conflict, "warm_tier_policy");
+  EXPECT_THAT(std::string(conflict.status().message()), HasSubstr("max_entries = 1"));
+}
+
+TEST(MaxEntries, ZeroIsInvalid) {
+  expect_invalid(Typed::builder().max_entries(0).build(), "max_entries");
+  expect_invalid(Any::builder().max_entries(0).hot_tier_max_entries(0).build(), "max_entries");
+}
+
+TEST(MaxEntries, WithAHotTierSizeTheWarmTierGetsTheRest) {
+  auto made = Typed::builder().max_entries(1'000).hot_tier_max_entries(100).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->config().hot_tier_max_entries, 100u);
+  EXPECT_EQ(made->config().warm_tier_max_entries, 900u);
+  EXPECT_EQ(made->capacity(), 1'000u);
+
+  // All of it in the hot tier: no warm tier.
+  auto all_hot = Typed::builder().max_entries(1'000).hot_tier_max_entries(1'000).build();
+  ASSERT_TRUE(all_hot.ok()) << all_hot.status();
+  EXPECT_EQ(all_hot->config().warm_tier_max_entries, 0u);
+  EXPECT_EQ(all_hot->capacity(), 1'000u);
+
+  auto over = Typed::builder().max_entries(1'000).hot_tier_max_entries(1'001).build();
+  expect_invalid(over, "hot_tier_max_entries = 1001");
+  EXPECT_THAT(std::string(over.status().message()), HasSubstr("max_entries = 1000"));
+  expect_invalid(Typed::builder().max_entries(1'000).hot_tier_max_entries(0).build(),
+                 "hot_tier_max_entries");
+}
+
+TEST(MaxEntries, WithAWarmTierSizeTheHotTierGetsTheRest) {
+  auto made = Typed::builder().max_entries(1'000).warm_tier_max_entries(100).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->config().hot_tier_max_entries, 900u);
+  EXPECT_EQ(made->config().warm_tier_max_entries, 100u);
+
+  auto no_warm = Typed::builder().max_entries(1'000).warm_tier_max_entries(0).build();
+  ASSERT_TRUE(no_warm.ok()) << no_warm.status();
+  EXPECT_EQ(no_warm->config().hot_tier_max_entries, 1'000u);
+  EXPECT_EQ(no_warm->config().warm_tier_max_entries, 0u);
+
+  // The hot tier needs at least one entry.
+  for (std::size_t warm : {std::size_t{1'000}, std::size_t{5'000}, SIZE_MAX}) {
+    SCOPED_TRACE(warm);
+    auto bad = Typed::builder().max_entries(1'000).warm_tier_max_entries(warm).build();
+    expect_invalid(bad, "warm_tier_max_entries");
+    EXPECT_THAT(std::string(bad.status().message()),
+                AllOf(HasSubstr("max_entries = 1000"), HasSubstr("hot tier")));
+  }
+}
+
+TEST(MaxEntries, WithBothTierSizesTheyMustAddUp) {
+  auto made = Typed::builder()
+                  .max_entries(1'000)
+                  .hot_tier_max_entries(200)
+                  .warm_tier_max_entries(800)
+                  .build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->config().hot_tier_max_entries, 200u);
+  EXPECT_EQ(made->config().warm_tier_max_entries, 800u);
+
+  auto disagree = Typed::builder()
+                      .max_entries(1'000)
+                      .hot_tier_max_entries(200)
+                      .warm_tier_max_entries(700)
+                      .build();
+  expect_invalid(disagree, "max_entries = 1000");
+  EXPECT_THAT(std::string(disagree.status().message()),
+              AllOf(HasSubstr("hot_tier_max_entries = 200"),
+                    HasSubstr("warm_tier_max_entries = 700"), HasSubstr("add up")));
+  // Sizes whose sum wraps around to the total do not add up either.
+  expect_invalid(Typed::builder()
+                     .max_entries(1'000)
+                     .hot_tier_max_entries(SIZE_MAX)
+                     .warm_tier_max_entries(1'001)
+                     .build(),
+                 "add up");
+}
+
+TEST(MaxEntries, HugeTotalsAreRefusedNamingMaxEntries) {
+  // The message docs/configuration.md quotes.
+  auto huge = Typed::builder().max_entries(SIZE_MAX).build();
+  expect_invalid(huge, "hot_tier_max_entries");
+  EXPECT_EQ(huge.status().message(),
+            "goldylox: hot_tier_max_entries = 4611686018427387903 (from max_entries = "
+            "18446744073709551615 split by the balanced preset's hot:warm ratio 1:3) exceeds the "
+            "limit of 4294967296 entries");
+  // Within the hot tier's limit, but beyond this machine's memory.
+  using Engine = goldylox::detail::engine<std::string, std::string,
+                                          goldylox::default_hash<std::string>, std::equal_to<>>;
+  const std::size_t hot_limit =
+      goldylox::detail::physical_memory_bytes() / Engine::hot_tier_type::bytes_per_entry();
+  if (hot_limit >= goldylox::max_hot_tier_entries) GTEST_SKIP() << "this machine has too much RAM";
+  auto beyond_ram = Nodes::builder().max_entries((hot_limit + 1) * 4).build();
+  expect_invalid(beyond_ram, "max_entries");
+  EXPECT_THAT(std::string(beyond_ram.status().message()), HasSubstr("memory"));
+}
+
+TEST(MaxEntries, ATotalWithinTheLimitsBuilds) {
+  // The largest hot tier the ratio allows on a small total is fine; the check is per tier.
+  auto made = Typed::builder().max_entries(4 * 1'024).hot_tier_max_entries(4 * 1'024).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->capacity(), 4u * 1'024);
+}
+
+// ---- one tier's size alone: the other follows the preset's ratio -----------------------------
+
+TEST(TierSizeAlone, AHotTierSizeDerivesTheWarmTier) {
+  // Issue 15: hot_tier_max_entries(1000) alone used to give a 300,000-entry warm tier.
+  for (const SplitCase& sc : {SplitCase{preset::balanced, 1'000, 3'000},
+                              SplitCase{preset::high_performance, 1'000, 1'000},
+                              SplitCase{preset::high_capacity, 1'000, 9'000},
+                              SplitCase{preset::ml_optimized, 1'000, 3'000}}) {
+    SCOPED_TRACE(goldylox::to_string(sc.p));
+    auto made = Typed::builder().preset(sc.p).hot_tier_max_entries(sc.hot).build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    EXPECT_EQ(made->config().hot_tier_max_entries, sc.hot);
+    EXPECT_EQ(made->config().warm_tier_max_entries, sc.warm);
+    EXPECT_EQ(made->capacity(), sc.hot + sc.warm);
+  }
+  auto one = Typed::builder().hot_tier_max_entries(1).build();
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->config().warm_tier_max_entries, 3u);
+}
+
+TEST(TierSizeAlone, AWarmTierSizeDerivesTheHotTier) {
+  auto made = Typed::builder().warm_tier_max_entries(3'000).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->config().hot_tier_max_entries, 1'000u);
+  EXPECT_EQ(made->config().warm_tier_max_entries, 3'000u);
+  auto capacity = Typed::builder().preset(preset::high_capacity).warm_tier_max_entries(900).build();
+  ASSERT_TRUE(capacity.ok()) << capacity.status();
+  EXPECT_EQ(capacity->config().hot_tier_max_entries, 100u);
+  // Rounded down, but at least 1.
+  auto tiny = Typed::builder().warm_tier_max_entries(2).build();
+  ASSERT_TRUE(tiny.ok()) << tiny.status();
+  EXPECT_EQ(tiny->config().hot_tier_max_entries, 1u);
+}
+
+TEST(TierSizeAlone, NoWarmTierKeepsThePresetsHotTier) {
+  auto made = Typed::builder().warm_tier_max_entries(0).build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(made->config().hot_tier_max_entries, 100'000u);
+  EXPECT_EQ(made->config().warm_tier_max_entries, 0u);
+  EXPECT_EQ(made->capacity(), 100'000u);
+}
+
+TEST(TierSizeAlone, AnAbsurdSizeIsReportedAsTheOptionGiven) {
+  // The warm size is checked before the hot size derived from it.
+  auto warm = Typed::builder().warm_tier_max_entries(std::size_t{1} << 40).build();
+  expect_invalid(warm, "goldylox: warm_tier_max_entries = 1099511627776 exceeds");
+  auto warm_max = Typed::builder().warm_tier_max_entries(SIZE_MAX).build();
+  expect_invalid(warm_max, "goldylox: warm_tier_max_entries = 18446744073709551615 exceeds");
+  auto hot = Typed::builder().hot_tier_max_entries(SIZE_MAX).build();
+  expect_invalid(hot, "goldylox: hot_tier_max_entries = 18446744073709551615 exceeds");
+}
+
+// The split itself, on presets the library does not have.
+TEST(TierSplit, APresetWithoutAWarmTierPutsEverythingInTheHotTier) {
+  const goldylox::preset_defaults hot_only{1'000, 0, 3};
+  goldylox::detail::config_request r;
+  r.max_entries = 500;
+  auto sizes = goldylox::detail::resolve_tier_sizes(r, hot_only);
+  ASSERT_TRUE(sizes.ok()) << sizes.status();
+  EXPECT_EQ(sizes->hot, 500u);
+  EXPECT_EQ(sizes->warm, 0u);
+
+  r.max_entries.reset();
+  r.hot_tier_max_entries = 10;
+  sizes = goldylox::detail::resolve_tier_sizes(r, hot_only);
+  ASSERT_TRUE(sizes.ok()) << sizes.status();
+  EXPECT_EQ(sizes->hot, 10u);
+  EXPECT_EQ(sizes->warm, 0u);
+
+  r.hot_tier_max_entries.reset();
+  r.warm_tier_max_entries = 10;  // no ratio to derive from: the preset's hot size
+  sizes = goldylox::detail::resolve_tier_sizes(r, hot_only);
+  ASSERT_TRUE(sizes.ok()) << sizes.status();
+  EXPECT_EQ(sizes->hot, 1'000u);
+  EXPECT_EQ(sizes->warm, 10u);
+}
+
+TEST(TierSplit, TheHotShareIsExactWithoutOverflow) {
+  using goldylox::detail::hot_share_of;
+  EXPECT_EQ(hot_share_of(100'000, 1, 3), 25'000u);
+  EXPECT_EQ(hot_share_of(100'000, 100'000, 300'000), 25'000u);
+  EXPECT_EQ(hot_share_of(7, 1, 1), 3u);
+  // floor(SIZE_MAX * 3 / 4) = 3 * 2^62 - 1, which the naive product would get wrong.
+  EXPECT_EQ(hot_share_of(SIZE_MAX, 3, 1), 3 * (std::size_t{1} << 62) - 1);
+  EXPECT_EQ(hot_share_of(SIZE_MAX, 50'000, 450'000), SIZE_MAX / 10);
 }
 
 TEST(Builder, SwitchesAreRecorded) {

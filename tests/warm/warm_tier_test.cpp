@@ -181,6 +181,27 @@ TEST(WarmTier, PoliciesComeFromTheFactory) {
   EXPECT_LE(w.size(), 1000u);
 }
 
+// A capacity the shard count does not divide is shared out exactly, not rounded up per shard:
+// a cache's max_entries(n) promises capacity() == n on any core count.
+TEST(WarmTier, CapacityIsMaxEntriesExactly) {
+  std::vector<std::size_t> shard_capacities;
+  gd::warm_tier<int, int, gl::policy::lru> w({.max_entries = 1'003, .shards = 8}, {}, {},
+                                             [&](std::size_t c, std::size_t) {
+                                               shard_capacities.push_back(c);
+                                               return gl::policy::lru(c);
+                                             });
+  EXPECT_EQ(w.capacity(), 1'003u);
+  EXPECT_EQ(shard_capacities, (std::vector<std::size_t>{126, 126, 126, 125, 125, 125, 125, 125}));
+  for (int k = 0; k < 20'000; ++k) {
+    ASSERT_TRUE(w.put(k, k).ok());
+    ASSERT_LE(w.size(), 1'003u);
+  }
+  EXPECT_EQ(w.size(), 1'003u);  // every shard filled to its share
+  // More shards than entries, asked for explicitly: each shard still holds one.
+  const gd::warm_tier<int, int, gl::policy::lru> tiny({.max_entries = 3, .shards = 8});
+  EXPECT_EQ(tiny.capacity(), 8u);
+}
+
 // A sink runs after the shard lock is released, so it may use the tier.
 TEST(WarmTier, TheSinkMayCallBackIntoTheTier) {
   string_tier<>* self = nullptr;

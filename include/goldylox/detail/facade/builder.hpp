@@ -64,8 +64,8 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
       return Cache(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold)));
     } catch (const std::bad_alloc&) {
       return absl::ResourceExhaustedError(
-          "goldylox: could not allocate the cache's tiers; lower hot_tier_max_entries or "
-          "warm_tier_max_entries");
+          "goldylox: could not allocate the cache's tiers; lower max_entries, "
+          "hot_tier_max_entries or warm_tier_max_entries");
     } catch (const std::invalid_argument& e) {  // a user policy refusing its capacity
       return absl::InvalidArgumentError(absl::StrCat("goldylox: warm tier: ", e.what()));
     }

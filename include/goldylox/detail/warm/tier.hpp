@@ -146,15 +146,20 @@ class warm_tier {
       throw std::invalid_argument("warm tier: max_weight must be at least the shard count");
     }
     shard_bits_ = static_cast<unsigned>(std::countr_zero(n));
-    const std::size_t per_entries = (o.max_entries + n - 1) / n;
+    // The remainder goes one entry each to the first shards, so capacity() is max_entries
+    // exactly (a cache's max_entries(n) promises n whatever the core count); only more shards
+    // than entries, which a caller must ask for, round each shard up to one.
+    const std::size_t base_entries = o.max_entries / n;
+    const std::size_t extra_entries = o.max_entries % n;
     const std::size_t per_weight = o.max_weight / n;
     shards_.reserve(n);
     if (!make_policy) make_policy = [](std::size_t c, std::size_t) { return P(c); };
+    max_entries_ = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      shards_.push_back(
-          std::make_unique<shard>(per_entries, per_weight, make_policy(per_entries, n)));
+      const std::size_t entries = std::max<std::size_t>(1, base_entries + (i < extra_entries));
+      shards_.push_back(std::make_unique<shard>(entries, per_weight, make_policy(entries, n)));
+      max_entries_ += entries;
     }
-    max_entries_ = per_entries * n;
     max_weight_ = per_weight * n;
   }
 
