@@ -69,14 +69,14 @@ void check_single_flight(Cache& cache, GetOrInsert get_or_insert) {
 TEST(Stress, GetOrInsertFactoryRunsOncePerKeyPacked) {
   auto cache = make_cache<goldylox::typed_cache<std::uint64_t, std::uint64_t>>(1 << 16);
   check_single_flight(
-      cache, [](auto& c, std::uint64_t id, auto factory) { return c.get_or_insert(id, factory); });
+      cache, [](auto& c, std::uint64_t id, auto factory) { return *c.get_or_insert(id, factory); });
 }
 
 TEST(Stress, GetOrInsertFactoryRunsOncePerKeyNode) {
   auto cache = make_cache<goldylox::typed_cache<std::string, std::string>>(1 << 16);
   check_single_flight(cache, [](auto& c, std::uint64_t id, auto factory) {
-    const std::string v =
-        c.get_or_insert(skey(id), [&] { return std::to_string(factory()) + std::string(40, '+'); });
+    const std::string v = *c.get_or_insert(
+        skey(id), [&] { return std::to_string(factory()) + std::string(40, '+'); });
     return std::stoull(v);
   });
 }
@@ -104,7 +104,7 @@ TEST(Stress, ThrowingLeaderReleasesWaitersAndOneRetrySucceeds) {
     for (std::uint64_t r = 0; r < rounds; ++r) {
       round_start.arrive_and_wait();
       try {
-        got[tid][r] = cache.get_or_insert(r, [&] {
+        got[tid][r] = *cache.get_or_insert(r, [&] {
           const int call = calls[r].fetch_add(1);
           std::this_thread::yield();
           if (call == 0) throw std::runtime_error("first attempt fails");
@@ -242,17 +242,17 @@ void tiers_stay_coherent() {
           mine = v;
           break;
         case 2:
-          cache.remove(k);
+          (void)cache.remove(k);
           mine.reset();
           break;
         case 3: {
-          const std::optional<V> previous = cache.replace(k, to_value<V>(v));
+          const std::optional<V> previous = *cache.replace(k, to_value<V>(v));
           owned(previous, "replace");
           if (previous) mine = v;
           break;
         }
         case 4: {
-          const std::optional<V> existing = cache.put_if_absent(k, to_value<V>(v));
+          const std::optional<V> existing = *cache.put_if_absent(k, to_value<V>(v));
           owned(existing, "put_if_absent");
           if (!existing) mine = v;
           break;
@@ -260,7 +260,7 @@ void tiers_stay_coherent() {
         default: {
           const std::optional<V> now = cache.get(k);
           owned(now, "get");
-          if (now && cache.compare_and_swap(k, *now, to_value<V>(v))) mine = v;
+          if (now && *cache.compare_and_swap(k, *now, to_value<V>(v))) mine = v;
           break;
         }
       }
