@@ -53,8 +53,9 @@ class typed_cache {
   // Inserts or overwrites. Returns OK, or (with a cold tier) the error that kept the key's older
   // cold record from being removed (a full disk, an I/O error): then nothing changed, so the older
   // value can never come back in place of this one.
-  // An lvalue key is copied only when it is inserted (or into a new node for values that are
-  // not updated in place): overwriting a present std::string key allocates nothing for the key.
+  // Without a cold tier, an lvalue key is copied only when it is inserted (or into a new node for
+  // values that are not updated in place): overwriting a present std::string key allocates
+  // nothing for the key.
   absl::Status put(const K& key, V value) { return engine_->assign(key, std::move(value)); }
   absl::Status put(K&& key, V value) { return engine_->assign(std::move(key), std::move(value)); }
 

@@ -51,8 +51,8 @@
 //   C3 a promotion from the cold tier lands under the key's home lock only if no memory tier has
 //      the key and the key's cold record still has the version the read saw (promotion.hpp).
 // ColdCacheStress.NoReadIsOlderThanAReturnedWrite checks that no read is older than a returned
-// write, and ColdCacheStress.CloseReopenKeepsEveryAcknowledgedWrite that nothing acknowledged is
-// lost across clean restarts, under TSan too.
+// write (under TSan too), and ColdCacheReopenStress.KeepsEveryAcknowledgedWrite that nothing
+// acknowledged is lost or replaced by an older value across clean restarts.
 //
 // The in-flight registry: shards chosen by the key's mixed hash, each a spin lock, an intrusive
 // list of the tickets in flight and their count. The check is exact: a ticket is superseded only
@@ -60,7 +60,8 @@
 // shard (the old design, a table of write generations indexed by hash, dropped a demotion when an
 // unrelated key sharing its slot was written, losing that key's only copy). A write reads the
 // shard's count without the lock and skips the shard when nothing is in flight there, so a put
-// pays one load when no eviction is pending.
+// pays one load when no eviction is pending. The shard locks are innermost: taken under the home
+// lock or a warm shard lock, they take no other lock.
 #pragma once
 
 #include <atomic>

@@ -17,8 +17,11 @@
 //   promotion.hpp     reads below the hot tier and the moves up they cause (M2, C3)
 //   single_flight.hpp get_or_insert: one loader per absent key
 //   stats.hpp         the cache_stats snapshot
+// With a cold tier every write runs under the key's home lock (no lock-free in-place put), retires
+// the key's cold record first and, if that fails, returns the error with memory untouched (C1).
 // Owns: all of the above, for one cache. Invariant: the coherence rules of coherence.hpp hold
-// whenever no engine call is running. May call: the tiers (hot/, warm/, cold/) and common/;
+// whenever no engine call is running, and no demotion of this engine is queued on any thread
+// then. May call: the tiers (hot/, warm/, cold/) and common/;
 // only the facades call it.
 #pragma once
 
