@@ -610,6 +610,47 @@ TEST(ColdCache, CloseWithoutAColdTierIsOk) {
 
 // ---- issue 23: nothing is lost or resurrected by nesting, key types or a failing disk ----------
 
+// The in-flight registry (coherence.hpp) tells keys apart by equality, not by hash: with every
+// key hashing alike, a write of one key supersedes only that key's demotion in flight, and a later
+// departure of a key supersedes its earlier one. (The generation table it replaced could not tell
+// keys of one hash slot apart: a write of key 2 dropped key 1's demotion.)
+TEST(ColdCoherence, OnlyTheSameKeySupersedesADemotionInFlight) {
+  struct one_hash {
+    std::size_t operator()(std::uint64_t) const { return 42; }
+  };
+  using K = std::uint64_t;
+  using tiers = goldylox::detail::tier_stack<K, std::string, one_hash, std::equal_to<>>;
+  temp_dir dir;
+  goldylox::cache_config config;
+  {
+    auto made = goldylox::typed_cache<K, std::string>::builder()
+                    .hot_tier_max_entries(16)
+                    .cold_tier_storage_path(dir.path())
+                    .cold_tier_segment_bytes(64 << 10)
+                    .cold_tier_max_bytes(16 << 20)
+                    .build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    config = made->config();
+  }
+  auto store = tiers::open_cold(config);
+  ASSERT_TRUE(store.ok()) << store.status();
+  tiers t(config, {}, *std::move(store));
+  goldylox::detail::cold_coherence<K, std::string, one_hash, std::equal_to<>> coherence(t);
+  goldylox::detail::inflight_demotion<K> first_of_1(1), of_2(2), second_of_1(1);
+  coherence.enter(first_of_1);
+  coherence.enter(of_2);
+  EXPECT_FALSE(coherence.supersede(3, /*locked=*/false));    // same hash, another key
+  const absl::StatusOr<bool> retired = coherence.retire(2);  // a write of key 2
+  ASSERT_TRUE(retired.ok()) << retired.status();
+  EXPECT_TRUE(*retired);         // its demotion was in flight
+  coherence.enter(second_of_1);  // key 1 leaves memory again, with a value at least as new
+  EXPECT_TRUE(coherence.leave(first_of_1));
+  EXPECT_TRUE(coherence.leave(of_2));
+  EXPECT_FALSE(coherence.leave(second_of_1));             // not superseded: this one is written
+  EXPECT_FALSE(coherence.supersede(1, /*locked=*/true));  // nothing in flight any more
+  EXPECT_FALSE(coherence.leave(second_of_1));             // leaving twice is harmless
+}
+
 // Calls into a second cache of the same type from inside a callback of the first, on a worker
 // thread that then exits: each cache's outermost call drains its own demotions. (When the queue
 // and its depth were shared by every engine of the type, b's scope ended inside a's, a's drain
