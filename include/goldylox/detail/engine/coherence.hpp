@@ -18,11 +18,12 @@
 //   M4 erase removes the warm copy under the lock when the key is not in the hot tier;
 //   M5 compute (put_if_absent, replace, compare_and_swap) on a key held only by the warm tier
 //      decides on the warm copy, read under the lock.
-// The lock-free in-place put touches only keys present in the hot tier, which by exclusivity have
-// no warm copy. So once a write returns no memory tier holds an older value of its key, and a read
-// sees a value only if no write that finished before the read began has replaced it. A read that
-// races a transition may miss a key that is moving between tiers (a cache may always miss). Lock
-// order is always hot home lock, then warm shard lock; the warm tier never calls up.
+// The lock-free in-place put (used only without a cold tier) touches only keys present in the hot
+// tier, which by exclusivity have no warm copy. So once a write returns no memory tier holds an
+// older value of its key, and a read sees a value only if no write that finished before the read
+// began has replaced it. A read that races a transition may miss a key that is moving between tiers
+// (a cache may always miss). Lock order is always hot home lock, then warm shard lock; the warm
+// tier never calls up.
 //
 // The cold tier is inclusive: a cold hit promoted to memory keeps its cold record, so evicting it
 // again later rewrites an identical record at worst. Once a write of a key has returned, no tier
