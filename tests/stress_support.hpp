@@ -186,16 +186,16 @@ void random_typed_ops(Cache& cache, int tid, std::uint64_t ops, std::uint64_t ke
       const auto got = cache.get_many(batch_keys);
       for (std::size_t i = 0; i < got.size(); ++i) check(batch_ids[i], got[i], "get_many");
     } else if (dice < 72) {
-      check(k, cache.put_if_absent(key, enc(k, tid, seq)), "put_if_absent");
+      check(k, *cache.put_if_absent(key, enc(k, tid, seq)), "put_if_absent");
     } else if (dice < 77) {
-      check(k, cache.replace(key, enc(k, tid, seq)), "replace");
+      check(k, *cache.replace(key, enc(k, tid, seq)), "replace");
     } else if (dice < 82) {
       if (const auto cur = cache.get(key)) {
         check(k, cur, "get");
         (void)cache.compare_and_swap(key, *cur, enc(k, tid, seq));
       }
     } else if (dice < 88) {
-      const V v = cache.get_or_insert(key, [&] { return enc(k, tid, seq); });
+      const V v = *cache.get_or_insert(key, [&] { return enc(k, tid, seq); });
       if (!ok(k, v)) failures.report("get_or_insert: key ", k, " returned a foreign value");
     } else if (dice < 96) {
       (void)cache.remove(key);

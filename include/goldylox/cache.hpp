@@ -80,17 +80,17 @@ class cache {
   cache& operator=(cache&&) noexcept = default;  // a moved-from cache may only be destroyed or
                                                  // assigned to
 
-  // Inserts or overwrites, whatever type the key held before. An lvalue key is copied only
-  // when it is inserted or a new node is built.
+  // Inserts or overwrites, whatever type the key held before. With a cold tier, returns the error
+  // that kept the key's older cold record from being removed (a full disk, an I/O error): then
+  // nothing changed. An lvalue key is copied only when it is inserted or a new node is built.
   template <cache_value V>
   absl::Status put(const K& key, V value) {
-    engine_->assign(key, detail::any_value(std::in_place_type<V>, std::move(value)));
-    return absl::OkStatus();
+    return engine_->assign(key, detail::any_value(std::in_place_type<V>, std::move(value)));
   }
   template <cache_value V>
   absl::Status put(K&& key, V value) {
-    engine_->assign(std::move(key), detail::any_value(std::in_place_type<V>, std::move(value)));
-    return absl::OkStatus();
+    return engine_->assign(std::move(key),
+                           detail::any_value(std::in_place_type<V>, std::move(value)));
   }
 
   // The value as V; nullopt if absent; kFailedPrecondition if the key holds another type.
@@ -135,7 +135,9 @@ class cache {
     return engine_->contains(key);
   }
 
-  // Returns whether the key was present (of any type).
+  // Returns whether the key was present (of any type), or (with a cold tier) the error that kept
+  // its cold record from being removed; the cache is then unchanged. A transparent key that
+  // cannot make a K reaches a key held only by the cold tier not at all: false, nothing removed.
   absl::StatusOr<bool> remove(const K& key) { return engine_->erase(key); }
   template <class Q>
     requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
@@ -166,18 +168,22 @@ class cache {
     return absl::OkStatus();
   }
 
+  // The conditional writes below return, with a cold tier, the error that kept the key's older
+  // cold record from being removed, and then change nothing (see put).
+
   // Inserts only if absent: nullopt if inserted, else the existing value; kFailedPrecondition if
   // the existing value has another type.
   template <cache_value V>
   absl::StatusOr<std::optional<V>> put_if_absent(K key, V value) {
     detail::typed_reader<V> existing;
-    engine_->compute(std::move(key), [&](const detail::any_value* current) {
+    const auto done = engine_->compute(std::move(key), [&](const detail::any_value* current) {
       if (current != nullptr) {
         existing(*current);
         return decision::keep();
       }
       return decision::assign(std::in_place_type<V>, std::move(value));
     });
+    if (!done.ok()) return done.status();
     return std::move(existing).result();
   }
 
@@ -186,12 +192,13 @@ class cache {
   template <cache_value V>
   absl::StatusOr<std::optional<V>> replace(K key, V value) {
     detail::typed_reader<V> previous;
-    engine_->compute(std::move(key), [&](const detail::any_value* current) {
+    const auto done = engine_->compute(std::move(key), [&](const detail::any_value* current) {
       if (current == nullptr) return decision::keep();
       previous(*current);
       if (previous.mismatch != nullptr) return decision::keep();
       return decision::assign(std::in_place_type<V>, std::move(value));
     });
+    if (!done.ok()) return done.status();
     return std::move(previous).result();
   }
 
@@ -202,7 +209,7 @@ class cache {
   absl::StatusOr<bool> compare_and_swap(K key, const V& expected, V desired) {
     bool swapped = false;
     const detail::type_descriptor* mismatch = nullptr;
-    engine_->compute(std::move(key), [&](const detail::any_value* current) {
+    const auto done = engine_->compute(std::move(key), [&](const detail::any_value* current) {
       if (current == nullptr) return decision::keep();
       if (!current->holds<V>()) {
         mismatch = &current->type();
@@ -212,6 +219,7 @@ class cache {
       swapped = true;
       return decision::assign(std::in_place_type<V>, std::move(desired));
     });
+    if (!done.ok()) return done.status();
     if (mismatch != nullptr) return detail::type_mismatch(*mismatch, detail::descriptor_of<V>);
     return swapped;
   }
@@ -223,9 +231,10 @@ class cache {
     requires std::is_invocable_r_v<V, F&>
   absl::StatusOr<V> get_or_insert(K key, F&& factory) {
     detail::typed_reader<V> reader;
-    engine_->get_or_insert(
+    const absl::Status st = engine_->get_or_insert(
         key, [&] { return detail::any_value(std::in_place_type<V>, V(std::invoke(factory))); },
         [&](const detail::any_value& stored) { reader(stored); });
+    if (!st.ok()) return st;
     absl::StatusOr<std::optional<V>> result = std::move(reader).result();
     if (!result.ok()) return result.status();
     return std::move(**result);

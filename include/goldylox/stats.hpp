@@ -26,6 +26,9 @@ struct cache_stats {
   std::uint64_t cold_demotions = 0;  // memory evictions written to the cold tier
   std::uint64_t cold_promotions = 0;        // cold hits copied back into memory
   std::uint64_t cold_not_admitted = 0;      // warm evictions the admission rule kept off disk
+  std::uint64_t cold_superseded = 0;        // memory evictions not written to the cold tier
+                                            // because a later write of the key replaced or
+                                            // removed their value (no loss)
   std::uint64_t cold_refused = 0;           // cold writes that failed (a full disk, an oversized or
                                             // unserializable value): those entries left the cache
   std::uint64_t cold_corrupt_records = 0;   // damaged records found on open or read; never served

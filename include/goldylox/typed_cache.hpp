@@ -50,17 +50,14 @@ class typed_cache {
   typed_cache& operator=(typed_cache&&) noexcept = default;  // a moved-from cache may only be
                                                              // destroyed or assigned to
 
-  // Inserts or overwrites. Returns OK (the status leaves room for tiers that can fail).
-  // An lvalue key is copied only when it is inserted (or into a new node for values that are
-  // not updated in place): overwriting a present std::string key allocates nothing for the key.
-  absl::Status put(const K& key, V value) {
-    engine_->assign(key, std::move(value));
-    return absl::OkStatus();
-  }
-  absl::Status put(K&& key, V value) {
-    engine_->assign(std::move(key), std::move(value));
-    return absl::OkStatus();
-  }
+  // Inserts or overwrites. Returns OK, or (with a cold tier) the error that kept the key's older
+  // cold record from being removed (a full disk, an I/O error): then nothing changed, so the older
+  // value can never come back in place of this one.
+  // Without a cold tier, an lvalue key is copied only when it is inserted (or into a new node for
+  // values that are not updated in place): overwriting a present std::string key allocates
+  // nothing for the key.
+  absl::Status put(const K& key, V value) { return engine_->assign(key, std::move(value)); }
+  absl::Status put(K&& key, V value) { return engine_->assign(std::move(key), std::move(value)); }
 
   GOLDYLOX_ALWAYS_INLINE std::optional<V> get(const K& key) const { return get_impl(key); }
   template <class Q>
@@ -107,11 +104,14 @@ class typed_cache {
     return engine_->contains(key);
   }
 
-  // Returns whether the key was present.
-  bool remove(const K& key) { return engine_->erase(key); }
+  // Returns whether the key was present, or (with a cold tier) the error that kept its cold
+  // record from being removed; the cache is then unchanged. A transparent key that cannot make a
+  // K (no K(const Q&)) finds the key's cold record only through a memory tier holding the key:
+  // if only the cold tier has it, remove(q) returns false and removes nothing (remove it by K).
+  absl::StatusOr<bool> remove(const K& key) { return engine_->erase(key); }
   template <class Q>
     requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
-  bool remove(const Q& key) {
+  absl::StatusOr<bool> remove(const Q& key) {
     return engine_->erase(key);
   }
 
@@ -138,52 +138,60 @@ class typed_cache {
     return absl::OkStatus();
   }
 
+  // The conditional writes below return, with a cold tier, the error that kept the key's older
+  // cold record from being removed, and then change nothing (see put).
+
   // Inserts only if absent. Returns the existing value, or nullopt if `value` was inserted.
-  std::optional<V> put_if_absent(K key, V value) {
+  absl::StatusOr<std::optional<V>> put_if_absent(K key, V value) {
     std::optional<V> existing;
-    engine_->compute(std::move(key), [&](const V* current) {
+    const auto done = engine_->compute(std::move(key), [&](const V* current) {
       if (current != nullptr) {
         existing.emplace(*current);
         return decision::keep();
       }
       return decision::assign(std::move(value));
     });
+    if (!done.ok()) return done.status();
     return existing;
   }
 
   // Overwrites only if present. Returns the previous value, or nullopt if nothing was stored.
-  std::optional<V> replace(K key, V value) {
+  absl::StatusOr<std::optional<V>> replace(K key, V value) {
     std::optional<V> previous;
-    engine_->compute(std::move(key), [&](const V* current) {
+    const auto done = engine_->compute(std::move(key), [&](const V* current) {
       if (current == nullptr) return decision::keep();
       previous.emplace(*current);
       return decision::assign(std::move(value));
     });
+    if (!done.ok()) return done.status();
     return previous;
   }
 
-  // Stores `desired` only if the key holds a value equal to `expected`.
-  bool compare_and_swap(K key, const V& expected, V desired)
+  // Stores `desired` only if the key holds a value equal to `expected`; returns whether it did.
+  absl::StatusOr<bool> compare_and_swap(K key, const V& expected, V desired)
     requires std::equality_comparable<V>
   {
     bool swapped = false;
-    engine_->compute(std::move(key), [&](const V* current) {
+    const auto done = engine_->compute(std::move(key), [&](const V* current) {
       if (current == nullptr || !(*current == expected)) return decision::keep();
       swapped = true;
       return decision::assign(std::move(desired));
     });
+    if (!done.ok()) return done.status();
     return swapped;
   }
 
   // Returns the key's value, calling factory() to make it if absent. The factory runs at most
   // once per absent key however many threads ask at once; the others wait for its result. If it
-  // throws, the exception reaches this caller, nothing is inserted and the waiters retry.
+  // throws, the exception reaches this caller, nothing is inserted and the waiters retry. With a
+  // cold tier, the error if the made value could not be stored (see put).
   template <class F>
     requires std::is_invocable_r_v<V, F&>
-  V get_or_insert(K key, F&& factory) {
+  absl::StatusOr<V> get_or_insert(K key, F&& factory) {
     std::optional<V> out;
-    engine_->get_or_insert(
+    const absl::Status st = engine_->get_or_insert(
         key, [&] { return V(std::invoke(factory)); }, [&](const V& v) { out.emplace(v); });
+    if (!st.ok()) return st;
     return std::move(*out);
   }
 

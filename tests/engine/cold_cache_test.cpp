@@ -4,8 +4,12 @@
 // what cannot work with clear errors.
 #include <algorithm>
 #include <csignal>
+#include <cstddef>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -603,6 +607,276 @@ TEST(ColdCache, CloseWithoutAColdTierIsOk) {
 }
 
 }  // namespace
+
+// ---- issue 23: nothing is lost or resurrected by nesting, key types or a failing disk ----------
+
+// The in-flight registry (coherence.hpp) tells keys apart by equality, not by hash: with every
+// key hashing alike, a write of one key supersedes only that key's demotion in flight, and a later
+// departure of a key supersedes its earlier one. (The generation table it replaced could not tell
+// keys of one hash slot apart: a write of key 2 dropped key 1's demotion.)
+TEST(ColdCoherence, OnlyTheSameKeySupersedesADemotionInFlight) {
+  struct one_hash {
+    std::size_t operator()(std::uint64_t) const { return 42; }
+  };
+  using K = std::uint64_t;
+  using tiers = goldylox::detail::tier_stack<K, std::string, one_hash, std::equal_to<>>;
+  temp_dir dir;
+  goldylox::cache_config config;
+  {
+    auto made = goldylox::typed_cache<K, std::string>::builder()
+                    .hot_tier_max_entries(16)
+                    .cold_tier_storage_path(dir.path())
+                    .cold_tier_segment_bytes(64 << 10)
+                    .cold_tier_max_bytes(16 << 20)
+                    .build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    config = made->config();
+  }
+  auto store = tiers::open_cold(config);
+  ASSERT_TRUE(store.ok()) << store.status();
+  tiers t(config, {}, *std::move(store));
+  goldylox::detail::cold_coherence<K, std::string, one_hash, std::equal_to<>> coherence(t);
+  goldylox::detail::inflight_demotion<K> first_of_1(1), of_2(2), second_of_1(1);
+  coherence.enter(first_of_1);
+  coherence.enter(of_2);
+  EXPECT_FALSE(coherence.supersede(3, /*locked=*/false));    // same hash, another key
+  const absl::StatusOr<bool> retired = coherence.retire(2);  // a write of key 2
+  ASSERT_TRUE(retired.ok()) << retired.status();
+  EXPECT_TRUE(*retired);         // its demotion was in flight
+  coherence.enter(second_of_1);  // key 1 leaves memory again, with a value at least as new
+  EXPECT_TRUE(coherence.leave(first_of_1));
+  EXPECT_TRUE(coherence.leave(of_2));
+  EXPECT_FALSE(coherence.leave(second_of_1));             // not superseded: this one is written
+  EXPECT_FALSE(coherence.supersede(1, /*locked=*/true));  // nothing in flight any more
+  EXPECT_FALSE(coherence.leave(second_of_1));             // leaving twice is harmless
+}
+
+// Calls into a second cache of the same type from inside a callback of the first, on a worker
+// thread that then exits: each cache's outermost call drains its own demotions. (When the queue
+// and its depth were shared by every engine of the type, b's scope ended inside a's, a's drain
+// took only a's entries, and b's evictions died with the thread: 1 of 5 puts survived.)
+TEST(ColdCache, CallsIntoAnotherCacheFromACallbackKeepTheirWrites) {
+  temp_dir dir_a, dir_b;
+  const auto build = [](const std::string& dir, std::size_t warm) {
+    return goldylox::typed_cache<int, std::string>::builder()
+        .hot_tier_max_entries(1)
+        .warm_tier_max_entries(warm)
+        .cold_tier_storage_path(dir)
+        .cold_tier_segment_bytes(64 << 10)
+        .cold_tier_max_bytes(16 << 20)
+        .cold_tier_durability(goldylox::cold_durability::none)
+        .build();
+  };
+  auto a = build(dir_a.path(), 16);
+  auto b = build(dir_b.path(), 0);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(a->put(1, "x").ok());
+  ASSERT_TRUE(a->put(2, "y").ok());  // 1 moves to a's warm tier
+  std::vector<absl::Status> puts;
+  bool hit = false;
+  std::thread worker([&] {
+    hit = a->visit(1, [&](const std::string&) {  // a warm hit: inside a's demotion scope
+      for (int i = 0; i < 5; ++i) puts.push_back(b->put(100 + i, "b" + std::to_string(i)));
+    });
+  });
+  worker.join();
+  ASSERT_TRUE(hit);
+  ASSERT_EQ(puts.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(puts[i].ok()) << puts[i];
+    EXPECT_EQ(b->get(100 + i), "b" + std::to_string(i)) << i;
+  }
+  // The other way round: a's writes from inside b's call (b's get of a cold key promotes it,
+  // under b's scope) on another exiting thread.
+  std::thread other([&] {
+    (void)b->visit(100, [&](const std::string&) {
+      for (int i = 0; i < 5; ++i) ASSERT_TRUE(a->put(200 + i, "a" + std::to_string(i)).ok());
+    });
+  });
+  other.join();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(a->get(200 + i), "a" + std::to_string(i)) << i;
+  EXPECT_EQ(a->stats().cold_refused + b->stats().cold_refused, 0u);
+}
+
+// A key type with a transparent lookup type that cannot make a key: remove(id) must reach the
+// cold record through the key the memory tiers store.
+struct named_key {
+  int id = 0;
+  std::string name;
+  bool operator==(const named_key&) const = default;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(id, name);
+  }
+};
+struct key_id {
+  int id = 0;
+};
+struct named_key_hash {
+  using is_transparent = void;
+  std::size_t operator()(const named_key& k) const { return std::hash<int>{}(k.id); }
+  std::size_t operator()(const key_id& q) const { return std::hash<int>{}(q.id); }
+};
+struct named_key_eq {
+  using is_transparent = void;
+  bool operator()(const named_key& a, const named_key& b) const { return a == b; }
+  bool operator()(const named_key& a, const key_id& b) const { return a.id == b.id; }
+  bool operator()(const key_id& a, const named_key& b) const { return a.id == b.id; }
+};
+
+TEST(ColdCache, TransparentRemoveErasesTheColdRecordToo) {
+  static_assert(!std::is_constructible_v<named_key, const key_id&>);
+  for (const std::size_t warm : {std::size_t{0}, std::size_t{8}}) {
+    SCOPED_TRACE(warm);
+    temp_dir dir;
+    const auto build = [&] {
+      return goldylox::typed_cache<named_key, std::string, named_key_hash, named_key_eq>::builder()
+          .hot_tier_max_entries(4)
+          .warm_tier_max_entries(warm)
+          .cold_tier_storage_path(dir.path())
+          .cold_tier_segment_bytes(64 << 10)
+          .cold_tier_max_bytes(16 << 20)
+          .cold_tier_durability(goldylox::cold_durability::none)
+          .enable_telemetry(true)
+          .build();
+    };
+    const named_key one{1, "one"}, two{2, "two"};
+    {
+      auto cache = build();
+      ASSERT_TRUE(cache.ok()) << cache.status();
+      ASSERT_TRUE(cache->put(one, "v1").ok());
+      ASSERT_TRUE(cache->put(two, "v2").ok());
+      for (int i = 100; i < 140; ++i) ASSERT_TRUE(cache->put(named_key{i, "f"}, "filler").ok());
+      ASSERT_GT(cache->stats().cold_size, 2u);
+      // A cold hit is promoted and keeps its cold record: the key is in memory and on disk.
+      ASSERT_EQ(cache->get(one), "v1");
+      const auto removed = cache->remove(key_id{1});
+      ASSERT_TRUE(removed.ok()) << removed.status();
+      EXPECT_TRUE(*removed);
+      EXPECT_FALSE(cache->get(one).has_value());
+      EXPECT_FALSE(cache->contains(one));
+      // Only on disk (the hot tier's CLOCK has let it go; a warm policy may keep it): a
+      // transparent key cannot find it, so nothing is removed (documented).
+      if (warm == 0) {
+        const auto cold_only = cache->remove(key_id{2});
+        ASSERT_TRUE(cold_only.ok()) << cold_only.status();
+        EXPECT_FALSE(*cold_only);
+      }
+      EXPECT_EQ(cache->get(two), "v2");
+      ASSERT_TRUE(cache->close().ok());
+    }
+    auto cache = build();
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    EXPECT_FALSE(cache->get(one).has_value()) << "the removed key came back after a restart";
+    EXPECT_EQ(cache->get(two), "v2");
+  }
+}
+
+// A write that cannot retire the key's older cold record fails and changes nothing, so the older
+// value can never come back in place of an acknowledged one. Simulated: RLIMIT_FSIZE below the
+// active segment's append offset (in a child process, SIGXFSZ ignored) makes every append fail
+// with EFBIG, as on a full disk; with every_write durability the same failure stands in for an
+// I/O error of the write itself. The limit is then raised, and a restart shows the old values.
+int full_disk_sequence(const std::string& dir, goldylox::cold_durability durability) {
+  ::signal(SIGXFSZ, SIG_IGN);
+  const auto build = [&] {
+    return goldylox::typed_cache<int, std::string>::builder()
+        .hot_tier_max_entries(1)
+        .warm_tier_max_entries(0)
+        .cold_tier_storage_path(dir)
+        .cold_tier_segment_bytes(64 << 10)
+        .cold_tier_max_bytes(16 << 20)
+        .cold_tier_codec("none")
+        .cold_tier_durability(durability)
+        .build();
+  };
+  {
+    auto made = build();
+    if (!made.ok()) return 10;
+    auto& cache = *made;
+    if (!cache.put(1, "OLD").ok() || !cache.put(2, "R").ok()) return 11;
+    // 40 KiB of records: the next append lands past 32 KiB, in the same 64 KiB segment.
+    for (int i = 0; i < 40; ++i) {
+      if (!cache.put(1000 + i, std::string(1024, static_cast<char>('a' + i % 26))).ok()) return 12;
+    }
+    if (cache.stats().cold_demotions != 41 || cache.stats().cold_refused != 0) return 13;
+    rlimit lim{32 << 10, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) return 14;
+    if (cache.put(1, "NEW").ok()) return 20;  // its tombstone could not be written
+    if (cache.get(1) != "OLD") return 21;
+    const absl::StatusOr<bool> removed = cache.remove(2);
+    if (removed.ok()) return 22;
+    if (!cache.contains(2) || cache.get(2) != "R") return 23;
+    if (cache.replace(1, "NEW").ok()) return 24;
+    if (cache.compare_and_swap(1, "OLD", "NEW").ok()) return 25;
+    if (cache.get(1) != "OLD") return 26;
+    lim.rlim_cur = RLIM_INFINITY;
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) return 27;
+    if (!cache.close().ok()) return 28;
+  }
+  auto made = build();
+  if (!made.ok()) return 30;
+  if (made->get(1) != "OLD") return 31;
+  if (made->get(2) != "R") return 32;
+  return 0;
+}
+
+TEST(ColdCache, AWriteWhoseTombstoneFailsReturnsTheErrorAndChangesNothing) {
+  for (const auto mode :
+       {goldylox::cold_durability::none, goldylox::cold_durability::every_write}) {
+    temp_dir dir;
+    EXPECT_EQ(goldylox_test::in_child([&] { return full_disk_sequence(dir.path(), mode); }), 0)
+        << goldylox::to_string(mode);
+  }
+}
+
+// The same through a read-only directory: the active segment fills up, so the next append needs
+// a new segment, which cannot be created. Removes of keys on disk then fail (and keep the key)
+// once their tombstones no longer fit; a put of a key on disk fails too.
+TEST(ColdCache, AWriteWhoseTombstoneNeedsASegmentThatCannotBeMadeFails) {
+  temp_dir dir;
+  ::chmod(dir.path().c_str(), 0777);
+  const std::string cold = dir.path() + "/cold";
+  const int code = goldylox_test::in_child([&] {
+    if (!goldylox_test::drop_root()) return 10;
+    auto made = goldylox::typed_cache<int, std::string>::builder()
+                    .hot_tier_max_entries(1)
+                    .warm_tier_max_entries(0)
+                    .cold_tier_storage_path(cold)
+                    .cold_tier_segment_bytes(64 << 10)
+                    .cold_tier_max_bytes(16 << 20)
+                    .cold_tier_codec("none")
+                    .cold_tier_durability(goldylox::cold_durability::none)
+                    .build();
+    if (!made.ok()) return 11;
+    auto& cache = *made;
+    if (!cache.put(1, "OLD").ok() || !cache.put(2, "R").ok()) return 12;
+    ::chmod(cold.c_str(), 0555);
+    // Fill the active segment until a demotion is refused: it needed a new segment.
+    int next = 1000;
+    while (cache.stats().cold_refused == 0) {
+      if (next == 2000) return 13;
+      if (!cache.put(next++, std::string(200, 'f')).ok()) return 14;
+    }
+    // Tombstones are smaller than those records: remove keys on disk until one does not fit.
+    int failed_at = -1;
+    for (int k = 1000; k < next - 2 && failed_at < 0; ++k) {
+      const absl::StatusOr<bool> removed = cache.remove(k);
+      if (!removed.ok()) {
+        failed_at = k;
+      } else if (!*removed) {
+        return 15;  // was on disk
+      }
+    }
+    if (failed_at < 0) return 16;
+    if (!cache.contains(failed_at) || cache.get(failed_at) != std::string(200, 'f')) return 17;
+    if (cache.put(1, "NEW").ok()) return 18;
+    if (cache.get(1) != "OLD") return 19;
+    ::chmod(cold.c_str(), 0755);
+    return 0;
+  });
+  EXPECT_EQ(code, 0);
+}
 
 // A segment deleted between runs: the default open counts it where users alert
 // (cold_missing_segments), a strict open refuses the directory naming the file.

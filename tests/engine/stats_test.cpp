@@ -88,25 +88,25 @@ TEST(Stats, ExactCountsForASequenceOfOperations) {
   e.size = 4;
   EXPECT_STATS(cache, e);
 
-  EXPECT_EQ(cache.put_if_absent(2, 0), 2u);  // present: nothing changes
-  EXPECT_EQ(cache.put_if_absent(60, 6), std::nullopt);
+  EXPECT_EQ(*cache.put_if_absent(2, 0), 2u);  // present: nothing changes
+  EXPECT_EQ(*cache.put_if_absent(60, 6), std::nullopt);
   e.inserts = 5;
   e.size = 5;
   EXPECT_STATS(cache, e);
 
-  EXPECT_EQ(cache.replace(3, 30), 3u);
-  EXPECT_EQ(cache.replace(77, 7), std::nullopt);  // absent: nothing
+  EXPECT_EQ(*cache.replace(3, 30), 3u);
+  EXPECT_EQ(*cache.replace(77, 7), std::nullopt);  // absent: nothing
   e.updates = 2;
   EXPECT_STATS(cache, e);
 
-  EXPECT_TRUE(cache.compare_and_swap(3, 30, 300));
-  EXPECT_FALSE(cache.compare_and_swap(3, 30, 3000));  // mismatch: nothing
-  EXPECT_FALSE(cache.compare_and_swap(78, 0, 1));     // absent: nothing
+  EXPECT_TRUE(*cache.compare_and_swap(3, 30, 300));
+  EXPECT_FALSE(*cache.compare_and_swap(3, 30, 3000));  // mismatch: nothing
+  EXPECT_FALSE(*cache.compare_and_swap(78, 0, 1));     // absent: nothing
   e.updates = 3;
   EXPECT_STATS(cache, e);
 
-  EXPECT_TRUE(cache.remove(1));
-  EXPECT_FALSE(cache.remove(1000));
+  EXPECT_TRUE(*cache.remove(1));
+  EXPECT_FALSE(*cache.remove(1000));
   e.removals = 1;
   e.size = 4;
   EXPECT_STATS(cache, e);
@@ -139,7 +139,7 @@ TEST(Stats, TelemetryOffSkipsHitsAndMissesOnly) {
   (void)cache.visit(std::uint64_t{1}, [](const std::uint64_t&) {});
   (void)cache.get_or_insert(100, [] { return std::uint64_t{1}; });
   (void)cache.get_many(std::vector<std::uint64_t>{1, 2, 3});
-  EXPECT_TRUE(cache.remove(100));
+  EXPECT_TRUE(*cache.remove(100));
   const auto s = cache.stats();
   EXPECT_EQ(s.hits, 0u);
   EXPECT_EQ(s.misses, 0u);
@@ -179,7 +179,7 @@ TEST(Stats, MemoryBytesOfNodeCacheGrowsLinearly) {
   EXPECT_GE(per_entry, 2 * sizeof(std::string));
   for (int k = 1; k < 100; ++k) ASSERT_TRUE(cache.put("k" + std::to_string(k), "v").ok());
   EXPECT_EQ(cache.stats().memory_bytes, empty + 100 * per_entry);
-  for (int k = 0; k < 50; ++k) ASSERT_TRUE(cache.remove("k" + std::to_string(k)));
+  for (int k = 0; k < 50; ++k) ASSERT_TRUE(*cache.remove("k" + std::to_string(k)));
   EXPECT_EQ(cache.stats().memory_bytes, empty + 50 * per_entry);
   // A bigger cache costs more even when empty.
   auto bigger = make_cache<StrCache>(10000);

@@ -125,7 +125,7 @@ TEST(Tiered, APutSupersedesTheWarmCopy) {
       cache, [](int i) { return static_cast<std::uint64_t>(i); }, 2000);
   EXPECT_EQ(cache.get(1), 200u);  // demoted again: the warm tier holds the new value
   EXPECT_EQ(cache.size(), size + 64);
-  ASSERT_TRUE(cache.remove(1));
+  ASSERT_TRUE(*cache.remove(1));
   EXPECT_FALSE(cache.get(1).has_value());
   EXPECT_FALSE(cache.contains(1));
 }
@@ -135,10 +135,10 @@ TEST(Tiered, EraseReachesTheWarmTier) {
   ASSERT_TRUE(cache.put("gone", "v").ok());
   push_out_of_hot(cache, key, 0);
   ASSERT_TRUE(cache.contains("gone"));
-  EXPECT_TRUE(cache.remove("gone"));
+  EXPECT_TRUE(*cache.remove("gone"));
   EXPECT_FALSE(cache.contains("gone"));
   EXPECT_FALSE(cache.get("gone").has_value());
-  EXPECT_FALSE(cache.remove("gone"));
+  EXPECT_FALSE(*cache.remove("gone"));
   EXPECT_EQ(cache.stats().removals, 1u);
 }
 
@@ -151,15 +151,15 @@ TEST(Tiered, ConditionalWritesSeeTheWarmValue) {
   ASSERT_TRUE(cache.put(4, 40).ok());
   push_out_of_hot(cache, fill, 1000);
 
-  EXPECT_EQ(cache.put_if_absent(1, 11), 10u);  // present (warm): not overwritten
+  EXPECT_EQ(*cache.put_if_absent(1, 11), 10u);  // present (warm): not overwritten
   EXPECT_EQ(cache.get(1), 10u);
-  EXPECT_EQ(cache.replace(2, 21), 20u);  // present (warm): replaced
+  EXPECT_EQ(*cache.replace(2, 21), 20u);  // present (warm): replaced
   EXPECT_EQ(cache.get(2), 21u);
-  EXPECT_FALSE(cache.compare_and_swap(3, 99, 31));
-  EXPECT_TRUE(cache.compare_and_swap(3, 30, 31));
+  EXPECT_FALSE(*cache.compare_and_swap(3, 99, 31));
+  EXPECT_TRUE(*cache.compare_and_swap(3, 30, 31));
   EXPECT_EQ(cache.get(3), 31u);
   int calls = 0;
-  EXPECT_EQ(cache.get_or_insert(4, [&] { return ++calls, std::uint64_t{41}; }), 40u);
+  EXPECT_EQ(*cache.get_or_insert(4, [&] { return ++calls, std::uint64_t{41}; }), 40u);
   EXPECT_EQ(calls, 0);
 
   // None of the replaced values may come back from the warm tier.

@@ -197,9 +197,9 @@ TYPED_TEST(TypedCacheTest, ManyKeysRoundTrip) {
 TYPED_TEST(TypedCacheTest, RemoveReportsPresence) {
   ASSERT_TRUE(this->cache_.put(this->key(1), this->value(1)).ok());
   ASSERT_TRUE(this->cache_.put(this->key(2), this->value(2)).ok());
-  EXPECT_TRUE(this->cache_.remove(this->key(1)));
-  EXPECT_FALSE(this->cache_.remove(this->key(1)));
-  EXPECT_FALSE(this->cache_.remove(this->key(3)));
+  EXPECT_TRUE(*this->cache_.remove(this->key(1)));
+  EXPECT_FALSE(*this->cache_.remove(this->key(1)));
+  EXPECT_FALSE(*this->cache_.remove(this->key(3)));
   EXPECT_FALSE(this->cache_.contains(this->key(1)));
   EXPECT_EQ(this->cache_.get(this->key(1)), std::nullopt);
   EXPECT_EQ(this->cache_.get(this->key(2)), this->value(2));
@@ -210,7 +210,7 @@ TYPED_TEST(TypedCacheTest, RemovedKeyCanBeReinserted) {
   for (int round = 0; round < 5; ++round) {
     ASSERT_TRUE(this->cache_.put(this->key(9), this->value(round)).ok());
     EXPECT_EQ(this->cache_.get(this->key(9)), this->value(round));
-    EXPECT_TRUE(this->cache_.remove(this->key(9)));
+    EXPECT_TRUE(*this->cache_.remove(this->key(9)));
   }
   EXPECT_EQ(this->cache_.size(), 0u);
 }
@@ -239,14 +239,14 @@ TYPED_TEST(TypedCacheTest, SizeCountsDistinctKeys) {
     ASSERT_TRUE(this->cache_.put(this->key(i % 40), this->value(i)).ok());
   }
   EXPECT_EQ(this->cache_.size(), 40u);
-  for (std::uint64_t i = 0; i < 10; ++i) this->cache_.remove(this->key(i));
+  for (std::uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(*this->cache_.remove(this->key(i)));
   EXPECT_EQ(this->cache_.size(), 30u);
 }
 
 TYPED_TEST(TypedCacheTest, PutIfAbsentInsertsOnlyWhenAbsent) {
-  EXPECT_EQ(this->cache_.put_if_absent(this->key(1), this->value(1)), std::nullopt);
+  EXPECT_EQ(*this->cache_.put_if_absent(this->key(1), this->value(1)), std::nullopt);
   EXPECT_EQ(this->cache_.get(this->key(1)), this->value(1));
-  const auto existing = this->cache_.put_if_absent(this->key(1), this->value(2));
+  const auto existing = *this->cache_.put_if_absent(this->key(1), this->value(2));
   ASSERT_TRUE(existing.has_value());
   EXPECT_EQ(*existing, this->value(1));
   EXPECT_EQ(this->cache_.get(this->key(1)), this->value(1));  // not overwritten
@@ -254,12 +254,12 @@ TYPED_TEST(TypedCacheTest, PutIfAbsentInsertsOnlyWhenAbsent) {
 }
 
 TYPED_TEST(TypedCacheTest, ReplaceOnlyWhenPresent) {
-  EXPECT_EQ(this->cache_.replace(this->key(1), this->value(1)), std::nullopt);
+  EXPECT_EQ(*this->cache_.replace(this->key(1), this->value(1)), std::nullopt);
   EXPECT_FALSE(this->cache_.contains(this->key(1)));  // absent: nothing stored
   EXPECT_EQ(this->cache_.size(), 0u);
 
   ASSERT_TRUE(this->cache_.put(this->key(1), this->value(1)).ok());
-  const auto previous = this->cache_.replace(this->key(1), this->value(2));
+  const auto previous = *this->cache_.replace(this->key(1), this->value(2));
   ASSERT_TRUE(previous.has_value());
   EXPECT_EQ(*previous, this->value(1));
   EXPECT_EQ(this->cache_.get(this->key(1)), this->value(2));
@@ -268,25 +268,25 @@ TYPED_TEST(TypedCacheTest, ReplaceOnlyWhenPresent) {
 
 TYPED_TEST(TypedCacheTest, CompareAndSwap) {
   // Absent: no swap, nothing inserted.
-  EXPECT_FALSE(this->cache_.compare_and_swap(this->key(1), this->value(1), this->value(2)));
+  EXPECT_FALSE(*this->cache_.compare_and_swap(this->key(1), this->value(1), this->value(2)));
   EXPECT_FALSE(this->cache_.contains(this->key(1)));
 
   ASSERT_TRUE(this->cache_.put(this->key(1), this->value(1)).ok());
   // Mismatch: no swap, value unchanged.
-  EXPECT_FALSE(this->cache_.compare_and_swap(this->key(1), this->value(3), this->value(2)));
+  EXPECT_FALSE(*this->cache_.compare_and_swap(this->key(1), this->value(3), this->value(2)));
   EXPECT_EQ(this->cache_.get(this->key(1)), this->value(1));
   // Match: swapped.
-  EXPECT_TRUE(this->cache_.compare_and_swap(this->key(1), this->value(1), this->value(2)));
+  EXPECT_TRUE(*this->cache_.compare_and_swap(this->key(1), this->value(1), this->value(2)));
   EXPECT_EQ(this->cache_.get(this->key(1)), this->value(2));
   // The old expected value no longer matches.
-  EXPECT_FALSE(this->cache_.compare_and_swap(this->key(1), this->value(1), this->value(4)));
+  EXPECT_FALSE(*this->cache_.compare_and_swap(this->key(1), this->value(1), this->value(4)));
   EXPECT_EQ(this->cache_.get(this->key(1)), this->value(2));
   EXPECT_EQ(this->cache_.size(), 1u);
 }
 
 TYPED_TEST(TypedCacheTest, GetOrInsertRunsFactoryOnlyWhenAbsent) {
   int calls = 0;
-  const auto first = this->cache_.get_or_insert(this->key(1), [&] {
+  const auto first = *this->cache_.get_or_insert(this->key(1), [&] {
     ++calls;
     return this->value(1);
   });
@@ -294,7 +294,7 @@ TYPED_TEST(TypedCacheTest, GetOrInsertRunsFactoryOnlyWhenAbsent) {
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(this->cache_.get(this->key(1)), this->value(1));
 
-  const auto second = this->cache_.get_or_insert(this->key(1), [&] {
+  const auto second = *this->cache_.get_or_insert(this->key(1), [&] {
     ++calls;
     return this->value(2);
   });
@@ -302,7 +302,7 @@ TYPED_TEST(TypedCacheTest, GetOrInsertRunsFactoryOnlyWhenAbsent) {
   EXPECT_EQ(calls, 1);
 
   ASSERT_TRUE(this->cache_.put(this->key(2), this->value(5)).ok());
-  const auto third = this->cache_.get_or_insert(this->key(2), [&] {
+  const auto third = *this->cache_.get_or_insert(this->key(2), [&] {
     ++calls;
     return this->value(6);
   });
@@ -324,7 +324,7 @@ TYPED_TEST(TypedCacheTest, GetOrInsertThrowingFactoryInsertsNothing) {
   EXPECT_EQ(this->cache_.size(), 0u);
 
   // The next call runs the factory again and succeeds.
-  const auto v = this->cache_.get_or_insert(this->key(1), [&] {
+  const auto v = *this->cache_.get_or_insert(this->key(1), [&] {
     ++calls;
     return this->value(1);
   });
@@ -405,7 +405,7 @@ TYPED_TEST(TypedCacheTest, VisitorMayCallBackIntoTheCache) {
   EXPECT_TRUE(cache.visit(this->key(1), [&](const V& v) {
     EXPECT_EQ(cache.get(this->key(2)), this->value(2));
     ASSERT_TRUE(cache.put(this->key(3), this->value(3)).ok());
-    EXPECT_TRUE(cache.remove(this->key(4)));
+    EXPECT_TRUE(*cache.remove(this->key(4)));
     // Overwriting the visited key itself: the value being visited stays intact until f returns.
     ASSERT_TRUE(cache.put(this->key(1), this->value(10)).ok());
     EXPECT_EQ(v, this->value(1));
@@ -420,15 +420,15 @@ TYPED_TEST(TypedCacheTest, FactoryMayWriteToTheCache) {
   using V = typename TestFixture::V;
   auto& cache = this->cache_;
   // A factory may fill other keys, including through a nested get_or_insert.
-  const V a = cache.get_or_insert(this->key(1), [&] {
-    const V inner = cache.get_or_insert(this->key(2), [&] { return this->value(2); });
+  const V a = *cache.get_or_insert(this->key(1), [&] {
+    const V inner = *cache.get_or_insert(this->key(2), [&] { return this->value(2); });
     EXPECT_EQ(inner, this->value(2));
     return this->value(1);
   });
   EXPECT_EQ(a, this->value(1));
   EXPECT_EQ(cache.get(this->key(2)), this->value(2));
   // If the factory (or anyone) puts the key meanwhile, that value wins and is returned.
-  const V b = cache.get_or_insert(this->key(5), [&] {
+  const V b = *cache.get_or_insert(this->key(5), [&] {
     EXPECT_TRUE(cache.put(this->key(5), this->value(50)).ok());
     return this->value(51);
   });
@@ -444,10 +444,10 @@ TYPED_TEST(TypedCacheTest, RecursiveGetOrInsertOfTheSameKeyThrows) {
   EXPECT_THROW(
       (void)cache.get_or_insert(
           this->key(1),
-          [&] { return cache.get_or_insert(this->key(1), [&] { return this->value(2); }); }),
+          [&] { return *cache.get_or_insert(this->key(1), [&] { return this->value(2); }); }),
       std::logic_error);
   EXPECT_FALSE(cache.contains(this->key(1)));
-  const V v = cache.get_or_insert(this->key(1), [&] { return this->value(3); });
+  const V v = *cache.get_or_insert(this->key(1), [&] { return this->value(3); });
   EXPECT_EQ(v, this->value(3));
 }
 
@@ -491,10 +491,10 @@ TEST(TypedCacheHeterogeneous, StringViewAndCharPointerLookups) {
   EXPECT_FALSE(cache.visit("gamma", [&](const int&) { seen = -1; }));
   EXPECT_EQ(seen, 2);
 
-  EXPECT_TRUE(cache.remove(sv));
-  EXPECT_FALSE(cache.remove(sv));
-  EXPECT_TRUE(cache.remove(cp));
-  EXPECT_FALSE(cache.remove("beta"));
+  EXPECT_TRUE(*cache.remove(sv));
+  EXPECT_FALSE(*cache.remove(sv));
+  EXPECT_TRUE(*cache.remove(cp));
+  EXPECT_FALSE(*cache.remove("beta"));
   EXPECT_EQ(cache.size(), 0u);
 }
 
@@ -541,7 +541,7 @@ TEST(TypedCacheCustomHash, UsesTheGivenHasherAndEquality) {
   ASSERT_TRUE(cache.put("hElLo", 2).ok());  // the same key
   EXPECT_EQ(cache.size(), 1u);
   EXPECT_EQ(cache.get("Hello"), 2);
-  EXPECT_TRUE(cache.remove("HeLLo"));
+  EXPECT_TRUE(*cache.remove("HeLLo"));
   EXPECT_EQ(cache.size(), 0u);
 }
 
@@ -574,7 +574,7 @@ TEST(TypedCacheNodes, DestructorFreesHeldValuesAndRetiredOnesAreReclaimed) {
     EXPECT_EQ(Tracked::live.load() - baseline, 200);
     // Overwrites and removals retire old nodes: their values may be freed later, never twice.
     for (std::uint64_t i = 0; i < 100; ++i) ASSERT_TRUE(cache.put(i, Tracked(i + 1000)).ok());
-    for (std::uint64_t i = 100; i < 150; ++i) ASSERT_TRUE(cache.remove(i));
+    for (std::uint64_t i = 100; i < 150; ++i) ASSERT_TRUE(*cache.remove(i));
     EXPECT_GE(Tracked::live.load() - baseline, 150);  // the 150 held values are alive
     EXPECT_LE(Tracked::live.load() - baseline, 300);  // plus at most the 150 retired ones
     for (std::uint64_t i = 0; i < 100; ++i) EXPECT_EQ(cache.get(i), Tracked(i + 1000));
@@ -595,7 +595,7 @@ TEST(TypedCacheNodes, ValuesRetiredByAnExitedThreadAreReclaimed) {
   std::thread writer([&] {
     for (std::uint64_t i = 0; i < 50; ++i) ASSERT_TRUE(cache.put(i, Tracked(i)).ok());
     for (std::uint64_t i = 0; i < 50; ++i) ASSERT_TRUE(cache.put(i, Tracked(i + 1)).ok());
-    for (std::uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(cache.remove(i));
+    for (std::uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(*cache.remove(i));
   });
   writer.join();  // its limbo list (fewer than the scan interval) becomes an orphan list
   EXPECT_GE(Tracked::live.load() - baseline, 40);
@@ -648,8 +648,8 @@ TEST(TypedCacheThrowingValues, ThrowingCopyLeavesTheCacheIntact) {
   EXPECT_EQ(cache.get("c"), ThrowOnCopy(3));
   EXPECT_EQ(cache.size(), 3u);
   // The locks taken by the throwing operations were released.
-  EXPECT_EQ(cache.replace("a", ThrowOnCopy(10)), ThrowOnCopy(1));
-  EXPECT_TRUE(cache.remove("b"));
+  EXPECT_EQ(*cache.replace("a", ThrowOnCopy(10)), ThrowOnCopy(1));
+  EXPECT_TRUE(*cache.remove("b"));
   EXPECT_EQ(cache.size(), 2u);
 }
 

@@ -175,7 +175,7 @@ TEST(Stress, TypedCompareAndSwapLosesNoIncrement) {
           ADD_FAILURE() << "the counter disappeared";
           return;
         }
-        if (cache.compare_and_swap(7, *cur, *cur + 1)) break;
+        if (*cache.compare_and_swap(7, *cur, *cur + 1)) break;
       }
       // Unrelated writes in the same table keep the group locks busy.
       if (i % 8 == 0) (void)cache.put(100 + rng.below(200), i);
@@ -192,7 +192,7 @@ TEST(Stress, NodeCompareAndSwapLosesNoIncrement) {
     for (std::uint64_t i = 0; i < per_thread; ++i) {
       for (;;) {
         const std::string cur = cache.get("counter").value_or("missing");
-        if (cache.compare_and_swap("counter", cur, std::to_string(std::stoull(cur) + 1))) break;
+        if (*cache.compare_and_swap("counter", cur, std::to_string(std::stoull(cur) + 1))) break;
       }
     }
   });
@@ -211,7 +211,7 @@ TEST(Stress, InlineNodeCompareAndSwapLosesNoIncrement) {
           ADD_FAILURE() << "the counter disappeared";
           return;
         }
-        if (cache.compare_and_swap("counter", *cur, *cur + 1)) break;
+        if (*cache.compare_and_swap("counter", *cur, *cur + 1)) break;
       }
       if (i % 8 == 0) (void)cache.put("other" + std::to_string(tid), i);  // in-place updates
     }

@@ -92,6 +92,7 @@ enum class counter : unsigned {
   cold_refused,
   cold_promotions,
   cold_not_admitted,
+  cold_superseded,
   count
 };
 

@@ -18,84 +18,178 @@
 //   M4 erase removes the warm copy under the lock when the key is not in the hot tier;
 //   M5 compute (put_if_absent, replace, compare_and_swap) on a key held only by the warm tier
 //      decides on the warm copy, read under the lock.
-// The lock-free in-place put touches only keys present in the hot tier, which by exclusivity have
-// no warm copy. So once a write returns no memory tier holds an older value of its key, and a read
-// sees a value only if no write that finished before the read began has replaced it. A read that
-// races a transition may miss a key that is moving between tiers (a cache may always miss). Lock
-// order is always hot home lock, then warm shard lock; the warm tier never calls up.
+// The lock-free in-place put (used only without a cold tier) touches only keys present in the hot
+// tier, which by exclusivity have no warm copy. So once a write returns no memory tier holds an
+// older value of its key, and a read sees a value only if no write that finished before the read
+// began has replaced it. A read that races a transition may miss a key that is moving between tiers
+// (a cache may always miss). Lock order is always hot home lock, then warm shard lock; the warm
+// tier never calls up.
 //
 // The cold tier is inclusive: a cold hit promoted to memory keeps its cold record, so evicting it
 // again later rewrites an identical record at worst. Once a write of a key has returned, no tier
-// serves an older value of the key, on disk or after a restart:
-//   C1 every write of a key (assign, compute that assigns or erases, erase) first retires the
-//      key's cold state (cold_coherence::retire): it bumps the key's write generation and erases
-//      the key's cold record (a tombstone on disk), under the key's home lock where the write
-//      takes one, and then does its memory operation. The lock-free in-place put retires before
-//      it (the key is in memory, so nothing can write its record again meanwhile) and, should the
-//      key leave memory first, again under the lock when its insert lands (on_insert). erase()
-//      retires once more after its memory operation, because the key's value may be in flight to
-//      the cold tier without being in any tier;
+// serves an older value of the key, on disk or after a restart; and while the cold tier has room
+// no value leaves the cache except by erase or an eviction the policy chose (and counted):
+//   C1 every write of a key (assign, compute that assigns or erases, erase) runs under the key's
+//      home lock (with a cold tier, put takes it too: there is no lock-free in-place put) and
+//      first retires the key's cold state (cold_coherence::retire): it erases the key's cold
+//      record (a tombstone on disk), then marks every demotion of the key in flight superseded,
+//      and only then does its memory operation. If the tombstone cannot be written (a full disk,
+//      an I/O error), the write leaves memory untouched and returns the error: going on would let
+//      the older record come back once the new value leaves memory. An erase marks the key's
+//      demotions superseded once more after removing the warm copy, since that copy may have
+//      left the warm tier (and registered below) while the erase held only the home lock;
 //   C2 evictions reach the engine inside other locks (the warm tier's sink runs under the home
-//      lock of the hot victim that displaced them), so they are queued per thread, stamped with
-//      the key's generation as the value leaves memory (under the warm shard lock, or under the
-//      key's home lock for the hot tier), and written when the outermost engine call on that
-//      thread returns (demotion.hpp), under the key's home lock, only if no memory tier has the
-//      key and its generation has not moved: a write that came in between retired the record and
-//      moved the generation, so the older value is dropped;
+//      lock of the hot victim that displaced them), so they are queued per (engine, thread) and
+//      written when that engine's outermost call on the thread returns (demotion.hpp). As the
+//      value leaves memory (under the warm shard lock, or the key's home lock for the hot tier)
+//      the queued entry registers in the in-flight registry below; a write of the key (C1), or a
+//      later departure of the key (which carries a value at least as new), marks it superseded.
+//      The demotion is written under the key's home lock, only if no memory tier has the key
+//      (else memory has this value or a newer one, which will be demoted in its turn) and the
+//      entry was not superseded; it leaves the registry there, on every path (its destructor
+//      leaves it too, so an exception cannot leave a dangling entry). A superseded demotion is
+//      counted in cold_superseded, not as a failure: a newer value replaced it;
 //   C3 a promotion from the cold tier lands under the key's home lock only if no memory tier has
 //      the key and the key's cold record still has the version the read saw (promotion.hpp).
-// A write racing a demotion of its own key can lose the entry (a miss, never an older value),
-// and so can a demotion whose generation slot a concurrent write of another key moved (counted
-// as refused). ColdCacheStress.NoReadIsOlderThanAReturnedWrite checks all of it under TSan.
+// ColdCacheStress.NoReadIsOlderThanAReturnedWrite checks that no read is older than a returned
+// write (under TSan too), and ColdCacheReopenStress.KeepsEveryAcknowledgedWrite that nothing
+// acknowledged is lost or replaced by an older value across clean restarts.
 //
-// Write generations: a counter per slot of a small table indexed by the key's hash, bumped by
-// every write before its memory operation (seq_cst, so a demotion that reads the slot after the
-// write's bump sees it). A move means a write of the key came in between, or, rarely, a
-// concurrent write of another key sharing the slot.
+// The in-flight registry: shards chosen by the key's mixed hash, each a spin lock, an intrusive
+// list of the tickets in flight and their count. The check is exact: a ticket is superseded only
+// by a write or departure of a key equal to its own (KeyEqual), never of another key sharing a
+// shard (the old design, a table of write generations indexed by hash, dropped a demotion when an
+// unrelated key sharing its slot was written, losing that key's only copy). A write reads the
+// shard's count without the lock and skips the shard when nothing is in flight there, so a put
+// pays one load when no eviction is pending. The shard locks are innermost: taken under the home
+// lock or a warm shard lock, they take no other lock.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <type_traits>
-#include <vector>
+#include <utility>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "goldylox/detail/common/group_lock.hpp"
 #include "goldylox/detail/common/hash.hpp"
+#include "goldylox/detail/common/platform.hpp"
 #include "goldylox/detail/engine/tiers.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
 
-// The cold half of the rules above (C1, and the generation checks of C2); a no-op without a cold
+// A demotion in flight: a value of `key` that left memory and is not written to the cold tier
+// yet. Registered with cold_coherence from the moment the value leaves memory until its write
+// decides (demotion.hpp owns it, inside its queued entry).
+template <class K>
+struct inflight_demotion {
+  explicit inflight_demotion(K k) : key(std::move(k)) {}
+  inflight_demotion(const inflight_demotion&) = delete;
+  inflight_demotion& operator=(const inflight_demotion&) = delete;
+
+  K key;
+  // The fields below are guarded by the registry shard's lock (`registered` is also read by the
+  // owning thread, which alone changes it).
+  bool registered = false;
+  bool superseded = false;  // a later write or departure of the key made this value old
+  std::uint64_t hash = 0;
+  inflight_demotion* prev = nullptr;
+  inflight_demotion* next = nullptr;
+};
+
+// The cold half of the rules above (C1, and the in-flight registry of C2); a no-op without a cold
 // tier. Every member is safe to call concurrently.
 template <class K, class S, class Hash, class KeyEqual>
 class cold_coherence {
  public:
   using tiers_type = tier_stack<K, S, Hash, KeyEqual>;
+  using ticket = inflight_demotion<K>;
 
   explicit cold_coherence(const tiers_type& tiers)
-      : tiers_(tiers), generations_(make_generations(tiers)) {}
+      : tiers_(tiers),
+        shards_(tiers.cold != nullptr ? std::make_unique<shard[]>(shard_count) : nullptr) {}
 
-  std::uint64_t generation_of(const K& k) const { return slot(k).load(std::memory_order_seq_cst); }
+  cold_coherence(const cold_coherence&) = delete;
+  cold_coherence& operator=(const cold_coherence&) = delete;
 
-  // Every write of a key calls this before its memory operation (C1): the generation moves, so no
-  // demotion of an older value queued before it can land, and the key's cold record goes.
-  // True if there was one.
-  bool retire(const K& k) const noexcept {
+  // Every write of a key calls this under the key's home lock before its memory operation (C1):
+  // the key's cold record goes (a tombstone), then every demotion of the key in flight is marked
+  // superseded. True if there was a record or a demotion in flight. An error (the tombstone could
+  // not be written: a full disk, an I/O error) changes nothing here; the write must then leave
+  // memory as it was and report the error, or the older record would come back.
+  absl::StatusOr<bool> retire(const K& k) const {
     if constexpr (tiers_type::cold_capable) {
       if (tiers_.cold == nullptr) return false;
+      absl::StatusOr<bool> erased;
       try {
-        slot(k).fetch_add(1, std::memory_order_seq_cst);
-        return erase_record(k);
-      } catch (...) {
-        tiers_.counters.add(counter::cold_refused);
+        erased = tiers_.cold->erase(k);
+      } catch (const std::exception& e) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("goldylox: removing the key's cold record failed: ", e.what()));
       }
+      if (!erased.ok()) return erased.status();
+      const bool in_flight = supersede(k, /*locked=*/false);
+      return *erased || in_flight;
+    } else {
+      return false;
     }
-    return false;
+  }
+
+  // Marks every registered demotion of `k` superseded; true if there was one. Without `locked`,
+  // a shard with nothing in flight is skipped without its lock: a demotion registering after the
+  // count was read is one whose value left memory after this write began, which rule C2 handles
+  // (the write's own value is in memory, or left it later and superseded that demotion). With
+  // `locked`, the shard is always locked, ordering this call after every registration whose
+  // effects (an entry gone from the warm tier) the caller has seen.
+  bool supersede(const K& k, bool locked) const noexcept {
+    if (shards_ == nullptr) return false;
+    const std::uint64_t h = hash_of(k);
+    shard& sh = shard_of(h);
+    if (!locked && sh.count.load(std::memory_order_seq_cst) == 0) return false;
+    std::lock_guard<group_lock> lock(sh.lock);
+    return mark_locked(sh, h, k);
+  }
+
+  // A value of t.key leaves memory (called where it leaves: under the warm shard's lock, or the
+  // hot victim's home lock): from now on every write of the key supersedes it. It supersedes the
+  // key's earlier departures still in flight, since it carries a value at least as new as theirs.
+  void enter(ticket& t) const noexcept {
+    t.hash = hash_of(t.key);
+    shard& sh = shard_of(t.hash);
+    std::lock_guard<group_lock> lock(sh.lock);
+    mark_locked(sh, t.hash, t.key);
+    t.superseded = false;
+    t.prev = nullptr;
+    t.next = sh.head;
+    if (sh.head != nullptr) sh.head->prev = &t;
+    sh.head = &t;
+    t.registered = true;
+    sh.count.fetch_add(1, std::memory_order_seq_cst);
+  }
+
+  // Unregisters t (a no-op if it is not registered); returns whether it was superseded.
+  bool leave(ticket& t) const noexcept {
+    if (!t.registered) return t.superseded;
+    shard& sh = shard_of(t.hash);
+    std::lock_guard<group_lock> lock(sh.lock);
+    if (t.prev != nullptr) {
+      t.prev->next = t.next;
+    } else {
+      sh.head = t.next;
+    }
+    if (t.next != nullptr) t.next->prev = t.prev;
+    t.prev = t.next = nullptr;
+    t.registered = false;
+    sh.count.fetch_sub(1, std::memory_order_seq_cst);
+    return t.superseded;
   }
 
   // The cold record's value for a write's decision (under the key's home lock), or nullopt.
@@ -113,37 +207,36 @@ class cold_coherence {
   }
 
  private:
-  // Drops the key's cold record; true if there was one. A tombstone that cannot be written (a
-  // full disk) leaves the record in place: counted as refused.
-  bool erase_record(const K& k) const {
-    if constexpr (tiers_type::cold_capable) {
-      absl::StatusOr<bool> erased = tiers_.cold->erase(k);
-      if (!erased.ok()) {
-        tiers_.counters.add(counter::cold_refused);
-        return false;
+  // Small: a shard holds only the demotions in flight (a few per thread at a time); enough that
+  // writers of different keys rarely take the same lock.
+  static constexpr std::size_t shard_count = 64;
+
+  struct alignas(cache_line) shard {
+    group_lock lock;
+    std::atomic<std::uint32_t> count{0};  // registered tickets; read without the lock
+    ticket* head = nullptr;               // guarded by lock
+  };
+
+  bool mark_locked(shard& sh, std::uint64_t h, const K& k) const noexcept {
+    bool any = false;
+    for (ticket* t = sh.head; t != nullptr; t = t->next) {
+      if (t->hash == h && eq_(t->key, k)) {
+        t->superseded = true;
+        any = true;
       }
-      return *erased;
-    } else {
-      return false;
     }
+    return any;
   }
 
-  std::atomic<std::uint64_t>& slot(const K& k) const {
-    const std::uint64_t h = mix_hash(hash_(k));
-    return generations_[static_cast<std::size_t>(h >> 32) & (generations_.size() - 1)];
-  }
-
-  static std::vector<std::atomic<std::uint64_t>> make_generations(const tiers_type& t) {
-    if (t.cold == nullptr) return {};
-    // Enough slots that two keys written within one demotion's flight rarely share one.
-    return std::vector<std::atomic<std::uint64_t>>(std::bit_ceil(std::clamp<std::size_t>(
-        (t.config.hot_tier_max_entries + t.config.warm_tier_max_entries) / 4, 1024,
-        std::size_t{1} << 16)));
+  std::uint64_t hash_of(const K& k) const noexcept { return mix_hash(hash_(k)); }
+  shard& shard_of(std::uint64_t h) const noexcept {
+    return shards_[static_cast<std::size_t>(h >> 40) & (shard_count - 1)];
   }
 
   const tiers_type& tiers_;
   [[no_unique_address]] Hash hash_{};
-  mutable std::vector<std::atomic<std::uint64_t>> generations_;  // with a cold tier only
+  [[no_unique_address]] KeyEqual eq_{};
+  std::unique_ptr<shard[]> shards_;  // with a cold tier only
 };
 
 }  // namespace detail

@@ -12,13 +12,16 @@
 // The engine's jobs, one file each in this folder:
 //   engine.hpp        routing: which tier a read or write goes to, and wiring the tiers' sinks
 //   tiers.hpp         the tier stack the other jobs share (tiers and counters)
-//   coherence.hpp     the cross-tier coherence rules (M1-M5, C1-C3) and the write generations
-//   demotion.hpp      the cold demotion queue (rule C2)
+//   coherence.hpp     the cross-tier coherence rules (M1-M5, C1-C3) and the in-flight registry
+//   demotion.hpp      the cold demotion queues, per (engine, thread) (rule C2)
 //   promotion.hpp     reads below the hot tier and the moves up they cause (M2, C3)
 //   single_flight.hpp get_or_insert: one loader per absent key
 //   stats.hpp         the cache_stats snapshot
+// With a cold tier every write runs under the key's home lock (no lock-free in-place put), retires
+// the key's cold record first and, if that fails, returns the error with memory untouched (C1).
 // Owns: all of the above, for one cache. Invariant: the coherence rules of coherence.hpp hold
-// whenever no engine call is running. May call: the tiers (hot/, warm/, cold/) and common/;
+// whenever no engine call is running, and no demotion of this engine is queued on any thread
+// then. May call: the tiers (hot/, warm/, cold/) and common/;
 // only the facades call it.
 #pragma once
 
@@ -26,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -72,28 +76,25 @@ class engine {
         promotion_(t_, demotions_) {
     if (t_.warm == nullptr) {
       if (t_.cold != nullptr) {
-        // The hot tier's sink runs under the victim's home lock, which every locked write of
-        // the key takes: the generation read there is the one the value left memory with.
-        t_.hot.set_eviction_sink([this](const K& key, const S& value) noexcept {
-          demotions_.push(key, value, coherence_.generation_of(key));
-        });
+        // The hot tier's sink runs under the victim's home lock, which every write of the key
+        // takes: the departure registers there (C2).
+        t_.hot.set_eviction_sink(
+            [this](const K& key, const S& value) noexcept { demotions_.push(key, value); });
       }
       return;
     }
     if (t_.cold != nullptr) {
-      // The generation is read under the warm shard's lock, as the entry leaves: read later (in
-      // the sink), a write of the key finishing in between would go unnoticed.
+      // The departure registers under the warm shard's lock, as the entry leaves: registered
+      // later (in the sink), a write of the key finishing in between would not supersede it.
       t_.warm->set_stamped_sink(
-          [this](const K& key) { return coherence_.generation_of(key); },
-          [this](const K& key, const S& value, std::uint64_t stamp, std::uint32_t reads) {
+          [this](const K& key) noexcept { return demotions_.depart(key); },
+          [this](const K&, const S& value, std::uint64_t stamp, std::uint32_t reads) noexcept {
             // The admission rule: with `reread`, an entry never read in the warm tier is not
             // worth a disk write (closing the cache writes everything).
-            if (reads == 0 && !flushing_.load(std::memory_order_relaxed) &&
-                t_.config.cold_tier_admission == cold_admission::reread) {
-              t_.counters.add(counter::cold_not_admitted);
-              return;
-            }
-            demotions_.push(key, value, stamp);
+            const bool admitted = reads != 0 || flushing_.load(std::memory_order_relaxed) ||
+                                  t_.config.cold_tier_admission != cold_admission::reread;
+            if (!admitted) t_.counters.add(counter::cold_not_admitted);
+            demotions_.push_stamped(value, stamp, admitted);
           });
     }
     // Rule M1: runs under the victim's home lock; must not throw.
@@ -203,33 +204,47 @@ class engine {
     }
   }
 
-  // decide(const S* current) sees the key's value in whichever tier holds it (rule M5).
+  // decide(const S* current) sees the key's value in whichever tier holds it (rule M5). With a
+  // cold tier, a decision to write that cannot retire the key's cold record (C1) is not applied:
+  // the error is returned and the cache is unchanged.
   template <class F>
-  compute_outcome compute(K key, F&& decide) {
+  absl::StatusOr<compute_outcome> compute(K key, F&& decide) {
     if (!t_.has_lower_tier()) return t_.hot.compute(std::move(key), std::forward<F>(decide));
     demotion_scope scope(demotions_);
+    absl::Status failed;
     bool erased_lower = false;
-    const compute_outcome outcome = t_.hot.compute(
-        std::move(key),
-        [&](const K& k, const S* current) -> decision {
-          if (current != nullptr) {
-            decision d = decide(current);
-            if (d.what != decision::kind::keep) coherence_.retire(k);
-            return d;
-          }
-          const std::optional<S> warm = t_.warm != nullptr ? t_.warm_copy(k) : std::optional<S>();
-          const std::optional<S> cold = warm ? std::optional<S>() : coherence_.copy(k);
-          const S* lower = warm ? &*warm : cold ? &*cold : nullptr;
-          decision d = decide(lower);
-          if (d.what == decision::kind::keep) return d;
-          const bool had_cold = coherence_.retire(k);
-          if (d.what == decision::kind::erase) {
-            erased_lower = (warm && t_.warm->erase(k)) || (cold && had_cold);
-            return decision::keep();
-          }
-          return d;  // assign inserts, and on_insert drops any warm copy (M3)
-        },
-        t_.drop_warm_copy());
+    auto retire = [&](const K& k) {
+      absl::StatusOr<bool> r = coherence_.retire(k);
+      if (!r.ok()) failed = r.status();
+      return r;
+    };
+    auto locked = [&](const K& k, const S* current) -> decision {
+      if (current != nullptr) {
+        decision d = decide(current);
+        if (d.what != decision::kind::keep && !retire(k).ok()) return decision::keep();
+        return d;
+      }
+      const std::optional<S> warm = t_.warm != nullptr ? t_.warm_copy(k) : std::optional<S>();
+      const std::optional<S> cold = warm ? std::optional<S>() : coherence_.copy(k);
+      const S* lower = warm ? &*warm : cold ? &*cold : nullptr;
+      decision d = decide(lower);
+      if (d.what == decision::kind::keep) return d;
+      const absl::StatusOr<bool> had_cold = retire(k);
+      if (!had_cold.ok()) return decision::keep();
+      if (d.what == decision::kind::erase) {
+        const bool warm_erased = t_.warm != nullptr && t_.warm->erase(k);
+        // The warm copy may have left for the cold tier while this held only the home lock:
+        // its departure registered before it left the warm tier (C1).
+        const bool in_flight = coherence_.supersede(k, /*locked=*/true);
+        erased_lower = warm_erased || *had_cold || in_flight;
+        return decision::keep();
+      }
+      return d;  // assign inserts, and on_insert drops any warm copy (M3)
+    };
+    const compute_outcome outcome =
+        t_.warm != nullptr ? t_.hot.compute(std::move(key), locked, t_.drop_warm_copy())
+                           : t_.hot.compute(std::move(key), locked);
+    if (!failed.ok()) return failed;
     if (erased_lower) {
       t_.counters.add(counter::removals);
       return compute_outcome::erased;
@@ -237,27 +252,31 @@ class engine {
     return outcome;
   }
 
-  // KeyArg: K or const K& (see hot_table::assign).
+  // KeyArg: K or const K& (see hot_table::assign). With a cold tier, an error if the key's older
+  // cold record cannot be retired (C1); the cache is then unchanged.
   template <class KeyArg>
-  compute_outcome assign(KeyArg&& key, S value) {
+  absl::Status assign(KeyArg&& key, S value) {
     if (t_.cold == nullptr) {
-      if (t_.warm == nullptr) return t_.hot.assign(std::forward<KeyArg>(key), std::move(value));
-      return t_.hot.assign(std::forward<KeyArg>(key), std::move(value), t_.drop_warm_copy());
+      if (t_.warm == nullptr) {
+        t_.hot.assign(std::forward<KeyArg>(key), std::move(value));
+      } else {
+        t_.hot.assign(std::forward<KeyArg>(key), std::move(value), t_.drop_warm_copy());
+      }
+      return absl::OkStatus();
     }
-    demotion_scope scope(demotions_);
-    // Rule C1 before the memory write: the lock-free in-place put (the key is in the hot tier)
-    // takes no lock, and while the key stays in memory nothing can write its cold record again.
-    // If it leaves memory before the put lands, the put inserts under the lock, and on_insert
-    // retires whatever a demotion wrote meanwhile.
-    coherence_.retire(key);
-    return t_.hot.assign(std::forward<KeyArg>(key), std::move(value), [this](const K& k) noexcept {
-      if (t_.warm != nullptr) t_.warm->erase(k);
-      coherence_.retire(k);
-    });
+    // Under the home lock, not the lock-free in-place put: the record must be retired before the
+    // memory write, and the write must not happen if that fails (C1).
+    return compute(K(std::forward<KeyArg>(key)),
+                   [&](const S*) { return decision::assign(std::move(value)); })
+        .status();
   }
 
+  // Removes `key` from every tier; true if a tier had it (or a value of it was on its way to the
+  // cold tier). With a cold tier, an error if its record cannot be removed (the cache is then
+  // unchanged). A transparent key Q that cannot make a K reaches the cold tier only through the
+  // stored key of a memory tier: a key held only by the cold tier is not found (false).
   template <class Q>
-  bool erase(const Q& key) {
+  absl::StatusOr<bool> erase(const Q& key) {
     if (t_.cold == nullptr) {
       if (t_.warm == nullptr) return t_.hot.erase(key);
       return t_.hot.erase(key, [&] {  // rule M4
@@ -266,22 +285,24 @@ class engine {
         return true;
       });
     }
-    std::optional<K> k = tiers_type::as_key(key);
-    if (!k) return t_.hot.erase(key);
-    const K copy = *k;
-    const bool erased = compute(std::move(*k), [](const S* current) {
-                          return current != nullptr ? decision::erase() : decision::keep();
-                        }) == compute_outcome::erased;
-    // Even when no tier had the key: its value may be on its way to the cold tier (a demotion
-    // queued on another thread), which the generation bump stops. This also removes a cold value
-    // of a type this program does not know, which compute's decision never sees.
-    if (coherence_.retire(copy) && !erased) {
-      t_.counters.add(counter::removals);
-      return true;
+    if constexpr (!std::is_same_v<Q, K> && !std::is_constructible_v<K, const Q&>) {
+      // The memory tiers know the stored K. It may move between them while this looks, or be
+      // erased: look again until the erase through K answers or no tier has the key.
+      for (int attempt = 0; attempt < 8; ++attempt) {
+        std::optional<K> stored = t_.hot.stored_key(key);
+        if (!stored && t_.warm != nullptr) {
+          t_.warm->template visit_entry<false>(
+              key, [&](const K& k, const S&, std::uint32_t) { stored.emplace(k); });
+        }
+        if (!stored) return false;
+        absl::StatusOr<bool> erased = erase_key(std::move(*stored));
+        if (!erased.ok() || *erased) return erased;
+      }
+      return false;
+    } else {
+      return erase_key(*tiers_type::as_key(key));
     }
-    return erased;
   }
-
   // Makes what the cold tier holds durable (cold_store::sync); OK without a cold tier.
   absl::Status sync() {
     if (t_.cold == nullptr) return absl::OkStatus();
@@ -296,26 +317,34 @@ class engine {
 
   // Calls use(const S&) with the value of `key`, running make() to produce it if the key is
   // absent; make() runs at most once per absent key across all threads (single_flight.hpp).
+  // With a cold tier, an error (use not called) if the value could not be stored (C1).
   template <class Make, class Use>
-  void get_or_insert(const K& key, Make&& make, Use&& use) {
-    if (visit(key, use)) return;
-    flights_.load(
-        key,
-        [this](const K& k, auto&& f) {  // every tier, uncounted
-          return t_.hot.visit(k, f) || (t_.has_lower_tier() && promotion_.visit_lower(k, f));
-        },
-        make,
-        [&](S fresh, std::optional<S>& result) {
-          compute(K(key), [&](const S* current) {
-            if (current != nullptr) {  // a concurrent put won the race: keep and return it
-              result.emplace(*current);
-              return decision::keep();
-            }
-            result.emplace(fresh);
-            return decision::assign(std::move(fresh));
-          });
-        },
-        use);
+  absl::Status get_or_insert(const K& key, Make&& make, Use&& use) {
+    if (visit(key, use)) return absl::OkStatus();
+    try {
+      flights_.load(
+          key,
+          [this](const K& k, auto&& f) {  // every tier, uncounted
+            return t_.hot.visit(k, f) || (t_.has_lower_tier() && promotion_.visit_lower(k, f));
+          },
+          make,
+          [&](S fresh, std::optional<S>& result) {
+            absl::StatusOr<compute_outcome> stored = compute(K(key), [&](const S* current) {
+              if (current != nullptr) {  // a concurrent put won the race: keep and return it
+                result.emplace(*current);
+                return decision::keep();
+              }
+              result.emplace(fresh);
+              return decision::assign(std::move(fresh));
+            });
+            // A failed leader: its followers try again (and report their own outcome).
+            if (!stored.ok()) throw store_failed{stored.status()};
+          },
+          use);
+    } catch (const store_failed& e) {
+      return e.status;
+    }
+    return absl::OkStatus();
   }
 
   // Entries in the memory tiers plus cold records (a promoted entry's cold copy counts again).
@@ -336,6 +365,20 @@ class engine {
   cache_stats stats() const { return collect_stats(t_, sizeof(*this)); }
 
  private:
+  struct store_failed {
+    absl::Status status;
+  };
+
+  // erase() with the key as K, with a cold tier.
+  absl::StatusOr<bool> erase_key(K key) {
+    // Decides erase whatever the decision sees: a cold record of a type this program does not
+    // know (which compute's decision sees as absent) or a value in flight goes too.
+    absl::StatusOr<compute_outcome> outcome =
+        compute(std::move(key), [](const S*) { return decision::erase(); });
+    if (!outcome.ok()) return outcome.status();
+    return *outcome == compute_outcome::erased;
+  }
+
   // Moves every memory entry into the cold tier (those it refuses are dropped and counted).
   void flush_to_cold() noexcept {
     flushing_.store(true, std::memory_order_relaxed);

@@ -181,6 +181,26 @@ class hot_table {
     }
   }
 
+  // A copy of the stored key equal to `key`, or nullopt: how a transparent key that cannot make
+  // a K reaches the K (the engine's erase, for the cold tier). Takes the key's home lock, under
+  // which the key cannot come or go.
+  template <class Q>
+  std::optional<K> stored_key(const Q& key) const {
+    const std::uint64_t h = hash_of(key);
+    std::optional<epoch_guard> pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    std::lock_guard<group_lock> lock(locks_[home_group(h)]);
+    const std::optional<std::size_t> found = locate_locked(h, key);
+    if (!found) return std::nullopt;
+    if constexpr (packed) {
+      const std::optional<packed_pair<K, V>> kv = read_packed(slots_[*found]);
+      if (!kv) return std::nullopt;
+      return kv->key;
+    } else {
+      return slots_[*found].load(std::memory_order_relaxed)->key;
+    }
+  }
+
   // Returns a copy of the value of `key` (packed slots only: the copy is the read itself), and
   // counts the hit or miss when `record` is set; on a miss, returns on_miss(key) instead (a lower
   // tier's answer). Equivalent to visit() with a copying callback, but shaped for the compiler:

@@ -168,8 +168,9 @@ class warm_tier {
 
   // Instead of the sink: stamp(key) runs under the shard's lock as each entry leaves the tier,
   // and sink(key, value, stamp, reads) gets the stamp after the lock is released, with the
-  // number of reads the entry had in this tier. The cache uses it to read a key's write
-  // generation at the moment its value left memory, and for its cold tier's admission rule. Set
+  // number of reads the entry had in this tier. Every stamp taken reaches the sink (clear()
+  // without to_sink takes none). The cache uses it to register the value's departure (its
+  // demotion in flight) at the moment it left memory, and for its cold tier's admission rule. Set
   // before use.
   void set_stamped_sink(
       std::function<std::uint64_t(const K&)> stamp,
@@ -276,7 +277,10 @@ class warm_tier {
         auto empty = std::make_unique<index_table>(min_cells);
         gone.reserve(sh->count);
         for (slot s = 0; s < sh->fresh; ++s) {
-          if (node* n = (*sh)[s].n) gone.push_back(victim{n, stamp_ ? stamp_(n->key) : 0});
+          // Stamped only on the way to the sink: a stamp may be a registration the sink ends.
+          if (node* n = (*sh)[s].n) {
+            gone.push_back(victim{n, to_sink && stamp_ ? stamp_(n->key) : 0});
+          }
         }
         for (const victim& v : gone) {
           sh->policy.on_erase(v.n->at);
@@ -713,6 +717,8 @@ class warm_tier {
     const slot v = sh.policy.victim();
     node* n = sh[v].n;
     try {
+      // Room first: a stamp taken must reach the sink (it may be a registration the sink ends).
+      victims.reserve(victims.size() + 1);
       victims.push_back(victim{n, stamp_ ? stamp_(n->key) : 0});
     } catch (...) {  // the entry stays: give it back to the policy
       sh.policy.on_miss(n->hash);
