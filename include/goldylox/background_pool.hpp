@@ -1,5 +1,5 @@
 // goldylox::background_pool — the threads a cache's background jobs run on, shareable between
-// caches (docs/api.md#background_pool).
+// caches (docs/api.md, "background_pool").
 //
 // A cheap copyable handle: copies share one detail::worker_pool (detail/background/pool.hpp),
 // which lives as long as any copy or any cache built with it. Give the same pool to several
