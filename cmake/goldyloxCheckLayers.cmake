@@ -39,6 +39,8 @@ set(GOLDYLOX_LAYERS
   "goldylox/version.hpp               | 0 | common          | common"
   "goldylox/stats.hpp                 | 0 | common          | common"
   "goldylox/detail/common/*           | 0 | common          | common"
+  "goldylox/background_pool.hpp       | 0 | common          | common"
+  "goldylox/detail/background/*       | 0 | common          | common"
   "goldylox/concepts.hpp              | 1 | contracts       | concepts"
   "goldylox/policies.hpp              | 2 | policies/codecs | policy"
   "goldylox/detail/warm/policy/*      | 2 | policies/codecs | policy"

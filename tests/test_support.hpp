@@ -3,9 +3,12 @@
 // may run in parallel).
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include <stdlib.h>
 
@@ -57,6 +60,26 @@ inline std::string read_only_dir(const temp_dir& parent) {
 // In a child process: gives up root (which ignores permission bits) for an unprivileged user.
 inline bool drop_root() {
   return ::geteuid() != 0 || (::setgid(65534) == 0 && ::setuid(65534) == 0);
+}
+
+// The threads of this process (/proc/self/task lists them). A joined thread may linger there for
+// a moment after it woke its joiner, so the count is read until it holds still.
+inline std::size_t process_threads() {
+  const auto count = [] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+      ++n;
+    }
+    return n;
+  };
+  std::size_t n = count();
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const std::size_t again = count();
+    if (again == n) break;
+    n = again;
+  }
+  return n;
 }
 
 }  // namespace goldylox_test

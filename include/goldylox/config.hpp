@@ -29,9 +29,14 @@
 //                               cold_tier_sync_interval, 1 s), on_close, every_write.
 //   cold_tier_strict_open       refuse to open a directory that lost data (default: open with
 //                               what is intact and count the loss in stats()).
-//   enable_background_workers   validated and recorded; no work depends on it yet (the
-//                               tiers evict inline, on the inserting thread; the cold tier's
-//                               periodic syncer follows cold_tier_durability).
+//   background_pool             the threads the cache's background jobs run on, shareable
+//                               between caches (background_pool.hpp). Today the one job is the
+//                               cold tier's periodic sync; eviction, demotion and promotion run
+//                               inline on the calling thread.
+//   enable_background_workers   true (default): background jobs run on background_pool, or on
+//                               background_pool::shared_default() when none is given. false:
+//                               no pool; the periodic sync keeps a private thread of its own
+//                               (its promise needs one), and background_pool is refused.
 //   preset                      supplies defaults for every size option not set explicitly,
 //                               and the hot:warm ratio a total is split by.
 #pragma once
@@ -53,6 +58,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "goldylox/background_pool.hpp"
 #include "goldylox/detail/cold/durability.hpp"
 #include "goldylox/detail/warm/policy/any_policy.hpp"
 #include "goldylox/version.hpp"
@@ -98,6 +104,10 @@ struct cache_config {
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
+  // The pool the cache's background jobs run on: the builder's background_pool, else, with
+  // enable_background_workers and a job to run (a cold tier with periodic durability),
+  // background_pool::shared_default(). Empty otherwise.
+  std::optional<goldylox::background_pool> background_pool;
 };
 
 // Defaults a preset supplies for options the user did not set. The ratio of its two sizes is also
@@ -149,6 +159,7 @@ struct config_request {
   std::optional<std::uint32_t> cold_tier_sync_interval_ms;
   std::optional<cold_admission> cold_tier_admission;
   std::optional<bool> cold_tier_strict_open;
+  std::optional<goldylox::background_pool> pool;
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
@@ -407,6 +418,18 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   if (c.cold_tier_durability == cold_durability::periodic && c.cold_tier_sync_interval_ms == 0) {
     return absl::InvalidArgumentError("goldylox: cold_tier_sync_interval must be at least 1 ms");
   }
+  if (r.pool && !c.enable_background_workers) {
+    return absl::InvalidArgumentError(
+        "goldylox: background_pool is set but enable_background_workers is false; drop one");
+  }
+  // Last, once the options are valid: the default pool starts its thread on first use, and only
+  // a cache with a background job needs it.
+  if (r.pool) {
+    c.background_pool = *r.pool;
+  } else if (c.enable_background_workers && !c.cold_tier_storage_path.empty() &&
+             c.cold_tier_durability == cold_durability::periodic) {
+    c.background_pool = goldylox::background_pool::shared_default();
+  }
   return c;
 }
 
@@ -543,6 +566,16 @@ class basic_builder {
     request_.enable_simd = on;
     return self();
   }
+  // The pool the cache's background jobs run on (today: the cold tier's periodic sync); give
+  // several builders the same pool to share its threads. Without it, such jobs use
+  // background_pool::shared_default(). Requires enable_background_workers (the default).
+  Derived& background_pool(goldylox::background_pool pool) {
+    request_.pool = std::move(pool);
+    return self();
+  }
+  // Whether background jobs run on a pool (true, the default: background_pool, else the shared
+  // default pool). With false the cold tier's periodic sync runs on a private thread per cache
+  // instead, and background_pool fails build() with kInvalidArgument.
   Derived& enable_background_workers(bool on) {
     request_.enable_background_workers = on;
     return self();

@@ -4,14 +4,16 @@
 //   goldylox::typed_cache<K, V>   one value type, no type erasure: the fastest path
 //   goldylox::cache_stats         counters (stats())
 //   goldylox::preset              configuration presets for the builders
+//   goldylox::background_pool     threads for background jobs, shareable between caches
 //
 // See docs/api.md for the reference and docs/architecture.md for how the tiers fit together.
 #pragma once
 
-#include "goldylox/cache.hpp"        // IWYU pragma: export
-#include "goldylox/concepts.hpp"     // IWYU pragma: export
-#include "goldylox/config.hpp"       // IWYU pragma: export
-#include "goldylox/policies.hpp"     // IWYU pragma: export
-#include "goldylox/stats.hpp"        // IWYU pragma: export
-#include "goldylox/typed_cache.hpp"  // IWYU pragma: export
-#include "goldylox/version.hpp"      // IWYU pragma: export
+#include "goldylox/background_pool.hpp"  // IWYU pragma: export
+#include "goldylox/cache.hpp"            // IWYU pragma: export
+#include "goldylox/concepts.hpp"         // IWYU pragma: export
+#include "goldylox/config.hpp"           // IWYU pragma: export
+#include "goldylox/policies.hpp"         // IWYU pragma: export
+#include "goldylox/stats.hpp"            // IWYU pragma: export
+#include "goldylox/typed_cache.hpp"      // IWYU pragma: export
+#include "goldylox/version.hpp"          // IWYU pragma: export

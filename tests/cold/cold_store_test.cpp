@@ -4,6 +4,7 @@
 // files, full disks and read-only directories (the last two in child processes, so their limits
 // and identities stay out of the test binary).
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -37,6 +39,7 @@ using goldylox::codec_id;
 using goldylox::cold_durability;
 using namespace goldylox_test::cold;
 using goldylox_test::in_child;
+using goldylox_test::process_threads;
 using goldylox_test::temp_dir;
 
 // --- the index ---------------------------------------------------------------------------------
@@ -422,6 +425,51 @@ TEST(ColdStore, DurabilityModesAdvanceTheDurableVersionAsPromised) {
         absl::IsFailedPrecondition(s->put(as_bytes("late"), as_bytes(std::string("x")), 1)));
     EXPECT_TRUE(get(*s, key_for(1)).ok());  // reads outlive close()
   }
+}
+
+// With a worker pool in the options, periodic durability is a job on it: stores sharing the pool
+// add no thread of their own and still advance durable_version; close() unregisters the job.
+TEST(ColdStore, PeriodicSyncRunsOnASharedPoolWithoutAThreadOfItsOwn) {
+  auto pool = std::make_shared<gd::worker_pool>(1);
+  const std::size_t threads_before = process_threads();
+  temp_dir dirs[3];
+  std::vector<std::unique_ptr<gd::cold_store>> stores;
+  for (auto& dir : dirs) {
+    auto o = small_options(dir.path());
+    o.durability = cold_durability::periodic;
+    o.sync_interval = std::chrono::milliseconds(20);
+    o.pool = pool;
+    stores.push_back(open_ok(o));
+    ASSERT_TRUE(stores.back());
+  }
+  EXPECT_EQ(process_threads(), threads_before) << "a store started a syncer thread of its own";
+  EXPECT_EQ(pool->stats().jobs, 3u);
+  for (auto& s : stores) {
+    for (std::uint64_t k = 0; k < 300; ++k) {
+      ASSERT_TRUE(s->put(as_bytes(key_for(k)), as_bytes(value_for(k, 1)), 1).ok());
+    }
+  }
+  for (auto& s : stores) {
+    const auto last = s->stats().last_version;
+    for (int i = 0; i < 500 && s->stats().durable_version < last; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(s->stats().durable_version, last) << "the pool's sync job did not run";
+    EXPECT_GT(s->stats().syncs, 0u);
+  }
+  EXPECT_GT(pool->stats().runs, 0u);
+  for (auto& s : stores) ASSERT_TRUE(s->close().ok());
+  EXPECT_EQ(pool->stats().jobs, 0u) << "close() left the sync job registered";
+  stores.clear();
+
+  // The count above would have seen a private syncer: without a pool, a store starts one.
+  auto o = small_options(dirs[0].path());
+  o.durability = cold_durability::periodic;
+  auto alone = open_ok(o);
+  ASSERT_TRUE(alone);
+  EXPECT_EQ(process_threads(), threads_before + 1);
+  alone.reset();
+  EXPECT_EQ(process_threads(), threads_before);
 }
 
 // Damage on disk: every value served must be the right one, damaged records are counted, and

@@ -3,6 +3,7 @@
 // value resurface, values that cannot be serialized stay in memory, and the builder refuses
 // what cannot work with clear errors.
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstddef>
 #include <filesystem>
@@ -39,6 +40,7 @@ struct opaque {
   int x = 0;
 };
 
+using goldylox_test::process_threads;
 using goldylox_test::temp_dir;
 
 user user_for(int i) {
@@ -346,6 +348,96 @@ TEST(ColdCache, TheBuilderRefusesWhatCannotWork) {
                         .cold_tier_storage_path(file + "/cold")
                         .build();
   EXPECT_FALSE(under_file.ok());
+}
+
+auto periodic_builder(const std::string& dir) {
+  auto b = goldylox::cache<std::string>::builder();
+  b.hot_tier_max_entries(8)
+      .warm_tier_max_entries(8)
+      .cold_tier_storage_path(dir)
+      .cold_tier_max_bytes(16 << 20)
+      .cold_tier_segment_bytes(256 << 10)
+      .cold_tier_durability(goldylox::cold_durability::periodic)
+      .cold_tier_sync_interval(std::chrono::milliseconds(10));
+  return b;
+}
+
+// Caches given one background_pool run their periodic sync as jobs on its threads: no thread of
+// their own. Without a pool they use the shared default; with background workers off, each keeps
+// a private syncer thread.
+TEST(ColdCache, CachesSharingABackgroundPoolSyncOnItsThreads) {
+  namespace gd = goldylox::detail;
+  goldylox::background_pool pool(1);
+  const auto& worker_pool = gd::background_pool_access::pool(pool);
+  temp_dir dirs[3];
+  const std::size_t threads_before = process_threads();
+  std::vector<goldylox::cache<std::string>> caches;
+  for (auto& dir : dirs) {
+    auto made = periodic_builder(dir.path()).background_pool(pool).build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    ASSERT_TRUE(made->config().background_pool.has_value());
+    EXPECT_TRUE(*made->config().background_pool == pool);
+    caches.push_back(*std::move(made));
+  }
+  EXPECT_EQ(process_threads(), threads_before) << "a cache started a thread of its own";
+  EXPECT_EQ(worker_pool->stats().jobs, 3u);
+  for (auto& c : caches) {
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(c.put("k" + std::to_string(i), user_for(i)).ok());
+  }
+  // Three caches, ten milliseconds apart: runs come quickly, and they are the caches' syncs.
+  for (int i = 0; i < 1000 && worker_pool->stats().runs < 30; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_GE(worker_pool->stats().runs, 30u);
+  EXPECT_EQ(worker_pool->stats().failures, 0u);
+  for (auto& c : caches) EXPECT_EQ(c.stats().cold_sync_errors, 0u);
+  caches.clear();
+  EXPECT_EQ(worker_pool->stats().jobs, 0u) << "a destroyed cache left its sync job behind";
+
+  // No pool given: the process-wide default, created once.
+  const goldylox::background_pool fallback = goldylox::background_pool::shared_default();
+  const std::size_t with_default = process_threads();
+  {
+    auto made = periodic_builder(dirs[0].path()).build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    ASSERT_TRUE(made->config().background_pool.has_value());
+    EXPECT_TRUE(*made->config().background_pool == fallback);
+    EXPECT_EQ(process_threads(), with_default);
+    EXPECT_EQ(gd::background_pool_access::pool(fallback)->stats().jobs, 1u);
+  }
+
+  // Background workers off: the periodic promise keeps a private syncer per cache.
+  {
+    auto a = periodic_builder(dirs[1].path()).enable_background_workers(false).build();
+    auto b = periodic_builder(dirs[2].path()).enable_background_workers(false).build();
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_FALSE(a->config().background_pool.has_value());
+    EXPECT_EQ(process_threads(), with_default + 2);
+  }
+  EXPECT_EQ(process_threads(), with_default);
+}
+
+TEST(ColdCache, TheBackgroundPoolOptionIsCheckedAndRecorded) {
+  temp_dir dir;
+  goldylox::background_pool pool(1);
+  auto off = periodic_builder(dir.path()).background_pool(pool).enable_background_workers(false);
+  auto refused = off.build();
+  EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("enable_background_workers"), std::string::npos);
+  // No background job (no periodic sync): no default pool is taken, but a given one is recorded.
+  auto memory_only = goldylox::cache<std::string>::builder().hot_tier_max_entries(8).build();
+  ASSERT_TRUE(memory_only.ok());
+  EXPECT_FALSE(memory_only->config().background_pool.has_value());
+  auto given =
+      goldylox::cache<std::string>::builder().hot_tier_max_entries(8).background_pool(pool).build();
+  ASSERT_TRUE(given.ok());
+  ASSERT_TRUE(given->config().background_pool.has_value());
+  EXPECT_TRUE(*given->config().background_pool == pool);
+  auto none = periodic_builder(dir.path())
+                  .cold_tier_durability(goldylox::cold_durability::on_close)
+                  .build();
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->config().background_pool.has_value());
 }
 
 // A sync that fails (here the directory's own fsync: a user without read permission on the

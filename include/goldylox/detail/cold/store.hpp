@@ -26,7 +26,8 @@
 // older record of its key is gone.
 //
 // Durability (docs/cold-tier.md has the exact promises): `none` never syncs; `periodic` syncs
-// every segment written since the last sync from a background thread every sync_interval;
+// every segment written since the last sync every sync_interval, as a periodic job on the
+// options' worker pool (background/pool.hpp), or on a thread of its own without one;
 // `on_close` syncs everything at close; `every_write` syncs before put and erase return (writers
 // that wait at the same time share one round of syncs). sync() forces it in any mode.
 //
@@ -61,6 +62,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "goldylox/detail/background/pool.hpp"
 #include "goldylox/detail/codec/adaptive.hpp"
 #include "goldylox/detail/codec/codec.hpp"
 #include "goldylox/detail/cold/durability.hpp"
@@ -99,6 +101,8 @@ struct cold_store_options {
   // a damaged or missing manifest. Without it the store opens with what is intact and counts
   // the rest.
   bool strict_open = false;
+  // periodic: the pool the sync runs on, as a periodic job; null: a thread of the store's own.
+  std::shared_ptr<worker_pool> pool;
 };
 
 struct cold_store_stats {
@@ -431,6 +435,7 @@ class cold_store {
       if (closed_) return absl::OkStatus();
       closed_ = true;
     }
+    sync_job_.reset();  // waits for a sync in progress
     if (syncer_.joinable()) {
       syncer_.request_stop();
       syncer_.join();
@@ -992,6 +997,11 @@ class cold_store {
 
   void start_syncer() {
     if (options_.durability != cold_durability::periodic) return;
+    if (options_.pool != nullptr) {
+      sync_job_ = options_.pool->add([this](std::stop_token) { (void)sync_pending(); },
+                                     options_.sync_interval);
+      return;
+    }
     syncer_ = std::jthread([this](std::stop_token stop) {
       std::mutex m;
       std::condition_variable_any cv;
@@ -1282,6 +1292,8 @@ class cold_store {
   read_counters read_stripes_[read_stripe_count];
   mutable std::atomic<std::uint64_t> runtime_corrupt_{0};
   std::atomic<std::uint64_t> durable_version_{0};
+  // One of them with periodic durability. After options_, which keeps the pool alive.
+  std::unique_ptr<job_handle> sync_job_;
   std::jthread syncer_;
 };
 

@@ -43,6 +43,7 @@ inline cold_store_options cold_options(const cache_config& c) {
                                             : codec_id::zstd;
   o.codec_level = c.compression_level;
   o.strict_open = c.cold_tier_strict_open;
+  if (c.background_pool) o.pool = background_pool_access::pool(*c.background_pool);
   return o;
 }
 
