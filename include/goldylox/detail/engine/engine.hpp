@@ -1,10 +1,12 @@
 // The tiered engine behind both facades (cache<K>, typed_cache<K, V>): it routes every read and
 // write through the tiers and is the only place where the tiers meet.
 //
-// Tiers. The hot tier (hot/table.hpp) holds the most recently used entries; when the config has a
-// warm tier (warm/tier.hpp, driven by a run-time chosen policy: warm/policy/any_policy.hpp), the
-// hot tier's evictions are demoted into it, and a read that misses the hot tier looks there. A
-// warm entry read `warm_tier_promotion_hits` times moves back to the hot tier. The cold tier
+// Tiers. When the config has a warm tier (warm/tier.hpp, driven by a run-time chosen policy:
+// warm/policy/any_policy.hpp), new keys enter it (rule M6 in coherence.hpp) and the hot tier
+// (hot/table.hpp) holds the entries the promotion manager moved up (promotion.hpp: read at least
+// `warm_tier_promotion_hits` times, and more often than what the hot tier lets go); the hot
+// tier's evictions are demoted back into the warm tier, and a read that misses the hot tier looks
+// there. Without a warm tier the hot tier takes every key. The cold tier
 // (cold/tier.hpp, when the config has a storage path) sits below: the lowest memory tier's
 // evictions are demoted into it, and a read that misses memory looks there; a cold hit is
 // promoted into the warm tier (the hot tier without one).
@@ -96,8 +98,10 @@ class engine {
             demotions_.push(key, value, stamp);
           });
     }
+    t_.hot.set_reference_observer([this](const K& key) { promotion_.on_hot_reference(key); });
     // Rule M1: runs under the victim's home lock; must not throw.
     t_.hot.set_eviction_sink([this](const K& key, const S& value) noexcept {
+      promotion_.on_hot_victim(key);
       try {
         if (t_.warm->put(K(key), S(value)).ok()) return;
       } catch (...) {  // copying or storing failed: the entry leaves the cache, counted
@@ -209,6 +213,7 @@ class engine {
     if (!t_.has_lower_tier()) return t_.hot.compute(std::move(key), std::forward<F>(decide));
     demotion_scope scope(demotions_);
     bool erased_lower = false;
+    std::optional<compute_outcome> lower_outcome;
     const compute_outcome outcome = t_.hot.compute(
         std::move(key),
         [&](const K& k, const S* current) -> decision {
@@ -227,14 +232,18 @@ class engine {
             erased_lower = (warm && t_.warm->erase(k)) || (cold && had_cold);
             return decision::keep();
           }
-          return d;  // assign inserts, and on_insert drops any warm copy (M3)
+          if (t_.warm != nullptr) {  // M6: a key not in the hot tier is written to the warm tier
+            lower_outcome = put_warm(k, std::move(*d.value));
+            return decision::keep();
+          }
+          return d;  // assign inserts (without a warm tier)
         },
         t_.drop_warm_copy());
     if (erased_lower) {
       t_.counters.add(counter::removals);
       return compute_outcome::erased;
     }
-    return outcome;
+    return lower_outcome.value_or(outcome);
   }
 
   // KeyArg: K or const K& (see hot_table::assign).
@@ -242,18 +251,27 @@ class engine {
   compute_outcome assign(KeyArg&& key, S value) {
     if (t_.cold == nullptr) {
       if (t_.warm == nullptr) return t_.hot.assign(std::forward<KeyArg>(key), std::move(value));
-      return t_.hot.assign(std::forward<KeyArg>(key), std::move(value), t_.drop_warm_copy());
+      // M6: a key the hot tier does not hold is written to the warm tier (new keys enter there;
+      // the hot tier takes entries only by promotion).
+      return t_.hot.assign_present(std::forward<KeyArg>(key), std::move(value),
+                                   [this](const K& k, S&& v) { return put_warm(k, std::move(v)); });
     }
     demotion_scope scope(demotions_);
     // Rule C1 before the memory write: the lock-free in-place put (the key is in the hot tier)
     // takes no lock, and while the key stays in memory nothing can write its cold record again.
-    // If it leaves memory before the put lands, the put inserts under the lock, and on_insert
-    // retires whatever a demotion wrote meanwhile.
+    // If it leaves memory before the put lands, the put writes under the lock (into the warm
+    // tier, or inserts into the hot tier without one), and retires whatever a demotion wrote
+    // meanwhile there.
     coherence_.retire(key);
-    return t_.hot.assign(std::forward<KeyArg>(key), std::move(value), [this](const K& k) noexcept {
-      if (t_.warm != nullptr) t_.warm->erase(k);
-      coherence_.retire(k);
-    });
+    if (t_.warm != nullptr) {
+      return t_.hot.assign_present(std::forward<KeyArg>(key), std::move(value),
+                                   [this](const K& k, S&& v) {
+                                     coherence_.retire(k);
+                                     return put_warm(k, std::move(v));
+                                   });
+    }
+    return t_.hot.assign(std::forward<KeyArg>(key), std::move(value),
+                         [this](const K& k) noexcept { coherence_.retire(k); });
   }
 
   template <class Q>
@@ -345,6 +363,16 @@ class engine {
       if (t_.warm != nullptr) t_.warm->clear(/*to_sink=*/true);
     } catch (...) {  // what stays in memory is counted as lost by close()
     }
+  }
+
+  // Writes a key the hot tier does not hold into the warm tier (rule M6), under the key's home
+  // lock, and counts it as the hot tier counts its own writes. A value the warm tier refuses
+  // leaves the key as it was: `kept`.
+  compute_outcome put_warm(const K& k, S&& v) {
+    const absl::StatusOr<bool> inserted = t_.warm->upsert(K(k), std::move(v));
+    if (!inserted.ok()) return compute_outcome::kept;
+    t_.counters.add(*inserted ? counter::inserts : counter::updates);
+    return *inserted ? compute_outcome::inserted : compute_outcome::updated;
   }
 
   // Entries that left memory without reaching the cold tier, so far.
