@@ -34,7 +34,9 @@ std::string key(int i) {
   return "key-" + std::to_string(i);
 }
 
-// Fills the hot tier with other keys until `k` has been demoted (it is then in the warm tier).
+// Writes 64 other keys after `k`. New keys enter the warm tier (the hot tier takes entries only
+// by promotion), so `k` is in the warm tier before and after; the fillers make sure no read of `k`
+// below is a hot hit whatever the routing of writes.
 template <class C, class MakeKey>
 void push_out_of_hot(C& cache, MakeKey make_key, int first_filler) {
   for (int i = 0; i < 64; ++i) {
@@ -46,15 +48,26 @@ void push_out_of_hot(C& cache, MakeKey make_key, int first_filler) {
   }
 }
 
+// New keys enter the warm tier; reads promote them into the hot tier, whose CLOCK victims go back
+// to the warm tier (demotions), never out of the cache.
 TEST(Tiered, HotEvictionsAreDemotedNotLost) {
   auto cache = make_tiered<U64>(16, 1000);
   for (std::uint64_t k = 0; k < 200; ++k) ASSERT_TRUE(cache.put(k, k * 10).ok());
-  const goldylox::cache_stats s = cache.stats();
+  goldylox::cache_stats s = cache.stats();
+  EXPECT_EQ(s.hot_size, 0u);
+  EXPECT_EQ(s.warm_size, 200u);
+  EXPECT_EQ(s.inserts, 200u);
+  for (int round = 0; round < 2; ++round) {  // the second read of each key asks for a promotion
+    for (std::uint64_t k = 0; k < 200; ++k) ASSERT_EQ(cache.get(k), k * 10) << k;
+  }
+  s = cache.stats();
   EXPECT_EQ(s.size, 200u);
-  EXPECT_LE(s.hot_size, 16u);
+  EXPECT_EQ(s.hot_size, 16u);
   EXPECT_EQ(s.hot_size + s.warm_size, 200u);
-  EXPECT_EQ(s.demotions, 200u - s.hot_size);
+  EXPECT_GT(s.promotions, 16u);
+  EXPECT_EQ(s.demotions, s.promotions - s.hot_size);
   EXPECT_EQ(s.evictions, 0u);
+  EXPECT_EQ(s.inserts, 200u);  // moves create nothing
   EXPECT_EQ(s.capacity, 16u + 1000u);
   for (std::uint64_t k = 0; k < 200; ++k) {
     const auto v = cache.get(k);
@@ -110,6 +123,59 @@ TEST(Tiered, PromotionOnEveryWarmHit) {
   EXPECT_EQ(cache.stats().promotions, 1u);
   EXPECT_EQ(cache.get("k"), "v");
   EXPECT_EQ(cache.stats().warm_hits, 1u);
+}
+
+// The promotion manager's cost/benefit rule: once the hot tier is full, a warm entry moves up
+// only if the frequency sketch says it is read more often than the entries the hot tier lets go.
+// 16 keys fill the hot tier and stay popular (read between every two other keys); 400 other keys
+// pass through, each read twice (enough reads for the count rule alone). The popular keys gain a
+// count each time the CLOCK hand finds them read, the scanned keys have two, so after the first
+// few moves the bar (the victims' counts) stops the rest: by the count rule alone all 400 would
+// have moved up and back down again.
+TEST(Tiered, ARarelyReadEntryDoesNotDisplaceFrequentOnes) {
+  auto cache = make_tiered<U64>(16, 1000);
+  const auto read_popular = [&] {
+    for (std::uint64_t k = 0; k < 16; ++k) ASSERT_EQ(cache.get(k), k);
+  };
+  for (std::uint64_t k = 0; k < 16; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  for (int round = 0; round < 4; ++round) read_popular();
+  ASSERT_EQ(cache.stats().hot_size, 16u);
+  const std::uint64_t promotions_before = cache.stats().promotions;
+  for (std::uint64_t k = 1000; k < 1400; ++k) {
+    ASSERT_TRUE(cache.put(k, k).ok());
+    ASSERT_EQ(cache.get(k), k);
+    ASSERT_EQ(cache.get(k), k);
+    read_popular();
+  }
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_LE(s.promotions - promotions_before, 40u);
+  // The frequent keys are still hot: reading them is no warm hit.
+  int still_hot = 0;
+  for (std::uint64_t k = 0; k < 16; ++k) {
+    const std::uint64_t warm_hits = cache.stats().warm_hits;
+    ASSERT_EQ(cache.get(k), k);
+    still_hot += cache.stats().warm_hits == warm_hits ? 1 : 0;
+  }
+  EXPECT_GE(still_hot, 8);
+}
+
+// While the hot tier has room, a promotion displaces nothing and the count rule alone decides.
+TEST(Tiered, PromotionGateAdmitsFreelyWhileTheHotTierHasRoom) {
+  goldylox::detail::promotion_gate gate(1024, 2);
+  EXPECT_FALSE(gate.admit(42, 1, false));  // one read: never worth a move
+  EXPECT_TRUE(gate.admit(42, 2, false));
+  // Full: the candidate must beat the bar the victims set.
+  EXPECT_TRUE(gate.admit(42, 2, true) == (gate.bar() < 0.0));  // unseen: estimate 0, bar 0
+  for (int i = 0; i < 10; ++i) gate.record(7);
+  for (int i = 0; i < 40; ++i) gate.on_hot_victim(7);  // victims read 10 times
+  EXPECT_GT(gate.bar(), 8.0);
+  EXPECT_LE(gate.bar(), 10.0);
+  for (int i = 0; i < 5; ++i) gate.record(42);
+  EXPECT_FALSE(gate.admit(42, 5, true));
+  for (int i = 0; i < 10; ++i) gate.record(42);
+  EXPECT_TRUE(gate.admit(42, 15, true));
+  for (int i = 0; i < 40; ++i) gate.on_hot_victim(99);  // victims never read: the bar falls
+  EXPECT_LT(gate.bar(), 1.0);
 }
 
 // The coherence rules of engine.hpp, one at a time, each on a key that sits in the warm tier.
@@ -234,14 +300,18 @@ TEST(Tiered, AWorkingSetLargerThanTheHotTierStaysCached) {
 }
 
 // A value whose copy throws on demand: a demotion that cannot copy drops the entry, counted,
-// and the cache keeps serving.
+// and the cache keeps serving. `fail` makes every copy throw; `copies_before_failure` (when >= 0)
+// lets that many copies succeed first.
 struct fragile {
   static inline std::atomic<bool> fail{false};
+  static inline std::atomic<int> copies_before_failure{-1};
   std::uint64_t v = 0;
   fragile() = default;
   explicit fragile(std::uint64_t x) : v(x) {}
   fragile(const fragile& o) : v(o.v) {
     if (fail.load()) throw std::runtime_error("copy failed");
+    if (copies_before_failure.load() == 0) throw std::runtime_error("copy failed");
+    if (copies_before_failure.load() > 0) --copies_before_failure;
   }
   fragile(fragile&&) noexcept = default;
   fragile& operator=(const fragile&) = default;
@@ -255,14 +325,40 @@ TEST(Tiered, AFailedDemotionIsCountedAndTheCacheKeepsServing) {
                   .build();
   ASSERT_TRUE(made.ok());
   auto& cache = *made;
-  for (std::uint64_t k = 0; k < 16; ++k) ASSERT_TRUE(cache.put(k, fragile(k)).ok());
-  fragile::fail = true;
-  for (std::uint64_t k = 16; k < 64; ++k) ASSERT_TRUE(cache.put(k, fragile(k)).ok());
-  fragile::fail = false;
+  const auto read = [&](std::uint64_t k) {  // visit: no copy of its own
+    return cache.visit(k, [&](const fragile& f) { EXPECT_EQ(f.v, k); });
+  };
+  // Keys 0..15 promoted: the hot tier is full.
+  for (std::uint64_t k = 0; k < 16; ++k) {
+    ASSERT_TRUE(cache.put(k, fragile(k)).ok());
+    ASSERT_TRUE(read(k));
+    ASSERT_TRUE(read(k));
+  }
+  ASSERT_EQ(cache.stats().hot_size, 16u);
+  ASSERT_EQ(cache.stats().warm_size, 0u);
+  // Each further promotion copies its entry once out of the warm tier, then demotes a hot victim
+  // into it, which copies the victim: that copy fails, and the victim leaves the cache, counted.
+  for (std::uint64_t k = 16; k < 64; ++k) {
+    ASSERT_TRUE(cache.put(k, fragile(k)).ok());
+    ASSERT_TRUE(read(k));
+    fragile::copies_before_failure = 1;
+    ASSERT_TRUE(read(k));
+    fragile::copies_before_failure = -1;
+  }
   const goldylox::cache_stats s = cache.stats();
-  EXPECT_GT(s.evictions, 0u);
-  EXPECT_EQ(s.warm_size, 0u);
-  EXPECT_EQ(s.size, s.hot_size);
+  // Each promotion past the first 16 displaced a victim (as many as the promotion gate let
+  // through: it stops admitting twice-read keys once victims read as often set the bar), and
+  // every one of those demotions failed.
+  EXPECT_GT(s.demotions, 0u);
+  EXPECT_EQ(s.demotions, s.promotions - 16u);
+  EXPECT_EQ(s.evictions, s.demotions);
+  // The failed demotions' entries are gone; the rest are where the gate left them.
+  EXPECT_EQ(s.hot_size, 16u);
+  EXPECT_EQ(s.size, 64u - s.evictions);
+  EXPECT_EQ(s.warm_size, 48u - s.evictions);
+  std::uint64_t readable = 0;  // each with its own value (read() checks it)
+  for (std::uint64_t k = 0; k < 64; ++k) readable += read(k) ? 1 : 0;
+  EXPECT_EQ(readable, s.size);
   for (std::uint64_t k = 100; k < 200; ++k) ASSERT_TRUE(cache.put(k, fragile(k)).ok());
   EXPECT_GT(cache.stats().warm_size, 0u);
   EXPECT_EQ(cache.get(199)->v, 199u);
@@ -318,7 +414,9 @@ TEST(TieredBuilder, PolicyTypesAndUserPolicies) {
   ASSERT_TRUE(user.ok());
   EXPECT_EQ(user->config().warm_tier_policy, "counting-lru");
   for (std::uint64_t k = 0; k < 100; ++k) ASSERT_TRUE(user->put(k, k).ok());
-  EXPECT_EQ(counting_lru::inserts.load(), static_cast<int>(user->stats().demotions));
+  // Every entry the warm tier took: the 100 new keys (they enter there) and any demotions.
+  EXPECT_EQ(counting_lru::inserts.load(),
+            static_cast<int>(user->stats().inserts + user->stats().demotions));
   EXPECT_GT(counting_lru::inserts.load(), 0);
 
   // A factory, for a policy with options.

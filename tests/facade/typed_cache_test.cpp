@@ -550,6 +550,11 @@ TEST(TypedCacheCustomHash, UsesTheGivenHasherAndEquality) {
 TEST(TypedCacheNodes, VisitDoesNotCopyTheValue) {
   auto cache = make_cache<typed_cache<std::uint64_t, Tracked>>();
   ASSERT_TRUE(cache.put(1, Tracked(5)).ok());
+  // The key enters the warm tier, and its second read moves it into the hot tier (a move
+  // between tiers copies the value once); visits from there on are what this test is about.
+  EXPECT_TRUE(cache.visit(std::uint64_t{1}, [](const Tracked&) {}));
+  EXPECT_TRUE(cache.visit(std::uint64_t{1}, [](const Tracked&) {}));
+  ASSERT_EQ(cache.stats().hot_size, 1u);
   const long copies = Tracked::copies.load();
   const Tracked* first = nullptr;
   const Tracked* second = nullptr;
@@ -560,6 +565,13 @@ TEST(TypedCacheNodes, VisitDoesNotCopyTheValue) {
   EXPECT_TRUE(cache.visit(std::uint64_t{1}, [&](const Tracked& t) { second = &t; }));
   EXPECT_EQ(Tracked::copies.load(), copies);
   EXPECT_EQ(first, second);  // the stored object itself, not a temporary
+  // In the warm tier too: a key read once there stays there (one read asks for no move).
+  ASSERT_TRUE(cache.put(2, Tracked(6)).ok());
+  const long before_warm = Tracked::copies.load();
+  const Tracked* in_warm = nullptr;
+  EXPECT_TRUE(cache.visit(std::uint64_t{2}, [&](const Tracked& t) { in_warm = &t; }));
+  EXPECT_EQ(Tracked::copies.load(), before_warm);
+  EXPECT_EQ(cache.stats().warm_size, 1u);
   // get() does copy.
   EXPECT_EQ(cache.get(1), Tracked(5));
   EXPECT_GT(Tracked::copies.load(), copies);

@@ -443,15 +443,15 @@ TEST(Collisions, UpdatingAKeyPastAFreedSlotDoesNotDuplicateIt) {
   for (std::uint64_t k = 0; k < 40; ++k) ASSERT_TRUE(cache.put(k, k).ok());  // spills 3 groups
   ASSERT_EQ(cache.size(), 40u);
   // Free slots early in the probe sequence, then write keys that live further along it.
-  for (std::uint64_t k = 0; k < 20; ++k) ASSERT_TRUE(cache.remove(k));
+  for (std::uint64_t k = 0; k < 20; ++k) ASSERT_TRUE(*cache.remove(k));
   for (std::uint64_t k = 20; k < 40; ++k) ASSERT_TRUE(cache.put(k, k + 100).ok());
   EXPECT_EQ(cache.size(), 20u);
   for (std::uint64_t k = 20; k < 40; ++k) {
     EXPECT_EQ(cache.get(k), k + 100);
-    EXPECT_EQ(cache.put_if_absent(k, 0), k + 100);  // present: not inserted again
+    EXPECT_EQ(*cache.put_if_absent(k, 0), k + 100);  // present: not inserted again
   }
   EXPECT_EQ(cache.size(), 20u);
-  for (std::uint64_t k = 20; k < 40; ++k) EXPECT_TRUE(cache.remove(k));
+  for (std::uint64_t k = 20; k < 40; ++k) EXPECT_TRUE(*cache.remove(k));
   for (std::uint64_t k = 20; k < 40; ++k) EXPECT_FALSE(cache.contains(k)) << "duplicate of " << k;
   EXPECT_EQ(cache.size(), 0u);
 }

@@ -13,11 +13,14 @@
 //   M2 promotion warm -> hot: a compute() on the hot tier: under the lock it re-reads the warm
 //      copy, inserts it into the hot tier unless the key is already there, then drops the warm
 //      copy;
-//   M3 an insert into the hot tier (put, put_if_absent, get_or_insert, promotion) drops any warm
-//      copy through the hot table's on_insert hook (tier_stack::drop_warm_copy), under the lock;
+//   M3 an insert into the hot tier (a promotion; a put without a warm tier) drops any warm copy
+//      through the hot table's on_insert hook (tier_stack::drop_warm_copy), under the lock;
 //   M4 erase removes the warm copy under the lock when the key is not in the hot tier;
 //   M5 compute (put_if_absent, replace, compare_and_swap) on a key held only by the warm tier
-//      decides on the warm copy, read under the lock.
+//      decides on the warm copy, read under the lock;
+//   M6 a write of a key the hot tier does not hold (put, put_if_absent, get_or_insert, replace)
+//      goes to the warm tier, replacing its copy there, under the lock (hot_table::assign_present
+//      and compute): new keys enter the warm tier, and only promotion (M2) fills the hot tier.
 // The lock-free in-place put (used only without a cold tier) touches only keys present in the hot
 // tier, which by exclusivity have no warm copy. So once a write returns no memory tier holds an
 // older value of its key, and a read sees a value only if no write that finished before the read

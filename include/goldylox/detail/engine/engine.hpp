@@ -1,10 +1,12 @@
 // The tiered engine behind both facades (cache<K>, typed_cache<K, V>): it routes every read and
 // write through the tiers and is the only place where the tiers meet.
 //
-// Tiers. The hot tier (hot/table.hpp) holds the most recently used entries; when the config has a
-// warm tier (warm/tier.hpp, driven by a run-time chosen policy: warm/policy/any_policy.hpp), the
-// hot tier's evictions are demoted into it, and a read that misses the hot tier looks there. A
-// warm entry read `warm_tier_promotion_hits` times moves back to the hot tier. The cold tier
+// Tiers. When the config has a warm tier (warm/tier.hpp, driven by a run-time chosen policy:
+// warm/policy/any_policy.hpp), new keys enter it (rule M6 in coherence.hpp) and the hot tier
+// (hot/table.hpp) holds the entries the promotion manager moved up (promotion.hpp: read at least
+// `warm_tier_promotion_hits` times, and more often than what the hot tier lets go); the hot
+// tier's evictions are demoted back into the warm tier, and a read that misses the hot tier looks
+// there. Without a warm tier the hot tier takes every key. The cold tier
 // (cold/tier.hpp, when the config has a storage path) sits below: the lowest memory tier's
 // evictions are demoted into it, and a read that misses memory looks there; a cold hit is
 // promoted into the warm tier (the hot tier without one).
@@ -97,8 +99,10 @@ class engine {
             demotions_.push_stamped(value, stamp, admitted);
           });
     }
+    t_.hot.set_reference_observer([this](const K& key) { promotion_.on_hot_reference(key); });
     // Rule M1: runs under the victim's home lock; must not throw.
     t_.hot.set_eviction_sink([this](const K& key, const S& value) noexcept {
+      promotion_.on_hot_victim(key);
       try {
         if (t_.warm->put(K(key), S(value)).ok()) return;
       } catch (...) {  // copying or storing failed: the entry leaves the cache, counted
@@ -213,6 +217,7 @@ class engine {
     demotion_scope scope(demotions_);
     absl::Status failed;
     bool erased_lower = false;
+    std::optional<compute_outcome> lower_outcome;
     auto retire = [&](const K& k) {
       absl::StatusOr<bool> r = coherence_.retire(k);
       if (!r.ok()) failed = r.status();
@@ -239,7 +244,16 @@ class engine {
         erased_lower = warm_erased || *had_cold || in_flight;
         return decision::keep();
       }
-      return d;  // assign inserts, and on_insert drops any warm copy (M3)
+      if (t_.warm != nullptr) {  // M6: a key the hot tier does not hold is written to the warm tier
+        absl::StatusOr<compute_outcome> stored = put_warm(k, std::move(*d.value));
+        if (stored.ok()) {
+          lower_outcome = *stored;
+        } else {
+          failed = stored.status();
+        }
+        return decision::keep();
+      }
+      return d;  // assign inserts (without a warm tier)
     };
     const compute_outcome outcome =
         t_.warm != nullptr ? t_.hot.compute(std::move(key), locked, t_.drop_warm_copy())
@@ -249,7 +263,7 @@ class engine {
       t_.counters.add(counter::removals);
       return compute_outcome::erased;
     }
-    return outcome;
+    return lower_outcome.value_or(outcome);
   }
 
   // KeyArg: K or const K& (see hot_table::assign). With a cold tier, an error if the key's older
@@ -259,13 +273,21 @@ class engine {
     if (t_.cold == nullptr) {
       if (t_.warm == nullptr) {
         t_.hot.assign(std::forward<KeyArg>(key), std::move(value));
-      } else {
-        t_.hot.assign(std::forward<KeyArg>(key), std::move(value), t_.drop_warm_copy());
+        return absl::OkStatus();
       }
-      return absl::OkStatus();
+      // M6: a key the hot tier does not hold is written to the warm tier (new keys enter there;
+      // the hot tier takes entries only by promotion).
+      absl::Status status;
+      t_.hot.assign_present(std::forward<KeyArg>(key), std::move(value), [&](const K& k, S&& v) {
+        absl::StatusOr<compute_outcome> stored = put_warm(k, std::move(v));
+        if (!stored.ok()) status = stored.status();
+        return stored.value_or(compute_outcome::kept);
+      });
+      return status;
     }
     // Under the home lock, not the lock-free in-place put: the record must be retired before the
-    // memory write, and the write must not happen if that fails (C1).
+    // memory write, and the write must not happen if that fails (C1). A key the hot tier does not
+    // hold goes to the warm tier there (M6).
     return compute(K(std::forward<KeyArg>(key)),
                    [&](const S*) { return decision::assign(std::move(value)); })
         .status();
@@ -388,6 +410,16 @@ class engine {
       if (t_.warm != nullptr) t_.warm->clear(/*to_sink=*/true);
     } catch (...) {  // what stays in memory is counted as lost by close()
     }
+  }
+
+  // Writes a key the hot tier does not hold into the warm tier (rule M6), under the key's home
+  // lock, and counts it as the hot tier counts its own writes. A value the warm tier refuses is
+  // the write's error; the warm tier is then as it was.
+  absl::StatusOr<compute_outcome> put_warm(const K& k, S&& v) {
+    const absl::StatusOr<bool> inserted = t_.warm->upsert(K(k), std::move(v));
+    if (!inserted.ok()) return inserted.status();
+    t_.counters.add(*inserted ? counter::inserts : counter::updates);
+    return *inserted ? compute_outcome::inserted : compute_outcome::updated;
   }
 
   // Entries that left memory without reaching the cold tier, so far.

@@ -168,6 +168,14 @@ class hot_table {
 
   void set_eviction_sink(eviction_sink sink) { sink_ = std::move(sink); }
 
+  // Called, during an eviction, with the key of each entry the CLOCK hand passes because it was
+  // read since the hand last passed it: the engine's promotion manager learns from it how often
+  // hot entries are read without the read path doing anything (docs/architecture.md). Runs with
+  // no lock held; the key is a copy read optimistically, so a slot rewritten meanwhile may report
+  // its new key, which only makes the estimate approximate.
+  using reference_observer = std::function<void(const K&)>;
+  void set_reference_observer(reference_observer observer) { observer_ = std::move(observer); }
+
   // Calls f(const V&) with the value of `key` if present. Lock-free; see the header comment.
   // Touch = false looks without counting as a use for eviction (contains()).
   template <bool Touch = true, class Q, class F>
@@ -326,6 +334,31 @@ class hot_table {
       return store_locked(locate_locked(h, key), h, home, std::forward<KeyArg>(key),
                           std::move(value), pin, inserted_at, on_insert);
     });
+  }
+
+  // assign() for a key that enters this table only if it is here already: a present key is
+  // overwritten as assign() does (in place when packed); an absent one is not inserted but handed
+  // to absent(const K&, V&&) under its home lock, and absent's outcome is returned (the engine
+  // stores new keys in the warm tier there, so the hot tier takes entries only by promotion).
+  template <class KeyArg, class Absent>
+  compute_outcome assign_present(KeyArg&& key, V value, Absent&& absent) {
+    const std::uint64_t h = hash_of(key);
+    if constexpr (packed) {
+      if (update_in_place(h, key, value)) return compute_outcome::updated;
+    }
+    std::optional<compute_outcome> elsewhere;
+    const compute_outcome here =
+        write_key(h, [&](std::size_t home, pin_type& pin, std::size_t& inserted_at) {
+          const std::optional<std::size_t> found = locate_locked(h, key);
+          if (!found) {
+            elsewhere = absent(std::as_const(key), std::move(value));
+            return compute_outcome::kept;
+          }
+          no_hook none;
+          return store_locked(found, h, home, std::forward<KeyArg>(key), std::move(value), pin,
+                              inserted_at, none);
+        });
+    return elsewhere.value_or(here);
   }
 
   // Removes `key`. If it is absent, returns if_absent() instead, called under the key's home
@@ -1053,8 +1086,21 @@ class hot_table {
     }
     if (passed != 0) {
       hdr.ref.fetch_and(static_cast<std::uint16_t>(~passed), std::memory_order_relaxed);
+      if (observer_) report_passed(g, passed);
     }
     return evicted;
+  }
+
+  // The keys of the referenced slots an eviction passed, to the reference observer.
+  void report_passed(std::size_t g, unsigned passed) const {
+    for (; passed != 0; passed &= passed - 1) {
+      const std::size_t s = g * group_width + static_cast<unsigned>(std::countr_zero(passed));
+      if constexpr (packed) {
+        if (const std::optional<packed_pair<K, V>> kv = read_packed(slots_[s])) observer_(kv->key);
+      } else if (const node* n = slots_[s].load(std::memory_order_acquire)) {
+        observer_(n->key);  // the caller's epoch pin keeps the node alive
+      }
+    }
   }
 
   void evict_to_capacity(pin_type& pin, std::size_t spared) {
@@ -1080,6 +1126,7 @@ class hot_table {
   [[no_unique_address]] Hash hash_;
   [[no_unique_address]] KeyEqual eq_;
   eviction_sink sink_;
+  reference_observer observer_;
   alignas(cache_line) std::atomic<std::int64_t> size_{0};
   alignas(cache_line) std::atomic<std::size_t> hand_{0};
 };

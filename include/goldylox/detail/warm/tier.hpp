@@ -210,7 +210,15 @@ class warm_tier {
   }
 
   // Inserts or replaces. Refuses (InvalidArgument) a value heavier than a shard's weight budget.
-  absl::Status put(K key, V value) {
+  absl::Status put(K key, V value) { return store(key, value).status(); }
+
+  // put(), telling whether the key was inserted (true) or its value replaced (false).
+  absl::StatusOr<bool> upsert(K key, V value) { return store(key, value); }
+
+ private:
+  // put() and upsert(): moves from key and value (passed by reference, so that storing costs no
+  // more moves than put's by-value parameters already made).
+  absl::StatusOr<bool> store(K& key, V& value) {
     const std::uint64_t h = hash_of(key);
     shard& sh = shard_for(h);
     const std::size_t w = weigher_ ? weigher_(key, value) : 1;
@@ -221,6 +229,7 @@ class warm_tier {
     }
     victim_list victims;
     std::exception_ptr failed;
+    bool inserted = false;
     {
       std::unique_lock lock(sh.mutex);
       drain(sh);
@@ -229,6 +238,7 @@ class warm_tier {
           replace(sh, at, std::move(key), std::move(value), w, victims);
         } else {
           insert(sh, std::move(key), std::move(value), h, w, victims);
+          inserted = true;
         }
       } catch (...) {
         failed = std::current_exception();
@@ -237,9 +247,10 @@ class warm_tier {
     // Entries evicted before a failure still reach the sink; then the failure is reported.
     deliver(victims);
     if (failed) std::rethrow_exception(failed);
-    return absl::OkStatus();
+    return inserted;
   }
 
+ public:
   // Removes `key`. Looks without the lock first, so erasing an absent key (the common case when
   // the engine inserts a key new to the hot tier) never waits for a writer. Throws only if the
   // policy's on_erase does, and then changes nothing.

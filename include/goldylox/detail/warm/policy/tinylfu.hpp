@@ -22,15 +22,9 @@
 // The owner always inserts the missed key (the eviction_policy contract), so a new entry is
 // never rejected outright: it is the window that filters.
 //
-// Sketch. 4-bit counters (saturating at 15) in 64-bit words, ceil_pow2(max(capacity, 8)) words
-// (16 counters per word: 16 counters per entry of capacity, at least). A key maps to one 64-byte
-// block of 8 words and to one counter in each of 4 pairs of words of that block (depth 4), so
-// an update touches one cache line. The key's hash is first mixed with a strong 64-bit mixer
-// (trace ids are small integers; warm-tier hashes are fine already, mixing again is harmless);
-// the low 32 bits of the mix pick the block, the high 32 bits the four counters. Every access
-// (hit or miss) increments the key's 4 counters; the estimate is their minimum. Aging: after
-// 10 × capacity increments that changed a counter, every counter is halved (and the increment
-// count is reduced as Caffeine does: (n - odd_counters / 4) / 2). No doorkeeper.
+// Sketch: common/frequency_sketch.hpp (4-bit count-min, depth 4, one cache line per key, halved
+// after 10 x capacity increments). Every access (hit or miss) increments the key's counters. No
+// doorkeeper.
 //
 // Adaptive window (Caffeine's BoundedLocalCache.climb()). Once the cache has been half full,
 // hits and misses are counted in samples of 10 × capacity requests. At the end of a sample the
@@ -73,83 +67,13 @@
 #include <string_view>
 #include <vector>
 
+#include "goldylox/detail/common/frequency_sketch.hpp"
 #include "goldylox/detail/common/hash.hpp"
 #include "goldylox/detail/warm/policy/classic.hpp"
 #include "goldylox/detail/warm/policy/index_lists.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
-
-// Count-min sketch of 4-bit counters, depth 4, one 64-byte block per key, periodic halving.
-class frequency_sketch {
- public:
-  explicit frequency_sketch(std::size_t capacity)
-      : table_(std::bit_ceil(capacity < 8 ? std::size_t{8} : capacity), 0),
-        block_mask_(table_.size() / words_per_block - 1),
-        sample_size_(10 * capacity) {}
-
-  // Counts one access to `hash`; halves every counter once sample_size() increments changed one.
-  void increment(std::uint64_t hash) noexcept {
-    const std::uint64_t h = splitmix_mix(hash);
-    const std::size_t block = static_cast<std::size_t>(h & block_mask_) * words_per_block;
-    bool added = false;
-    for (unsigned row = 0; row < depth; ++row) {
-      const auto [word, shift] = locate(h, block, row);
-      if (((table_[word] >> shift) & 0xfU) != 0xfU) {
-        table_[word] += std::uint64_t{1} << shift;
-        added = true;
-      }
-    }
-    if (added && ++additions_ >= sample_size_) halve();
-  }
-
-  // The estimated number of recent accesses to `hash`, 0..15.
-  unsigned frequency(std::uint64_t hash) const noexcept {
-    const std::uint64_t h = splitmix_mix(hash);
-    const std::size_t block = static_cast<std::size_t>(h & block_mask_) * words_per_block;
-    unsigned f = 0xfU;
-    for (unsigned row = 0; row < depth; ++row) {
-      const auto [word, shift] = locate(h, block, row);
-      const auto c = static_cast<unsigned>((table_[word] >> shift) & 0xfU);
-      if (c < f) f = c;
-    }
-    return f;
-  }
-
-  std::size_t sample_size() const noexcept { return sample_size_; }
-  std::size_t bytes() const noexcept { return table_.size() * sizeof(std::uint64_t); }
-
- private:
-  static constexpr unsigned depth = 4;
-  static constexpr std::size_t words_per_block = 8;  // 64 bytes: one cache line per key
-  static constexpr std::uint64_t low_bits = 0x1111111111111111ULL;
-  static constexpr std::uint64_t halve_mask = 0x7777777777777777ULL;
-
-  struct position {
-    std::size_t word;
-    unsigned shift;
-  };
-  // Row r uses words 2r and 2r + 1 of the block; 8 bits of the high half of h choose the word
-  // (1 bit) and the counter within it (4 bits).
-  static position locate(std::uint64_t h, std::size_t block, unsigned row) noexcept {
-    const auto sel = static_cast<unsigned>(h >> (32 + 8 * row));
-    return {block + 2 * row + (sel & 1U), ((sel >> 1) & 0xfU) * 4};
-  }
-
-  void halve() noexcept {
-    std::size_t odd = 0;
-    for (std::uint64_t& w : table_) {
-      odd += static_cast<std::size_t>(std::popcount(w & low_bits));
-      w = (w >> 1) & halve_mask;
-    }
-    additions_ = (additions_ - odd / 4) / 2;
-  }
-
-  std::vector<std::uint64_t> table_;
-  std::uint64_t block_mask_;
-  std::size_t sample_size_;
-  std::size_t additions_ = 0;
-};
 
 class w_tinylfu_policy {
  public:
