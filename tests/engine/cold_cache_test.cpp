@@ -7,15 +7,21 @@
 #include <csignal>
 #include <cstddef>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "goldylox/goldylox.hpp"
 #include "test_support.hpp"
@@ -1007,3 +1013,181 @@ TEST(ColdCache, ALostSegmentIsCountedAndAStrictOpenRefusesIt) {
   EXPECT_EQ(cache->stats().cold_missing_segments, 1u);
   EXPECT_EQ(cache->stats().cold_damaged_manifests, 0u);
 }
+
+// ---- kill -9 between clean closes (issue 23) --------------------------------------------------
+
+namespace {
+
+// What the child process logs, one fixed-size record per event, appended with O_APPEND so that
+// every record written before the SIGKILL is in the file (the page cache outlives the process).
+struct kill_log_record {
+  std::int64_t kind;     // 0: a write is about to start, 1: it returned OK, 2: close() returned OK
+  std::int64_t key;      // -1 for a close
+  std::int64_t version;  // > 0 a put of that version, < 0 a remove
+};
+
+std::string kill_value(std::int64_t key, std::int64_t version) {
+  std::string v = std::to_string(key) + ":" + std::to_string(version) + ":";
+  v.resize(16 + static_cast<std::size_t>((key * 31 + version) % 600), 'x');
+  return v;
+}
+
+// The child: two writers (disjoint keys) put and remove through the public API; between epochs of
+// 40-300 operations the cache is closed cleanly and reopened. Runs until the parent kills it.
+[[noreturn]] void kill_child(const std::string& dir, const std::string& log_path,
+                             goldylox::cold_durability durability, std::uint64_t seed) {
+  const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log < 0) std::_Exit(10);
+  const auto note = [&](std::int64_t kind, std::int64_t key, std::int64_t version) {
+    const kill_log_record r{kind, key, version};
+    if (::write(log, &r, sizeof r) != static_cast<ssize_t>(sizeof r)) std::_Exit(11);
+  };
+  // A pool of its own: the parent's threads (a shared default pool) do not exist after fork().
+  goldylox::background_pool pool(1);
+  // Versions grow across children too: each child starts above any earlier one's.
+  std::atomic<std::int64_t> next_version{static_cast<std::int64_t>(seed) * 100'000'000 + 1};
+  for (std::uint64_t epoch = 0;; ++epoch) {
+    auto made = goldylox::typed_cache<std::uint64_t, std::string>::builder()
+                    .hot_tier_max_entries(32)
+                    .warm_tier_max_entries(32)
+                    .cold_tier_storage_path(dir)
+                    .cold_tier_segment_bytes(1 << 20)
+                    .cold_tier_max_bytes(std::size_t{256} << 20)
+                    .cold_tier_codec("lz4")
+                    .cold_tier_durability(durability)
+                    .background_pool(pool)
+                    .build();
+    if (!made.ok()) std::_Exit(12);
+    auto& cache = *made;
+    std::vector<std::thread> writers;
+    for (std::uint64_t w = 0; w < 2; ++w) {
+      writers.emplace_back([&, w] {
+        std::uint64_t x = seed * 0x9E3779B97F4A7C15ULL + epoch * 7919 + w + 1;
+        for (int i = 0; i < 40 + static_cast<int>((seed + epoch) % 260); ++i) {
+          x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+          const auto key = static_cast<std::int64_t>((x % 500) * 2 + w);
+          const std::int64_t version = next_version.fetch_add(1);
+          if (x % 5 == 0) {
+            note(0, key, -version);
+            if (!cache.remove(static_cast<std::uint64_t>(key)).ok()) std::_Exit(13);
+            note(1, key, -version);
+          } else {
+            note(0, key, version);
+            if (!cache.put(static_cast<std::uint64_t>(key), kill_value(key, version)).ok()) {
+              std::_Exit(14);
+            }
+            note(1, key, version);
+          }
+        }
+      });
+    }
+    for (auto& t : writers) t.join();
+    if (!cache.close().ok()) std::_Exit(15);
+    note(2, -1, 0);
+  }
+}
+
+}  // namespace
+
+// A child process writes and removes through the public API, closing cleanly now and then, and is
+// killed with SIGKILL at a random moment; the parent reopens the directory and checks every key:
+//  - a key whose last write returned before the last completed close has exactly that state (its
+//    value, or nothing after a remove) unless a later write of it started: nothing acknowledged
+//    and closed is lost;
+//  - whatever is read is a value some put of that key wrote (never foreign or torn), and never one
+//    older than the last completed close knew, nor one a remove before that close removed.
+// Writes after the last close may or may not be there (write-back: they were in memory).
+class ColdCacheKill : public ::testing::TestWithParam<goldylox::cold_durability> {};
+
+TEST_P(ColdCacheKill, KeepsWhatTheLastCompletedCloseCovered) {
+  const goldylox::cold_durability durability = GetParam();
+  temp_dir dir("goldylox-kill");
+  const std::string cache_dir = dir.path() + "/cache";
+  const std::string log_path = dir.path() + "/log";
+  int closes_checked = 0;
+  // Each key's state as the parent last read and closed it (the next child starts from it): a
+  // version, or 0 for absent.
+  std::map<std::int64_t, std::int64_t> baseline;
+  for (std::uint64_t cycle = 0; cycle < 12; ++cycle) {
+    ::unlink(log_path.c_str());
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) kill_child(cache_dir, log_path, durability, cycle + 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(60 + 37 * (cycle % 7)));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the child exited on its own with " << WEXITSTATUS(status);
+
+    // What the log says: the state each key had at the last completed close, and which keys were
+    // written (or being written) after it.
+    std::vector<kill_log_record> records;
+    {
+      std::ifstream in(log_path, std::ios::binary);
+      kill_log_record r{};
+      while (in.read(reinterpret_cast<char*>(&r), sizeof r)) records.push_back(r);
+    }
+    std::size_t last_close = 0;
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (records[i].kind == 2) last_close = i + 1;
+    }
+    std::map<std::int64_t, std::int64_t> at_close = baseline;  // key -> version (< 0: removed)
+    std::set<std::int64_t> touched_after;  // keys with a write started after the close
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      const kill_log_record& r = records[i];
+      if (i < last_close && r.kind == 1) at_close[r.key] = r.version;
+      if (i >= last_close && r.kind == 0) touched_after.insert(r.key);
+    }
+    if (last_close != 0) ++closes_checked;
+
+    auto made = goldylox::typed_cache<std::uint64_t, std::string>::builder()
+                    .hot_tier_max_entries(32)
+                    .warm_tier_max_entries(32)
+                    .cold_tier_storage_path(cache_dir)
+                    .cold_tier_segment_bytes(1 << 20)
+                    .cold_tier_max_bytes(std::size_t{256} << 20)
+                    .cold_tier_codec("lz4")
+                    .cold_tier_durability(goldylox::cold_durability::none)
+                    .build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    for (std::int64_t key = 0; key < 1000; ++key) {
+      const auto known = at_close.find(key);
+      const std::int64_t closed = known == at_close.end() ? 0 : known->second;
+      const bool later = touched_after.count(key) != 0;
+      const std::optional<std::string> got = made->get(static_cast<std::uint64_t>(key));
+      if (!got) {
+        EXPECT_FALSE(closed > 0 && !later)
+            << "cycle " << cycle << ": key " << key << " lost version " << closed;
+        continue;
+      }
+      const std::size_t a = got->find(':');
+      const std::size_t b = got->find(':', a + 1);
+      ASSERT_NE(b, std::string::npos) << "cycle " << cycle << ": key " << key << " torn";
+      const std::int64_t version = std::stoll(got->substr(a + 1, b - a - 1));
+      ASSERT_EQ(*got, kill_value(key, version)) << "cycle " << cycle << ": key " << key;
+      EXPECT_GE(version, closed < 0 ? -closed + 1 : closed)
+          << "cycle " << cycle << ": key " << key << " older than the last close knew";
+      if (!later) {
+        EXPECT_EQ(version, closed) << "cycle " << cycle << ": key " << key << " changed";
+      }
+    }
+    baseline.clear();
+    for (std::int64_t key = 0; key < 1000; ++key) {
+      if (const std::optional<std::string> got = made->get(static_cast<std::uint64_t>(key))) {
+        const std::size_t a = got->find(':');
+        baseline[key] = std::stoll(got->substr(a + 1, got->find(':', a + 1) - a - 1));
+      }
+    }
+    ASSERT_TRUE(made->close().ok());
+  }
+  EXPECT_GT(closes_checked, 6) << "most cycles must reach a completed close before the kill";
+}
+
+INSTANTIATE_TEST_SUITE_P(Durability, ColdCacheKill,
+                         ::testing::Values(goldylox::cold_durability::periodic,
+                                           goldylox::cold_durability::every_write),
+                         [](const auto& info) {
+                           return info.param == goldylox::cold_durability::periodic
+                                      ? std::string("periodic")
+                                      : std::string("every_write");
+                         });
