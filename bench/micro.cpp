@@ -25,6 +25,12 @@
 // pair_get/<key type>/<size>/<dist>/any_vs_typed looks up the same keys through cache<K>::get<V>
 // and typed_cache<K, V>::get in alternating 256-key chunks and reports the per-get difference
 // (diff_ns, median over chunks): far steadier on a noisy machine than two separate benchmarks.
+// cold_put/<keys>/<durability>/wt_vs_wb puts 1 KiB std::string values into two
+// typed_cache<uint64_t, std::string> with a cold tier in /tmp, one write-back (the default) and
+// one cold_tier_write_through(true), in alternating 16-put chunks (which goes first alternates):
+// keys `distinct` (each put a new key, memory 1,024 + 4,096 entries, so write-back demotes one
+// entry per put once memory is full) or `repeated` (256 keys over and over, all in memory).
+// Reports wb_ns and wt_ns (mean per put) and ratio = wt_ns / wb_ns, measured in the same run.
 // After the run a summary prints, per workload, each implementation's CPU time per op (median and
 // min/max over --benchmark_repetitions) and its ratio to goldylox, and the
 // cache<K>::get<V> - typed_cache<K, V>::get difference in ns.
@@ -35,6 +41,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -44,6 +51,7 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <stdlib.h>
 
 #include "common/maps.hpp"
 #include "common/workload.hpp"
@@ -280,6 +288,69 @@ void bm_batch(benchmark::State& state, std::size_t n, gb::distribution d) {
                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// Write-through against write-back, paired (see the top comment).
+void bm_cold_put(benchmark::State& state, bool distinct, goldylox::cold_durability durability) {
+  using cache_type = goldylox::typed_cache<u64, std::string>;
+  struct side {
+    std::filesystem::path dir;
+    std::optional<cache_type> cache;
+    double ns = 0;
+  };
+  side sides[2];  // [0] write-back, [1] write-through
+  for (int i = 0; i < 2; ++i) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "goldylox-bench-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      state.SkipWithError("mkdtemp failed");
+      return;
+    }
+    sides[i].dir = tmpl;
+    auto made = cache_type::builder()
+                    .hot_tier_max_entries(1024)
+                    .warm_tier_max_entries(4096)
+                    .cold_tier_storage_path(tmpl)
+                    .cold_tier_max_bytes(std::uint64_t{4} << 30)
+                    .cold_tier_durability(durability)
+                    .cold_tier_write_through(i == 1)
+                    .build();
+    if (!made.ok()) {
+      state.SkipWithError(made.status().ToString().c_str());
+      return;
+    }
+    sides[i].cache.emplace(*std::move(made));
+  }
+  constexpr int chunk = 16;
+  const std::string value(1024, 'v');
+  u64 next = 0;
+  std::size_t failures = 0;
+  int first = 0;
+  for (auto _ : state) {
+    const u64 base = next;
+    next += chunk;
+    for (int turn = 0; turn < 2; ++turn) {
+      side& sd = sides[(first + turn) % 2];
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int j = 0; j < chunk; ++j) {
+        const u64 key = distinct ? base + j : (base + j) % 256;
+        failures += !sd.cache->put(key, value).ok();
+      }
+      sd.ns +=
+          std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+    }
+    first ^= 1;
+  }
+  if (failures != 0) state.SkipWithError("a put failed");
+  const double puts = static_cast<double>(state.iterations()) * chunk;
+  state.counters["wb_ns"] = sides[0].ns / puts;
+  state.counters["wt_ns"] = sides[1].ns / puts;
+  state.counters["ratio"] = sides[1].ns / sides[0].ns;
+  state.SetItemsProcessed(state.iterations() * 2 * chunk);
+  for (side& sd : sides) {
+    sd.cache.reset();  // closes it (write-back flushes memory, not timed)
+    std::error_code ec;
+    std::filesystem::remove_all(sd.dir, ec);
+  }
+}
+
 // ---- registration ----
 
 void add(const std::string& name, std::function<void(benchmark::State&)> fn) {
@@ -410,6 +481,14 @@ void register_all() {
     for (const std::size_t n : {big, small}) {
       register_batch<16>(n, d);
       register_batch<64>(n, d);
+    }
+  }
+  for (const auto durability :
+       {goldylox::cold_durability::none, goldylox::cold_durability::every_write}) {
+    for (const bool distinct : {true, false}) {
+      const std::string name = std::string("cold_put/") + (distinct ? "distinct/" : "repeated/") +
+                               std::string(goldylox::to_string(durability)) + "/wt_vs_wb";
+      add(name, [=](benchmark::State& st) { bm_cold_put(st, distinct, durability); });
     }
   }
 }

@@ -29,6 +29,9 @@
 //                               cold_tier_sync_interval, 1 s), on_close, every_write.
 //   cold_tier_strict_open       refuse to open a directory that lost data (default: open with
 //                               what is intact and count the loss in stats()).
+//   cold_tier_write_through     every write reaches the cold tier before it returns, synced as
+//                               cold_tier_durability says (default false: write-back, the cold
+//                               tier takes what memory evicts).
 //   background_pool             the threads the cache's background jobs run on, shareable
 //                               between caches (background_pool.hpp). Today the one job is the
 //                               cold tier's periodic sync; eviction, demotion and promotion run
@@ -100,7 +103,8 @@ struct cache_config {
   cold_durability cold_tier_durability = cold_durability::periodic;
   std::uint32_t cold_tier_sync_interval_ms = 1000;
   cold_admission cold_tier_admission = cold_admission::all;
-  bool cold_tier_strict_open = false;  // refuse to open a directory that lost data
+  bool cold_tier_strict_open = false;    // refuse to open a directory that lost data
+  bool cold_tier_write_through = false;  // writes reach the cold tier before they return
   bool enable_simd = true;
   bool enable_background_workers = true;
   bool enable_telemetry = false;
@@ -159,6 +163,7 @@ struct config_request {
   std::optional<std::uint32_t> cold_tier_sync_interval_ms;
   std::optional<cold_admission> cold_tier_admission;
   std::optional<bool> cold_tier_strict_open;
+  std::optional<bool> cold_tier_write_through;
   std::optional<goldylox::background_pool> pool;
   bool enable_simd = true;
   bool enable_background_workers = true;
@@ -319,6 +324,7 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   c.cold_tier_sync_interval_ms = r.cold_tier_sync_interval_ms.value_or(1000);
   c.cold_tier_admission = r.cold_tier_admission.value_or(cold_admission::all);
   c.cold_tier_strict_open = r.cold_tier_strict_open.value_or(false);
+  c.cold_tier_write_through = r.cold_tier_write_through.value_or(false);
   c.enable_simd = r.enable_simd;
   c.enable_background_workers = r.enable_background_workers;
   c.enable_telemetry = r.enable_telemetry;
@@ -404,7 +410,7 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   if (!r.cold_tier_storage_path &&
       (r.compression_level || r.cold_tier_max_bytes || r.cold_tier_segment_bytes ||
        r.cold_tier_codec || r.cold_tier_durability || r.cold_tier_sync_interval_ms ||
-       r.cold_tier_admission || r.cold_tier_strict_open)) {
+       r.cold_tier_admission || r.cold_tier_strict_open || r.cold_tier_write_through)) {
     return absl::InvalidArgumentError(
         "goldylox: compression_level and the cold_tier_* options apply to the cold tier, which "
         "is off; set cold_tier_storage_path too, or drop them");
@@ -547,6 +553,20 @@ class basic_builder {
   // cold_corrupt_segments, cold_corrupt_records, cold_damaged_manifests).
   Derived& cold_tier_strict_open(bool strict = true) {
     request_.cold_tier_strict_open = strict;
+    return self();
+  }
+  // Write-through (true) or write-back (false, the default). With write-through every write (put,
+  // put_if_absent, replace, compare_and_swap and get_or_insert when they store, remove) reaches
+  // the cold tier before it returns, synced as cold_tier_durability says: with every_write, a
+  // returned put survives kill -9 and power loss. A write the cold tier refuses (a full disk, an
+  // I/O error, a value larger than a segment or of a type cereal cannot serialize) returns the
+  // error and leaves the cache as it was. Evicting an entry then writes nothing: the cold tier
+  // has its value already. Named as the caching literature names the policy (Ehcache's
+  // write-through, JCS's UPDATE pattern); cold_tier_ like the other options it needs a cold
+  // tier for (kInvalidArgument without cold_tier_storage_path). docs/cold-tier.md has the
+  // guarantees and the cost.
+  Derived& cold_tier_write_through(bool on = true) {
+    request_.cold_tier_write_through = on;
     return self();
   }
   // How often the periodic durability mode syncs (default 1000 ms).

@@ -29,6 +29,8 @@ struct cache_stats {
   std::uint64_t cold_superseded = 0;        // memory evictions not written to the cold tier
                                             // because a later write of the key replaced or
                                             // removed their value (no loss)
+  std::uint64_t cold_already_stored = 0;    // memory evictions not written because the cold
+                                            // tier held their value already (write-through)
   std::uint64_t cold_refused = 0;           // cold writes that failed (a full disk, an oversized or
                                             // unserializable value): those entries left the cache
   std::uint64_t cold_corrupt_records = 0;   // damaged records found on open or read; never served

@@ -309,6 +309,10 @@ TEST(ColdCache, TheBuilderRefusesWhatCannotWork) {
           .cold_tier_admission(goldylox::cold_admission::reread)
           .build();
   EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  r = goldylox::cache<std::string>::builder().cold_tier_write_through(true).build();
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  r = goldylox::cache<std::string>::builder().cold_tier_write_through(false).build();
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
   r = goldylox::cache<std::string>::builder()
           .cold_tier_storage_path(dir.path())
           .cold_tier_codec("snappy")
@@ -1191,3 +1195,191 @@ INSTANTIATE_TEST_SUITE_P(Durability, ColdCacheKill,
                                       ? std::string("periodic")
                                       : std::string("every_write");
                          });
+
+// Write-through (cold_tier_write_through): a child process opens a directory holding keys 0..99
+// ("old-<i>"), then, with every_write durability, overwrites 0..49 through each storing call,
+// removes 50..74, stores 100..299 anew, and is killed with SIGKILL before close(). Returns how
+// many of those acknowledged writes the reopened directory does not show (0 is the promise).
+// every_write syncs each cold write before it returns (the store's durable_version reaches its
+// last version: cold_store_test), so what a kill -9 cannot lose here a power loss cannot either.
+int lost_after_kill9(const std::string& dir, bool write_through) {
+  const auto builder = [&] {
+    auto b = goldylox::typed_cache<int, std::string>::builder();
+    b.hot_tier_max_entries(256)  // memory holds everything: nothing is evicted to disk
+        .warm_tier_max_entries(1024)
+        .cold_tier_storage_path(dir)
+        .cold_tier_max_bytes(16 << 20)
+        .cold_tier_segment_bytes(256 << 10)
+        .cold_tier_durability(goldylox::cold_durability::every_write);
+    return b;
+  };
+  {
+    auto made = builder().build();
+    if (!made.ok()) return -1;
+    for (int i = 0; i < 100; ++i) {
+      if (!made->put(i, "old-" + std::to_string(i)).ok()) return -2;
+    }
+    if (!made->close().ok()) return -3;
+  }
+  const int code = goldylox_test::in_child([&] {
+    auto made = builder().cold_tier_write_through(write_through).build();
+    if (!made.ok()) return 10;
+    auto& cache = *made;
+    for (int i = 0; i < 50; ++i) {
+      const std::string old = "old-" + std::to_string(i), now = "new-" + std::to_string(i);
+      switch (i % 3) {
+        case 0:
+          if (!cache.put(i, now).ok()) return 11;
+          break;
+        case 1: {
+          const auto r = cache.replace(i, now);
+          if (!r.ok() || *r != old) return 12;
+          break;
+        }
+        default: {
+          const auto r = cache.compare_and_swap(i, old, now);
+          if (!r.ok() || !*r) return 13;
+        }
+      }
+    }
+    for (int i = 50; i < 75; ++i) {
+      const auto r = cache.remove(i);
+      if (!r.ok() || !*r) return 14;
+    }
+    for (int i = 100; i < 300; ++i) {
+      const std::string now = "fresh-" + std::to_string(i);
+      if (i % 2 == 0) {
+        const auto r = cache.put_if_absent(i, now);
+        if (!r.ok() || r->has_value()) return 15;
+      } else {
+        const auto r = cache.get_or_insert(i, [&] { return now; });
+        if (!r.ok() || *r != now) return 16;
+      }
+    }
+    if (cache.stats().cold_demotions != 0) return 17;  // nothing reached the disk by eviction
+    ::raise(SIGKILL);
+    return 18;
+  });
+  if (code != 128 + SIGKILL) return -10 - code;
+  auto made = builder().build();
+  if (!made.ok()) return -4;
+  int lost = 0;
+  for (int i = 0; i < 300; ++i) {
+    const std::optional<std::string> v = made->get(i);
+    const std::optional<std::string> want =
+        i < 50    ? std::optional<std::string>("new-" + std::to_string(i))
+        : i < 75  ? std::nullopt
+        : i < 100 ? std::optional<std::string>("old-" + std::to_string(i))
+                  : std::optional<std::string>("fresh-" + std::to_string(i));
+    lost += v != want;
+  }
+  return lost;
+}
+
+TEST(ColdCache, WriteThroughKeepsEveryReturnedWriteAcrossKill9) {
+  temp_dir through;
+  EXPECT_EQ(lost_after_kill9(through.path(), true), 0);
+  // The control: write-back keeps the new values in memory, and the kill takes them (the
+  // overwritten keys' old records were retired, so those keys are gone too; removes survive).
+  temp_dir back;
+  EXPECT_EQ(lost_after_kill9(back.path(), false), 250);
+}
+
+// A write the cold tier refuses (RLIMIT_FSIZE below the active segment's append offset, as in
+// full_disk_sequence) returns the error and changes nothing: memory keeps serving the previous
+// value, a new key stays absent, and after a restart the disk has the previous values.
+int write_through_full_disk_sequence(const std::string& dir, goldylox::cold_durability durability) {
+  ::signal(SIGXFSZ, SIG_IGN);
+  const auto build = [&] {
+    return goldylox::typed_cache<int, std::string>::builder()
+        .hot_tier_max_entries(64)
+        .warm_tier_max_entries(64)
+        .cold_tier_storage_path(dir)
+        .cold_tier_segment_bytes(64 << 10)
+        .cold_tier_max_bytes(16 << 20)
+        .cold_tier_codec("none")
+        .cold_tier_durability(durability)
+        .cold_tier_write_through(true)
+        .enable_telemetry(true)
+        .build();
+  };
+  {
+    auto made = build();
+    if (!made.ok()) return 10;
+    auto& cache = *made;
+    if (!cache.put(1, "OLD").ok() || !cache.put(2, "R").ok()) return 11;
+    // 40 KiB of records written through: the next append lands past 32 KiB.
+    for (int i = 0; i < 40; ++i) {
+      if (!cache.put(1000 + i, std::string(1024, static_cast<char>('a' + i % 26))).ok()) return 12;
+    }
+    if (cache.stats().cold_size != 42) return 13;
+    rlimit lim{32 << 10, RLIM_INFINITY};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) return 14;
+    const std::uint64_t cold_hits = cache.stats().cold_hits;
+    if (cache.put(1, "NEW").ok()) return 20;
+    if (cache.get(1) != "OLD") return 21;
+    if (cache.put(3000, "NEW").ok()) return 22;  // a key memory does not hold fails too
+    if (cache.contains(3000)) return 23;
+    if (cache.remove(2).ok()) return 24;
+    if (cache.get(2) != "R") return 25;
+    if (cache.replace(1, "NEW").ok()) return 26;
+    if (cache.compare_and_swap(1, "OLD", "NEW").ok()) return 27;
+    if (cache.put_if_absent(3001, "NEW").ok()) return 28;
+    if (cache.get_or_insert(3002, [] { return std::string("NEW"); }).ok()) return 29;
+    if (cache.contains(3001) || cache.contains(3002)) return 30;
+    if (cache.get(1) != "OLD") return 31;
+    if (cache.stats().cold_hits != cold_hits) return 32;  // memory served them, unchanged
+    lim.rlim_cur = RLIM_INFINITY;
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) return 33;
+    if (!cache.close().ok()) return 34;
+  }
+  auto made = build();
+  if (!made.ok()) return 40;
+  if (made->get(1) != "OLD") return 41;
+  if (made->get(2) != "R") return 42;
+  if (made->contains(3000) || made->contains(3001) || made->contains(3002)) return 43;
+  return 0;
+}
+
+TEST(ColdCache, AWriteThroughTheColdTierRefusesFailsAndChangesNothing) {
+  for (const auto mode :
+       {goldylox::cold_durability::none, goldylox::cold_durability::every_write}) {
+    temp_dir dir;
+    EXPECT_EQ(
+        goldylox_test::in_child([&] { return write_through_full_disk_sequence(dir.path(), mode); }),
+        0)
+        << goldylox::to_string(mode);
+  }
+}
+
+// With write-through the cold tier holds every value memory holds, so evictions write nothing
+// (cold_already_stored counts them) and every key is still served, before and after a restart.
+TEST(ColdCache, WriteThroughEvictionsAreNotRewritten) {
+  temp_dir dir;
+  const auto build = [&] {
+    return goldylox::typed_cache<int, std::string>::builder()
+        .hot_tier_max_entries(16)
+        .warm_tier_max_entries(16)
+        .cold_tier_storage_path(dir.path())
+        .cold_tier_max_bytes(16 << 20)
+        .cold_tier_segment_bytes(256 << 10)
+        .cold_tier_durability(goldylox::cold_durability::none)
+        .cold_tier_write_through(true)
+        .build();
+  };
+  {
+    auto cache = build();
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    for (int i = 0; i < 500; ++i) ASSERT_TRUE(cache->put(i, "v" + std::to_string(i)).ok());
+    for (int i = 0; i < 500; ++i) EXPECT_EQ(cache->get(i), "v" + std::to_string(i)) << i;
+    const goldylox::cache_stats st = cache->stats();
+    EXPECT_EQ(st.cold_size, 500u);
+    EXPECT_EQ(st.cold_demotions, 0u);
+    EXPECT_GE(st.cold_already_stored, 500u - 32u);
+    EXPECT_EQ(st.cold_refused, 0u);
+    ASSERT_TRUE(cache->close().ok());
+  }
+  auto cache = build();
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  for (int i = 0; i < 500; ++i) EXPECT_EQ(cache->get(i), "v" + std::to_string(i)) << i;
+}

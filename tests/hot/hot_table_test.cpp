@@ -506,7 +506,7 @@ TEST(Collisions, NarrowKeysUpdateInPlace) {
   EXPECT_EQ(cache.size(), 30u);
   EXPECT_EQ(cache.stats().updates, 30u);
   for (std::uint32_t k = 0; k < 30; ++k) EXPECT_EQ(cache.get(k), k + 1000) << k;
-  for (std::uint32_t k = 0; k < 30; k += 2) ASSERT_TRUE(cache.remove(k));
+  for (std::uint32_t k = 0; k < 30; k += 2) ASSERT_TRUE(*cache.remove(k));
   for (std::uint32_t k = 0; k < 30; ++k) EXPECT_EQ(cache.contains(k), k % 2 == 1) << k;
 }
 

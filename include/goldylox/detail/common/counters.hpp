@@ -93,6 +93,7 @@ enum class counter : unsigned {
   cold_promotions,
   cold_not_admitted,
   cold_superseded,
+  cold_already_stored,
   count
 };
 

@@ -54,6 +54,20 @@
 //      counted in cold_superseded, not as a failure: a newer value replaced it;
 //   C3 a promotion from the cold tier lands under the key's home lock only if no memory tier has
 //      the key and the key's cold record still has the version the read saw (promotion.hpp).
+//   C4 write-through (cache_config::cold_tier_write_through): a write that stores a value writes
+//      it to the cold tier instead of retiring the record (cold_coherence::write_through): the
+//      new record supersedes the old one (a higher version; recovery keeps the highest), so no
+//      tombstone is needed; in-flight demotions of the key are marked superseded as in C1, and
+//      only then does the memory write happen. If the cold write fails, memory is untouched and
+//      the error returned (the store leaves the key as it was on any error). A remove retires
+//      as in C1. So, while the cold tier is open, a memory tier holds a value of a key only if
+//      the key's cold record, when there is one, holds that same value: values enter memory by
+//      a written-through write, a promotion of the record itself (C3) or a move between memory
+//      tiers; the record changes only by such a write, a remove (which takes memory's copy too),
+//      a demotion (written only when memory has no copy) or reclamation (which re-appends the
+//      same value or drops the record). Hence a demotion finding a record of its key, with its
+//      ticket not superseded, is redundant and skipped (counted in cold_already_stored): the
+//      record has its value. A closed cold tier takes no writes; writes then go to memory only.
 // ColdCacheStress.NoReadIsOlderThanAReturnedWrite checks that no read is older than a returned
 // write (under TSan too), and ColdCacheReopenStress.KeepsEveryAcknowledgedWrite that nothing
 // acknowledged is lost or replaced by an older value across clean restarts.
@@ -143,6 +157,30 @@ class cold_coherence {
       return *erased || in_flight;
     } else {
       return false;
+    }
+  }
+
+  // Write-through (C4), under the key's home lock before the memory write: stores `v` as the key's
+  // cold record, then marks every demotion of the key in flight superseded. An error (the cold
+  // tier refused the value: a full disk, an I/O error, an oversized or unserializable value)
+  // changes nothing; the write must leave memory as it was and report it. OK without writing
+  // once the tier is closed: the cache is memory-only then, and a closed tier serves nothing
+  // that could come back.
+  absl::Status write_through(const K& k, const S& v) const {
+    if constexpr (tiers_type::cold_capable) {
+      if (tiers_.cold == nullptr) return absl::OkStatus();
+      absl::Status stored;
+      try {
+        stored = tiers_.cold->put(k, v);
+      } catch (const std::exception& e) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "goldylox: writing the value through to the cold tier failed: ", e.what()));
+      }
+      if (!stored.ok() && !tiers_.cold->closed()) return stored;
+      supersede(k, /*locked=*/false);
+      return absl::OkStatus();
+    } else {
+      return absl::OkStatus();
     }
   }
 

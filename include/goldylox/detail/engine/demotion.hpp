@@ -165,7 +165,8 @@ class demotion_queue {
   }
 
   // Under the key's home lock: written only if no memory tier has the key and no write or later
-  // departure of it came in since the value left memory.
+  // departure of it came in since the value left memory, and (write-through) the cold tier does
+  // not hold it already.
   void write(entry& d) const noexcept {
     try {
       tiers_.hot.compute(
@@ -179,6 +180,13 @@ class demotion_queue {
             if (in_memory) return decision::keep();  // this value or a newer one, demoted later
             if (superseded) {
               tiers_.counters.add(counter::cold_superseded);
+              return decision::keep();
+            }
+            // Write-through: a record of the key holds this very value (rule C4), so rewriting
+            // it would cost a disk write (and with every_write a sync) for nothing. A record
+            // that reclamation dropped is absent here, and the value is written as usual.
+            if (tiers_.config.cold_tier_write_through && tiers_.cold->contains(k)) {
+              tiers_.counters.add(counter::cold_already_stored);
               return decision::keep();
             }
             if (tiers_.cold->put(k, *d.value).ok()) {

@@ -14,13 +14,14 @@
 // The engine's jobs, one file each in this folder:
 //   engine.hpp        routing: which tier a read or write goes to, and wiring the tiers' sinks
 //   tiers.hpp         the tier stack the other jobs share (tiers and counters)
-//   coherence.hpp     the cross-tier coherence rules (M1-M5, C1-C3) and the in-flight registry
+//   coherence.hpp     the cross-tier coherence rules (M1-M6, C1-C4) and the in-flight registry
 //   demotion.hpp      the cold demotion queues, per (engine, thread) (rule C2)
 //   promotion.hpp     reads below the hot tier and the moves up they cause (M2, C3)
 //   single_flight.hpp get_or_insert: one loader per absent key
 //   stats.hpp         the cache_stats snapshot
 // With a cold tier every write runs under the key's home lock (no lock-free in-place put), retires
-// the key's cold record first and, if that fails, returns the error with memory untouched (C1).
+// the key's cold record first and, if that fails, returns the error with memory untouched (C1);
+// with write-through a write that stores a value puts it in the cold tier instead (C4).
 // Owns: all of the above, for one cache. Invariant: the coherence rules of coherence.hpp hold
 // whenever no engine call is running, and no demotion of this engine is queued on any thread
 // then. May call: the tiers (hot/, warm/, cold/) and common/;
@@ -223,20 +224,28 @@ class engine {
       if (!r.ok()) failed = r.status();
       return r;
     };
+    // The cold half of a write that stores d's value: write-through puts it (C4), write-back
+    // retires the record (C1). False (and `failed` set) if the memory write must not happen.
+    auto prepare_store = [&](const K& k, const decision& d) {
+      if (!write_through_) return retire(k).ok();
+      failed = coherence_.write_through(k, *d.value);
+      return failed.ok();
+    };
     auto locked = [&](const K& k, const S* current) -> decision {
       if (current != nullptr) {
         decision d = decide(current);
-        if (d.what != decision::kind::keep && !retire(k).ok()) return decision::keep();
-        return d;
+        if (d.what == decision::kind::keep) return d;
+        const bool ready = d.what == decision::kind::assign ? prepare_store(k, d) : retire(k).ok();
+        return ready ? d : decision::keep();
       }
       const std::optional<S> warm = t_.warm != nullptr ? t_.warm_copy(k) : std::optional<S>();
       const std::optional<S> cold = warm ? std::optional<S>() : coherence_.copy(k);
       const S* lower = warm ? &*warm : cold ? &*cold : nullptr;
       decision d = decide(lower);
       if (d.what == decision::kind::keep) return d;
-      const absl::StatusOr<bool> had_cold = retire(k);
-      if (!had_cold.ok()) return decision::keep();
       if (d.what == decision::kind::erase) {
+        const absl::StatusOr<bool> had_cold = retire(k);
+        if (!had_cold.ok()) return decision::keep();
         const bool warm_erased = t_.warm != nullptr && t_.warm->erase(k);
         // The warm copy may have left for the cold tier while this held only the home lock:
         // its departure registered before it left the warm tier (C1).
@@ -244,10 +253,17 @@ class engine {
         erased_lower = warm_erased || *had_cold || in_flight;
         return decision::keep();
       }
+      if (!prepare_store(k, d)) return decision::keep();
       if (t_.warm != nullptr) {  // M6: a key the hot tier does not hold is written to the warm tier
         absl::StatusOr<compute_outcome> stored = put_warm(k, std::move(*d.value));
         if (stored.ok()) {
           lower_outcome = *stored;
+        } else if (write_through_) {
+          // The value is the cold record already, and the write has taken effect there: drop
+          // the warm copy (older than the record) rather than report a write that happened as
+          // failed, and keep C4's invariant (memory never holds a value other than the record).
+          t_.warm->erase(k);
+          lower_outcome = lower != nullptr ? compute_outcome::updated : compute_outcome::inserted;
         } else {
           failed = stored.status();
         }
@@ -436,6 +452,8 @@ class engine {
   demotion_queue<K, S, Hash, KeyEqual> demotions_;
   promotion<K, S, Hash, KeyEqual> promotion_;
   single_flight<K, S, Hash, KeyEqual> flights_;
+  // C4: writes store their value in the cold tier before memory (fixed at construction).
+  const bool write_through_ = t_.cold != nullptr && t_.config.cold_tier_write_through;
   std::atomic<bool> flushing_{false};  // closing: every entry goes to the cold tier
   std::mutex close_mu_;
   bool closed_ = false;  // guarded by close_mu_

@@ -58,6 +58,7 @@ cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t
     s.cold_demotions = counters.total(counter::cold_demotions);
     s.cold_refused = counters.total(counter::cold_refused);
     s.cold_superseded = counters.total(counter::cold_superseded);
+    s.cold_already_stored = counters.total(counter::cold_already_stored);
     s.cold_promotions = counters.total(counter::cold_promotions);
     s.cold_not_admitted = counters.total(counter::cold_not_admitted);
     s.cold_size = c.entries;
