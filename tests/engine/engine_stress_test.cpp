@@ -425,7 +425,7 @@ bool long_stress() {
 
 template <class Hash>
 void keeps_every_acknowledged_write(std::string_view codec, goldylox::cold_durability durability,
-                                    std::uint64_t total_ops) {
+                                    std::uint64_t total_ops, bool write_through = false) {
   constexpr std::uint64_t keys = 2000;
   constexpr int writers = 2;
   const goldylox_test::temp_dir dir("goldylox-reopen");
@@ -438,6 +438,7 @@ void keeps_every_acknowledged_write(std::string_view codec, goldylox::cold_durab
         .cold_tier_max_bytes(std::size_t{512} << 20)
         .cold_tier_codec(codec)
         .cold_tier_durability(mode)
+        .cold_tier_write_through(write_through)
         .build();
   };
   // acked[k]: the version of k's last acknowledged write; > 0 a put, < 0 a remove, 0 none. Only
@@ -529,7 +530,8 @@ void keeps_every_acknowledged_write(std::string_view codec, goldylox::cold_durab
     for (auto& t : threads) t.join();
     const absl::Status closed = cache.close();
     ASSERT_TRUE(closed.ok()) << closed;
-    demotions += cache.stats().cold_demotions;
+    // Evictions that reached the cold tier, or found it already holding them (write-through).
+    demotions += cache.stats().cold_demotions + cache.stats().cold_already_stored;
     done += epoch / writers * writers;
     ++restarts;
   }
@@ -565,6 +567,27 @@ TEST(ColdCacheReopenCollidingStress, KeepsEveryAcknowledgedWrite) {
   keeps_every_acknowledged_write<EightHashes>("lz4", goldylox::cold_durability::none,
                                               long_stress() ? 100'000 : scaled(4'000));
 }
+
+// The same with write-through (every write reaches the cold tier before it returns; evictions of
+// entries it already holds are skipped), for the codec-independent part: two durability modes.
+class ColdCacheReopenWriteThroughStress
+    : public ::testing::TestWithParam<goldylox::cold_durability> {};
+
+TEST_P(ColdCacheReopenWriteThroughStress, KeepsEveryAcknowledgedWrite) {
+  const bool syncs = GetParam() == goldylox::cold_durability::every_write;
+  const std::uint64_t ops = long_stress() ? (syncs ? 25'000 : 75'000) : (syncs ? 1'000 : 4'000);
+  keeps_every_acknowledged_write<goldylox::default_hash<std::uint64_t>>("lz4", GetParam(),
+                                                                        scaled(ops), true);
+}
+
+INSTANTIATE_TEST_SUITE_P(Durability, ColdCacheReopenWriteThroughStress,
+                         ::testing::Values(goldylox::cold_durability::none,
+                                           goldylox::cold_durability::every_write),
+                         [](const auto& info) {
+                           return info.param == goldylox::cold_durability::none
+                                      ? std::string("none")
+                                      : std::string("every_write");
+                         });
 
 std::string reopen_mode_name(const ::testing::TestParamInfo<reopen_mode>& info) {
   static constexpr const char* durability[] = {"none", "periodic", "on_close", "every_write"};
