@@ -797,16 +797,23 @@ double thread_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-constexpr std::size_t stream_length = std::size_t{1} << 20;  // key indices per thread
+// Key indices per thread, a power of two. Cache mode: 8M, walked on from run to run (see
+// run_gets), so that the runs do not replay the warm pass's operations: a 1M-draw zipf 0.99
+// stream over 1M keys holds only ~233K distinct keys, of which the top 100K take 87 % of the draws
+// (83 % of the distribution's mass), which would flatter any cache of 100K entries.
+std::size_t stream_length = std::size_t{1} << 20;
+constexpr std::size_t cache_stream_length = std::size_t{1} << 23;
+constexpr std::size_t cache_warm_ops = std::size_t{1} << 20;  // the warm pass: thread 0's first 1M
 // A stream entry with this bit set is a put of that key (cache mode), with a new value: the value
 // of another key (idx + 1 + puts % 7), the same size and of the same kind as the one it replaces.
 constexpr std::uint32_t write_bit = 0x80000000U;
 
 // `threads` threads, thread t reading keys[streams[t][i]] for i = 0, 1, ... (wrapping) until the
-// main thread raises the stop flag after `seconds`.
+// main thread raises the stop flag after `seconds`. With `cursors`, thread t starts at
+// (*cursors)[t] instead of 0 and leaves there where it stopped (cache mode: the store's own walk).
 run_result run_gets(store& s, const dataset& d,
                     const std::vector<std::vector<std::uint32_t>>& streams, int threads,
-                    double seconds, const options& o) {
+                    double seconds, const options& o, std::vector<u64>* cursors = nullptr) {
   std::atomic<int> ready{0};
   std::atomic<bool> go{false}, stop{false};
   struct per_thread {
@@ -831,7 +838,8 @@ run_result run_gets(store& s, const dataset& d,
       ready.fetch_add(1);
       while (!go.load(std::memory_order_acquire)) {
       }
-      u64 i = 0, failures = 0, puts = 0;
+      const u64 i0 = cursors != nullptr ? (*cursors)[static_cast<std::size_t>(t)] : 0;
+      u64 i = i0, failures = 0, puts = 0;
       const std::size_t n_keys = d.size();
       const double cpu0 = thread_cpu_seconds();
       const long switches0 = involuntary_switches();
@@ -862,7 +870,8 @@ run_result run_gets(store& s, const dataset& d,
       me.elapsed = seconds_since(start);
       me.cpu = thread_cpu_seconds() - cpu0;
       me.preempted = involuntary_switches() - switches0;
-      me.gets = i;
+      me.gets = i - i0;
+      if (cursors != nullptr) (*cursors)[static_cast<std::size_t>(t)] = i;
       me.failures = failures;
       me.puts = puts;
     });
@@ -1011,7 +1020,7 @@ void prepare(store_report& rep, const dataset& d, const options& o) {
 // (and RocksDB's block cache) with one pass of gets over `warm_stream` (thread 0's zipf stream),
 // checking every value (nothing has been overwritten yet).
 void prepare_cache(store_report& rep, const dataset& d, const options& o,
-                   const std::vector<std::uint32_t>& warm_stream) {
+                   std::span<const std::uint32_t> warm_stream) {
   store& s = *rep.s;
   const std::string path = (fs::path(o.dir) / s.name()).string();
   fs::remove_all(path);
@@ -1028,7 +1037,8 @@ void prepare_cache(store_report& rep, const dataset& d, const options& o,
   t = clock_type::now();
   auto rd = s.make_reader();
   std::vector<char> buf(gb::json_value_size);
-  for (const std::uint32_t e : warm_stream) {
+  for (const std::uint32_t e :
+       warm_stream.subspan(0, std::min(warm_stream.size(), cache_warm_ops))) {
     const std::size_t i = e & ~write_bit;
     const std::size_t n = rd->get(d.keys[i], buf);
     if (n != gb::json_value_size) die(s.name() + ": no value for " + d.keys[i]);
@@ -1143,6 +1153,7 @@ int main(int argc, char** argv) {
     std::printf("  %-14s %s\n", r.s->name().c_str(), r.s->describe().c_str());
 
   // Per-thread key streams, the same for every store.
+  if (o.cache_mode) stream_length = cache_stream_length;
   std::vector<std::vector<std::vector<std::uint32_t>>> streams;  // [dist][thread][i]
   const int max_threads = *std::max_element(o.threads.begin(), o.threads.end());
   for (const auto dist : o.dists) {
@@ -1163,7 +1174,7 @@ int main(int argc, char** argv) {
 
   if (o.cache_mode) {
     std::printf("\nload, warm (one pass of thread 0's %s stream, %zu gets):\n",
-                gb::to_string(o.dists[0]), stream_length);
+                gb::to_string(o.dists[0]), cache_warm_ops);
     for (auto& r : reps) prepare_cache(r, d, o, streams[0][0]);
     std::printf(
         "\n| store | load s | load MB/s | compact s | disk MiB | disk / logical | warm pass s "
@@ -1209,6 +1220,12 @@ int main(int argc, char** argv) {
 
   // results[dist][threads][store] -> one run_result per round
   const std::size_t nd = o.dists.size(), nt = o.threads.size(), ns = reps.size();
+  // Cache mode: each store walks on through the streams from run to run ([store][dist][thread]),
+  // thread 0 of the warm pass's stream after the operations the warm pass did.
+  std::vector<std::vector<std::vector<u64>>> cursors(
+      ns,
+      std::vector<std::vector<u64>>(nd, std::vector<u64>(static_cast<std::size_t>(max_threads))));
+  for (auto& c : cursors) c[0][0] = cache_warm_ops;
   std::vector<std::vector<run_result>> results(nd * nt * ns);
   std::printf("\ngets:\n");
   for (int round = 0; round < o.rounds; ++round) {
@@ -1218,10 +1235,11 @@ int main(int argc, char** argv) {
                     o.threads[ti]);
         for (std::size_t si = 0; si < ns; ++si) {
           store& s = *reps[si].s;
-          if (o.warmup > 0) (void)run_gets(s, d, streams[di], o.threads[ti], o.warmup, o);
-          run_result r = run_gets(s, d, streams[di], o.threads[ti], o.duration, o);
+          std::vector<u64>* cur = o.cache_mode ? &cursors[si][di] : nullptr;
+          if (o.warmup > 0) (void)run_gets(s, d, streams[di], o.threads[ti], o.warmup, o, cur);
+          run_result r = run_gets(s, d, streams[di], o.threads[ti], o.duration, o, cur);
           for (int retry = 0; retry < o.retries && r.cpu_share < o.min_cpu_share; ++retry) {
-            run_result again = run_gets(s, d, streams[di], o.threads[ti], o.duration, o);
+            run_result again = run_gets(s, d, streams[di], o.threads[ti], o.duration, o, cur);
             if (again.cpu_share > r.cpu_share) r = again;  // keep the least disturbed run
           }
           if (r.failures != 0) {
