@@ -44,7 +44,6 @@
 // samples of all threads pooled per run; p50 and p99 of those. Reported: the best throughput of
 // the rounds and the median over rounds of each latency percentile, and ratios to goldylox.
 //
-//
 // Larger than memory (--cache; issue 15, point 5): the WHOLE cache, as a user builds it, against
 // RocksDB with the same memory budget, on a read/write mix. The same data (--keys keys, 1 KiB
 // values); two stores:
@@ -66,13 +65,17 @@
 //                   unsynced (RocksDB's default WriteOptions).
 // Per store: load every key once through put (in key order), sync (goldylox sync(), RocksDB
 // Flush; `load s`), compact RocksDB (CompactRange, `compact s`), then warm with one pass of gets
-// over thread 0's zipf stream (1M gets: fills the memory tiers and the block cache; every value
-// is checked to be 1 KiB, RocksDB's byte for byte). No close and reopen: the memory tiers would
-// start empty. Then the measured runs as above (rounds, thread counts, stores interleaved, the
-// same CPU-share redo), zipf 0.99 only unless --dist, where each operation is a put of its key
-// with a new value (another key's value: same size, same kind) with probability --write-ratio
-// (default 0.05, drawn into the pre-generated streams, so both stores see the same operations)
-// and a get otherwise. Mops/s counts gets and puts; latency samples are gets only. At the end the
+// over thread 0's zipf stream (its first 1M operations read as gets: fills the memory tiers and
+// the block cache; every value is checked to be 1 KiB, RocksDB's byte for byte). No close and
+// reopen: the memory tiers would start empty. Then the measured runs as above (rounds, thread
+// counts, stores interleaved, the same CPU-share redo), zipf 0.99 only unless --dist, where each
+// operation is a put of its key with a new value (another key's value: same size, same kind)
+// with probability --write-ratio (default 0.05, drawn into the pre-generated streams) and a get
+// otherwise. The streams are 8M operations per thread and each store walks on through them from
+// run to run (thread 0 starting after the warm pass's 1M), instead of every run starting again at
+// the first operation: both stores draw the same sequences, and no run replays what the caches
+// have just seen (a 1M-draw stream holds only ~233K distinct keys, which flatters a 100K-entry
+// cache). Mops/s counts gets and puts; latency samples are gets only. At the end the
 // cache's telemetry over the gets phase: the share of gets each tier served (hits - warm_hits -
 // cold_hits: hot tier; warm_hits; cold_hits) and its promotion and demotion counts. The cold
 // tier's index (about 11 bytes per entry) is outside the budget, as RocksDB's index blocks are
