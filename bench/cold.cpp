@@ -1,5 +1,6 @@
 // goldylox_bench_cold: the cold tier (detail::cold_store) on disk beside LMDB and RocksDB, in one
-// process and one run.
+// process and one run; with --cache, the whole cache (memory tiers over the cold tier) beside
+// RocksDB with the same memory budget (see "Larger than memory" below).
 //
 // Data: --keys keys "user:<n>" (n = 0..keys-1) with 1 KiB JSON-like values
 // (common/json_values.hpp; value n comes from a generator seeded with n), generated in RAM before
@@ -43,8 +44,48 @@
 // samples of all threads pooled per run; p50 and p99 of those. Reported: the best throughput of
 // the rounds and the median over rounds of each latency percentile, and ratios to goldylox.
 //
+// Larger than memory (--cache; issue 15, point 5): the WHOLE cache, as a user builds it, against
+// RocksDB with the same memory budget, on a read/write mix. The same data (--keys keys, 1 KiB
+// values); two stores:
+//   goldylox_cache  goldylox::typed_cache<std::string, std::string> built with
+//                   .max_entries(--memory-entries, default keys / 10: the memory tiers hold 10 %
+//                   of the entries; the balanced preset splits them 1:3 hot:warm)
+//                   .cold_tier_storage_path(dir), the default codec (zstd 3), durability periodic
+//                   (the default: fdatasync every 1 s on the shared background pool; --durability=
+//                   none for none), .cold_tier_max_bytes(4 GiB) (room for every record and the
+//                   updates' new ones, so reclamation never drops a live entry) and
+//                   .enable_telemetry(true) (for the hit ratios; it costs hot-tier gets a few
+//                   instructions). Gets are typed_cache::get (the returned std::string is the
+//                   caller's copy); puts are typed_cache::put.
+//   rocksdb_lru     RocksDB, default Options (default compression, printed; no filter) with an
+//                   LRU block cache (NewLRUCache) of the memory tiers' footprint, measured first:
+//                   the RSS growth of a memory-only cache built the same way (max_entries,
+//                   telemetry) filled to its capacity with these values (--block-cache=N to give it
+//                   instead). Gets are Get into a PinnableSlice + memcpy; puts are Put, WAL on,
+//                   unsynced (RocksDB's default WriteOptions).
+// Per store: load every key once through put (in key order), sync (goldylox sync(), RocksDB
+// Flush; `load s`), compact RocksDB (CompactRange, `compact s`), then warm with one pass of gets
+// over thread 0's zipf stream (its first 1M operations read as gets: fills the memory tiers and
+// the block cache; every value is checked to be 1 KiB, RocksDB's byte for byte). No close and
+// reopen: the memory tiers would start empty. Then the measured runs as above (rounds, thread
+// counts, stores interleaved, the same CPU-share redo), zipf 0.99 only unless --dist, where each
+// operation is a put of its key with a new value (another key's value: same size, same kind)
+// with probability --write-ratio (default 0.05, drawn into the pre-generated streams) and a get
+// otherwise. The streams are 8M operations per thread and each store walks on through them from
+// run to run (thread 0 starting after the warm pass's 1M), instead of every run starting again at
+// the first operation: both stores draw the same sequences, and no run replays what the caches
+// have just seen (a 1M-draw stream holds only ~233K distinct keys, which flatters a 100K-entry
+// cache). Mops/s counts gets and puts; latency samples are gets only. At the end the
+// cache's telemetry over the gets phase: the share of gets each tier served (hits - warm_hits -
+// cold_hits: hot tier; warm_hits; cold_hits) and its promotion and demotion counts. The cold
+// tier's index (about 11 bytes per entry) is outside the budget, as RocksDB's index blocks are
+// outside its block cache (cache_index_and_filter_blocks is off by default); both stores' files
+// sit in the OS page cache (the machine has the RAM), so "cold" reads decompress, not wait on
+// the disk.
+//
 //   ./build/release/bench/goldylox_bench_cold                  # 1M keys, 3 rounds
 //   ./build/release/bench/goldylox_bench_cold --quick          # 100k keys, 1 round
+//   ./build/release/bench/goldylox_bench_cold --cache          # larger than memory, 1M keys
 //   ./build/release/bench/goldylox_bench_cold --help
 #include <algorithm>
 #include <atomic>
@@ -72,10 +113,12 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/json_values.hpp"
 #include "common/workload.hpp"
 #include "goldylox/detail/cold/store.hpp"
+#include "goldylox/typed_cache.hpp"
 
 #ifdef GOLDYLOX_BENCH_HAVE_LMDB
 #include <lmdb.h>
@@ -124,6 +167,13 @@ struct options {
   bool pin = true;
   bool keep = false;
   u64 seed = 42;
+  // --cache: the whole cache (memory tiers over the cold tier) against RocksDB with an LRU block
+  // cache of the memory tiers' measured footprint, on a read/write mix.
+  bool cache_mode = false;
+  double write_ratio = 0.05;          // cache mode: share of operations that are puts
+  std::size_t memory_entries = 0;     // cache mode: max_entries of the memory tiers (0: keys / 10)
+  std::size_t block_cache_bytes = 0;  // cache mode: 0 = measured; else given
+  bool durability_none = false;       // cache mode: cold_tier_durability none (else periodic)
 };
 
 void usage(const char* argv0) {
@@ -146,7 +196,14 @@ void usage(const char* argv0) {
       "  --dir=PATH         parent of the store directories (default /tmp/goldylox-bench-cold)\n"
       "  --no-pin           do not pin threads to CPUs\n"
       "  --keep             keep the store directories\n"
-      "  --seed=N           workload seed (default 42)\n",
+      "  --seed=N           workload seed (default 42)\n"
+      "larger than memory (--cache): the whole cache against RocksDB with a memory budget\n"
+      "  --cache            stores goldylox_cache,rocksdb_lru; zipf only; puts mixed in\n"
+      "  --memory-entries=N max_entries of the memory tiers (default keys / 10)\n"
+      "  --write-ratio=X    share of operations that are puts of existing keys (default 0.05)\n"
+      "  --block-cache=N    RocksDB's LRU block cache bytes (default: the memory tiers' measured\n"
+      "                     footprint for --memory-entries entries)\n"
+      "  --durability=D     the cache's cold tier: periodic (default) or none\n",
       argv0);
 }
 
@@ -173,6 +230,7 @@ std::size_t parse_count(const std::string& s) {
 }
 
 bool parse_args(int argc, char** argv, options& o) {
+  bool dist_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const std::size_t eq = a.find('=');
@@ -199,6 +257,7 @@ bool parse_args(int argc, char** argv, options& o) {
       o.threads.clear();
       for (const auto& t : split(val)) o.threads.push_back(static_cast<int>(parse_count(t)));
     } else if (name == "--dist") {
+      dist_given = true;
       o.dists.clear();
       for (const auto& d : split(val)) {
         if (d == "zipf") {
@@ -232,6 +291,17 @@ bool parse_args(int argc, char** argv, options& o) {
       o.keep = true;
     } else if (name == "--seed") {
       o.seed = std::strtoull(val.c_str(), nullptr, 10);
+    } else if (name == "--cache") {
+      o.cache_mode = true;
+    } else if (name == "--memory-entries") {
+      o.memory_entries = parse_count(val);
+    } else if (name == "--write-ratio") {
+      o.write_ratio = std::atof(val.c_str());
+    } else if (name == "--block-cache") {
+      o.block_cache_bytes = parse_count(val);
+    } else if (name == "--durability") {
+      if (val != "none" && val != "periodic") die("--durability: none or periodic");
+      o.durability_none = val == "none";
     } else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       usage(argv[0]);
@@ -242,7 +312,14 @@ bool parse_args(int argc, char** argv, options& o) {
       !(o.duration > 0)) {
     die("nothing to measure");
   }
-  if (o.keys > 0xffffffffULL) die("at most 2^32 keys");
+  if (o.cache_mode) {
+    if (!dist_given) o.dists = {gb::distribution::zipf};
+    if (o.memory_entries == 0) o.memory_entries = std::max<std::size_t>(1, o.keys / 10);
+    if (!(o.write_ratio >= 0 && o.write_ratio < 1)) die("--write-ratio must be in [0, 1)");
+  } else {
+    o.write_ratio = 0;
+  }
+  if (o.keys > 0x7fffffffULL) die("at most 2^31 keys");
   return true;
 }
 
@@ -300,6 +377,8 @@ class reader {
  public:
   virtual ~reader() = default;
   virtual std::size_t get(std::string_view key, std::span<char> out) = 0;
+  // Stores `value` under `key` (cache mode's writes); false when it failed.
+  virtual bool put(std::string_view, std::string_view) { return false; }
 };
 
 class store {
@@ -387,6 +466,77 @@ class goldylox_store final : public store {
   std::string name_;
   goldylox::detail::cold_store_options o_;
   std::unique_ptr<goldylox::detail::cold_store> s_;
+};
+
+// The whole cache as a user builds it (cache mode): typed_cache<std::string, std::string> with
+// max_entries(memory entries) in its memory tiers (the balanced preset's hot:warm split) over a
+// cold tier in `path`: default codec (zstd 3), durability periodic (the default) or none,
+// telemetry on (for the hit ratios), cold_tier_max_bytes 4 GiB (room for the updates' records).
+using string_cache = goldylox::typed_cache<std::string, std::string>;
+
+class goldylox_cache_store final : public store {
+ public:
+  static constexpr u64 cold_bytes = u64{4} << 30;
+
+  goldylox_cache_store(std::string path, std::size_t memory_entries, bool durability_none)
+      : path_(std::move(path)), memory_entries_(memory_entries), none_(durability_none) {}
+  ~goldylox_cache_store() override { close(); }
+  std::string name() const override { return "goldylox_cache"; }
+  std::string describe() const override {
+    return "typed_cache<std::string, std::string>, max_entries " + std::to_string(memory_entries_) +
+           " (balanced preset split), cold tier: codec zstd " + "(default), cold_tier_max_bytes " +
+           std::to_string(cold_bytes >> 20) + " MiB, durability " +
+           (none_ ? "none" : "periodic (1 s)") +
+           ", telemetry on; get() returns a copy; sync() after loading";
+  }
+  void open(bool) override {
+    auto made = string_cache::builder()
+                    .max_entries(memory_entries_)
+                    .cold_tier_storage_path(path_)
+                    .cold_tier_max_bytes(cold_bytes)
+                    .cold_tier_durability(none_ ? goldylox::cold_durability::none
+                                                : goldylox::cold_durability::periodic)
+                    .enable_telemetry(true)
+                    .build();
+    if (!made.ok()) die("goldylox_cache: build: " + std::string(made.status().message()));
+    c_ = std::make_unique<string_cache>(*std::move(made));
+  }
+  void put(std::string_view key, std::string_view value) override {
+    if (auto st = c_->put(std::string(key), std::string(value)); !st.ok()) {
+      die("goldylox_cache: put: " + std::string(st.message()));
+    }
+  }
+  void finish_load() override {
+    if (auto st = c_->sync(); !st.ok()) die("goldylox_cache: sync: " + std::string(st.message()));
+  }
+  void close() override {
+    if (c_) (void)c_->close();
+    c_.reset();
+  }
+  goldylox::cache_stats stats() const { return c_->stats(); }
+  std::unique_ptr<reader> make_reader() override {
+    struct r final : reader {
+      string_cache* c;
+      std::string k;  // the key, reused (typed_cache's get takes a const std::string&)
+      explicit r(string_cache* cache) : c(cache) {}
+      std::size_t get(std::string_view key, std::span<char> out) override {
+        k.assign(key);
+        const std::optional<std::string> v = c->get(k);
+        if (!v || v->size() > out.size()) return SIZE_MAX;
+        return v->size();  // get() already made the caller's copy
+      }
+      bool put(std::string_view key, std::string_view value) override {
+        return c->put(std::string(key), std::string(value)).ok();
+      }
+    };
+    return std::make_unique<r>(c_.get());
+  }
+
+ private:
+  std::string path_;
+  std::size_t memory_entries_;
+  bool none_;
+  std::unique_ptr<string_cache> c_;
 };
 
 #ifdef GOLDYLOX_BENCH_HAVE_LMDB
@@ -518,14 +668,22 @@ class rocksdb_store final : public store {
   static constexpr std::size_t tuned_cache_bytes = std::size_t{2} << 30;
 
   rocksdb_store(std::string path, bool tuned) : path_(std::move(path)), tuned_(tuned) {}
+  // Cache mode's peer: default Options plus an LRU block cache of `block_cache_bytes`.
+  rocksdb_store(std::string path, std::size_t block_cache_bytes)
+      : path_(std::move(path)), tuned_(false), lru_bytes_(block_cache_bytes) {}
   ~rocksdb_store() override { close(); }
-  std::string name() const override { return tuned_ ? "rocksdb_tuned" : "rocksdb"; }
+  std::string name() const override {
+    return lru_bytes_ ? "rocksdb_lru" : tuned_ ? "rocksdb_tuned" : "rocksdb";
+  }
   std::string describe() const override {
     const rocksdb::Options o = make_options();
     std::string s = "RocksDB " + std::to_string(ROCKSDB_MAJOR) + "." +
                     std::to_string(ROCKSDB_MINOR) + "." + std::to_string(ROCKSDB_PATCH) +
                     ", compression " + compression_name(o.compression);
-    if (tuned_) {
+    if (lru_bytes_) {
+      s += ", default Options + LRU block cache " + std::to_string(lru_bytes_) +
+           " B (no filter); writes: Put, WAL on, unsynced";
+    } else if (tuned_) {
       s += ", LRU block cache 2 GiB, Bloom filter 10 bits/key";
     } else {
       s += ", default Options (8 MiB block cache, no filter)";
@@ -578,6 +736,12 @@ class rocksdb_store final : public store {
         std::memcpy(out.data(), v.data(), v.size());
         return v.size();
       }
+      bool put(std::string_view key, std::string_view value) override {
+        return db
+            ->Put(rocksdb::WriteOptions(), rocksdb::Slice(key.data(), key.size()),
+                  rocksdb::Slice(value.data(), value.size()))
+            .ok();
+      }
     };
     return std::make_unique<r>(db_.get());
   }
@@ -586,7 +750,11 @@ class rocksdb_store final : public store {
   rocksdb::Options make_options() const {
     rocksdb::Options o;
     o.create_if_missing = true;
-    if (tuned_) {
+    if (lru_bytes_) {
+      rocksdb::BlockBasedTableOptions t;
+      t.block_cache = rocksdb::NewLRUCache(lru_bytes_);  // fresh per open
+      o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    } else if (tuned_) {
       rocksdb::BlockBasedTableOptions t;
       t.block_cache = rocksdb::NewLRUCache(tuned_cache_bytes);  // fresh per open
       t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -597,6 +765,7 @@ class rocksdb_store final : public store {
 
   std::string path_;
   bool tuned_;
+  std::size_t lru_bytes_ = 0;
   std::unique_ptr<rocksdb::DB> db_;
 };
 #endif
@@ -613,9 +782,10 @@ void pin_to(int cpu) {
 struct run_result {
   double mops = 0;
   double p50_us = 0, p99_us = 0;
-  double cpu_share = 1;  // the least, over threads, of CPU time / elapsed time
-  double preempted = 0;  // the most, over threads, of involuntary context switches per second
-  u64 gets = 0, failures = 0;
+  double cpu_share = 1;        // the least, over threads, of CPU time / elapsed time
+  double preempted = 0;        // the most, over threads, of involuntary context switches per second
+  u64 gets = 0, failures = 0;  // gets: every operation, puts included
+  u64 puts = 0;
 };
 
 long involuntary_switches() {
@@ -630,17 +800,27 @@ double thread_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-constexpr std::size_t stream_length = std::size_t{1} << 20;  // key indices per thread
+// Key indices per thread, a power of two. Cache mode: 8M, walked on from run to run (see
+// run_gets), so that the runs do not replay the warm pass's operations: a 1M-draw zipf 0.99
+// stream over 1M keys holds only ~233K distinct keys, of which the top 100K take 87 % of the draws
+// (83 % of the distribution's mass), which would flatter any cache of 100K entries.
+std::size_t stream_length = std::size_t{1} << 20;
+constexpr std::size_t cache_stream_length = std::size_t{1} << 23;
+constexpr std::size_t cache_warm_ops = std::size_t{1} << 20;  // the warm pass: thread 0's first 1M
+// A stream entry with this bit set is a put of that key (cache mode), with a new value: the value
+// of another key (idx + 1 + puts % 7), the same size and of the same kind as the one it replaces.
+constexpr std::uint32_t write_bit = 0x80000000U;
 
 // `threads` threads, thread t reading keys[streams[t][i]] for i = 0, 1, ... (wrapping) until the
-// main thread raises the stop flag after `seconds`.
+// main thread raises the stop flag after `seconds`. With `cursors`, thread t starts at
+// (*cursors)[t] instead of 0 and leaves there where it stopped (cache mode: the store's own walk).
 run_result run_gets(store& s, const dataset& d,
                     const std::vector<std::vector<std::uint32_t>>& streams, int threads,
-                    double seconds, const options& o) {
+                    double seconds, const options& o, std::vector<u64>* cursors = nullptr) {
   std::atomic<int> ready{0};
   std::atomic<bool> go{false}, stop{false};
   struct per_thread {
-    u64 gets = 0, failures = 0;
+    u64 gets = 0, failures = 0, puts = 0;
     double elapsed = 0, cpu = 0;
     long preempted = 0;
     std::vector<std::uint32_t> lat_ns;
@@ -661,12 +841,22 @@ run_result run_gets(store& s, const dataset& d,
       ready.fetch_add(1);
       while (!go.load(std::memory_order_acquire)) {
       }
-      u64 i = 0, failures = 0;
+      const u64 i0 = cursors != nullptr ? (*cursors)[static_cast<std::size_t>(t)] : 0;
+      u64 i = i0, failures = 0, puts = 0;
+      const std::size_t n_keys = d.size();
       const double cpu0 = thread_cpu_seconds();
       const long switches0 = involuntary_switches();
       const auto start = clock_type::now();
       while (!stop.load(std::memory_order_relaxed)) {
-        const std::string& key = d.keys[stream[i & (stream_length - 1)]];
+        const std::uint32_t e = stream[i & (stream_length - 1)];
+        const std::string& key = d.keys[e & ~write_bit];
+        if ((e & write_bit) != 0) {
+          const std::size_t other = ((e & ~write_bit) + 1 + puts % 7) % n_keys;
+          failures += !rd->put(key, d.value(other));
+          ++puts;
+          ++i;
+          continue;
+        }
         std::size_t n;
         if ((i & mask) == 0) {
           const auto t0 = clock_type::now();
@@ -683,8 +873,10 @@ run_result run_gets(store& s, const dataset& d,
       me.elapsed = seconds_since(start);
       me.cpu = thread_cpu_seconds() - cpu0;
       me.preempted = involuntary_switches() - switches0;
-      me.gets = i;
+      me.gets = i - i0;
+      if (cursors != nullptr) (*cursors)[static_cast<std::size_t>(t)] = i;
       me.failures = failures;
+      me.puts = puts;
     });
   }
   while (ready.load() != threads) std::this_thread::yield();
@@ -698,6 +890,7 @@ run_result run_gets(store& s, const dataset& d,
   for (const auto& p : out) {
     r.mops += static_cast<double>(p.gets) / p.elapsed / 1e6;
     r.gets += p.gets;
+    r.puts += p.puts;
     r.failures += p.failures;
     r.cpu_share = std::min(r.cpu_share, p.cpu / p.elapsed);
     r.preempted = std::max(r.preempted, static_cast<double>(p.preempted) / p.elapsed);
@@ -733,24 +926,35 @@ struct store_report {
   std::string notes;
 };
 
-std::vector<std::unique_ptr<store>> make_stores(const options& o) {
+std::vector<std::unique_ptr<store>> make_stores(const options& o, std::size_t block_cache_bytes) {
   std::vector<std::unique_ptr<store>> all;
   const auto dir = [&](const char* name) { return (fs::path(o.dir) / name).string(); };
-  all.push_back(std::make_unique<goldylox_store>("goldylox", dir("goldylox"),
-                                                 goldylox::codec_id::zstd, 3, o.keys));
-  all.push_back(std::make_unique<goldylox_store>("goldylox_lz4", dir("goldylox_lz4"),
-                                                 goldylox::codec_id::lz4, 0, o.keys));
-#ifdef GOLDYLOX_BENCH_HAVE_LMDB
-  all.push_back(std::make_unique<lmdb_store>(dir("lmdb"), o.keys, o.lmdb_batch));
+  if (o.cache_mode) {
+    all.push_back(std::make_unique<goldylox_cache_store>(dir("goldylox_cache"), o.memory_entries,
+                                                         o.durability_none));
+#ifdef GOLDYLOX_BENCH_HAVE_ROCKSDB
+    all.push_back(std::make_unique<rocksdb_store>(dir("rocksdb_lru"), block_cache_bytes));
 #else
-  std::printf("(LMDB not compiled in: apt-get install liblmdb-dev and reconfigure)\n");
+    std::printf("(RocksDB not compiled in: apt-get install librocksdb-dev and reconfigure)\n");
+#endif
+  } else {
+    all.push_back(std::make_unique<goldylox_store>("goldylox", dir("goldylox"),
+                                                   goldylox::codec_id::zstd, 3, o.keys));
+    all.push_back(std::make_unique<goldylox_store>("goldylox_lz4", dir("goldylox_lz4"),
+                                                   goldylox::codec_id::lz4, 0, o.keys));
+#ifdef GOLDYLOX_BENCH_HAVE_LMDB
+    all.push_back(std::make_unique<lmdb_store>(dir("lmdb"), o.keys, o.lmdb_batch));
+#else
+    std::printf("(LMDB not compiled in: apt-get install liblmdb-dev and reconfigure)\n");
 #endif
 #ifdef GOLDYLOX_BENCH_HAVE_ROCKSDB
-  all.push_back(std::make_unique<rocksdb_store>(dir("rocksdb"), false));
-  all.push_back(std::make_unique<rocksdb_store>(dir("rocksdb_tuned"), true));
+    all.push_back(std::make_unique<rocksdb_store>(dir("rocksdb"), false));
+    all.push_back(std::make_unique<rocksdb_store>(dir("rocksdb_tuned"), true));
 #else
-  std::printf("(RocksDB not compiled in: apt-get install librocksdb-dev and reconfigure)\n");
+    std::printf("(RocksDB not compiled in: apt-get install librocksdb-dev and reconfigure)\n");
 #endif
+  }
+  (void)block_cache_bytes;
   if (o.stores.empty()) return all;
   std::vector<std::unique_ptr<store>> picked;
   for (const auto& want : o.stores) {
@@ -815,6 +1019,90 @@ void prepare(store_report& rep, const dataset& d, const options& o) {
   std::printf(" load %.2f s, warm pass %.2f s\n", rep.load_s, rep.warm_s);
 }
 
+// Cache mode: load every key through put, sync, compact (RocksDB), then warm the memory tiers
+// (and RocksDB's block cache) with one pass of gets over `warm_stream` (thread 0's zipf stream),
+// checking every value (nothing has been overwritten yet).
+void prepare_cache(store_report& rep, const dataset& d, const options& o,
+                   std::span<const std::uint32_t> warm_stream) {
+  store& s = *rep.s;
+  const std::string path = (fs::path(o.dir) / s.name()).string();
+  fs::remove_all(path);
+  fs::create_directories(path);
+  std::printf("  %-14s loading...", s.name().c_str());
+  std::fflush(stdout);
+  s.open(true);
+  auto t = clock_type::now();
+  for (std::size_t i = 0; i < d.size(); ++i) s.put(d.keys[i], d.value(i));
+  s.finish_load();
+  rep.load_s = seconds_since(t);
+  rep.settle_s = s.settle();
+  rep.disk = disk_usage(path);
+  t = clock_type::now();
+  auto rd = s.make_reader();
+  std::vector<char> buf(gb::json_value_size);
+  for (const std::uint32_t e :
+       warm_stream.subspan(0, std::min(warm_stream.size(), cache_warm_ops))) {
+    const std::size_t i = e & ~write_bit;
+    const std::size_t n = rd->get(d.keys[i], buf);
+    if (n != gb::json_value_size) die(s.name() + ": no value for " + d.keys[i]);
+    if (dynamic_cast<goldylox_cache_store*>(&s) == nullptr &&
+        std::memcmp(buf.data(), d.value(i).data(), n) != 0) {
+      die(s.name() + ": wrong value for " + d.keys[i]);
+    }
+  }
+  rep.warm_s = seconds_since(t);
+  std::printf(" load %.2f s, warm pass %.2f s\n", rep.load_s, rep.warm_s);
+}
+
+long rss_bytes() {
+  long pages = 0, resident = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+// The memory tiers' footprint for `entries` entries: the RSS growth of a memory-only cache of the
+// same configuration (max_entries(entries), telemetry on) filled with entries * 1.2 of the values
+// (put, read four times to promote into the hot tier, then the dropped ones put again, so both
+// tiers are full and have evicted), and its own stats().memory_bytes.
+struct footprint {
+  long rss_delta = 0;
+  std::size_t memory_bytes = 0, size = 0, hot = 0, warm = 0;
+};
+
+footprint measure_memory_tiers(const dataset& d, std::size_t entries) {
+  footprint f;
+  const long before = rss_bytes();
+  {
+    auto made = string_cache::builder().max_entries(entries).enable_telemetry(true).build();
+    if (!made.ok()) die("memory-only cache: " + std::string(made.status().message()));
+    string_cache c = *std::move(made);
+    const std::size_t n = std::min(d.size(), entries + entries / 5);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!c.put(d.keys[i], std::string(d.value(i))).ok()) die("memory-only cache: put");
+    }
+    // New keys enter the warm tier; warm entries read twice move up, filling the hot tier.
+    for (int pass = 0; pass < 4; ++pass) {
+      for (std::size_t i = 0; i < n; ++i) (void)c.get(d.keys[i]);
+    }
+    // Then the keys gone (dropped: no cold tier) back in, refilling the warm tier.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!c.contains(d.keys[i]) && !c.put(d.keys[i], std::string(d.value(i))).ok()) {
+        die("memory-only cache: put");
+      }
+    }
+    f.rss_delta = rss_bytes() - before;
+    const auto st = c.stats();
+    f.memory_bytes = st.memory_bytes;
+    f.size = st.size;
+    f.hot = st.hot_size;
+    f.warm = st.warm_size;
+  }
+  return f;
+}
+
 std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
@@ -840,8 +1128,25 @@ int main(int argc, char** argv) {
               static_cast<double>(d.key_bytes) / (1 << 20),
               static_cast<double>(d.values.size()) / (1 << 20));
 
+  std::size_t block_cache_bytes = o.block_cache_bytes;
+  if (o.cache_mode) {
+    t = clock_type::now();
+    const footprint f = measure_memory_tiers(d, o.memory_entries);
+    std::printf(
+        "memory tiers, max_entries %zu, alone (no cold tier): %zu entries held (hot %zu, warm "
+        "%zu), RSS growth %.1f MiB, stats().memory_bytes %.1f MiB (%.2f s)\n",
+        o.memory_entries, f.size, f.hot, f.warm, static_cast<double>(f.rss_delta) / (1 << 20),
+        static_cast<double>(f.memory_bytes) / (1 << 20), seconds_since(t));
+    if (block_cache_bytes == 0) {
+      block_cache_bytes = static_cast<std::size_t>(std::max<long>(f.rss_delta, 1 << 20));
+    }
+    std::printf("RocksDB block cache: %zu bytes (%.1f MiB)%s\n", block_cache_bytes,
+                static_cast<double>(block_cache_bytes) / (1 << 20),
+                o.block_cache_bytes ? " (given)" : " (the RSS growth above)");
+  }
+
   std::vector<store_report> reps;
-  for (auto& s : make_stores(o)) {
+  for (auto& s : make_stores(o, block_cache_bytes)) {
     store_report r;
     r.s = std::move(s);
     reps.push_back(std::move(r));
@@ -850,31 +1155,8 @@ int main(int argc, char** argv) {
   for (const auto& r : reps)
     std::printf("  %-14s %s\n", r.s->name().c_str(), r.s->describe().c_str());
 
-  std::printf("\nload, reopen, warm:\n");
-  for (auto& r : reps) prepare(r, d, o);
-
-  std::printf(
-      "\n| store | load s | load MB/s | compact s | disk MiB | disk / logical | "
-      "reopen ms best | reopen ms median | recovery ms best | recovery ms median | "
-      "index B/entry |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-  for (const auto& r : reps) {
-    const double logical = static_cast<double>(d.logical_bytes());
-    std::printf(
-        "| %s | %.2f | %.0f | %s | %.1f | %.3f | %.2f | %.2f | %s | %s | %s |\n",
-        r.s->name().c_str(), r.load_s, logical / r.load_s / 1e6,
-        r.settle_s >= 0 ? fmt("%.2f", r.settle_s).c_str() : "-",
-        static_cast<double>(r.disk) / (1 << 20), static_cast<double>(r.disk) / logical,
-        *std::min_element(r.open_ms.begin(), r.open_ms.end()), median(r.open_ms),
-        r.recovery_ms.empty()
-            ? "-"
-            : fmt("%.1f", *std::min_element(r.recovery_ms.begin(), r.recovery_ms.end())).c_str(),
-        r.recovery_ms.empty() ? "-" : fmt("%.1f", median(r.recovery_ms)).c_str(),
-        r.entries ? fmt("%.2f", r.index_bytes_per_entry).c_str() : "-");
-  }
-  std::printf("\n");
-  for (const auto& r : reps) std::printf("  %-14s %s\n", r.s->name().c_str(), r.notes.c_str());
-
   // Per-thread key streams, the same for every store.
+  if (o.cache_mode) stream_length = cache_stream_length;
   std::vector<std::vector<std::vector<std::uint32_t>>> streams;  // [dist][thread][i]
   const int max_threads = *std::max_element(o.threads.begin(), o.threads.end());
   for (const auto dist : o.dists) {
@@ -883,14 +1165,70 @@ int main(int argc, char** argv) {
     for (int th = 0; th < max_threads; ++th) {
       gb::rng r(o.seed * 1000 + static_cast<u64>(th) + 1);
       std::vector<std::uint32_t> s(stream_length);
-      for (auto& x : s) x = static_cast<std::uint32_t>(src(r));
+      gb::rng w(o.seed * 7919 + static_cast<u64>(th) + 1);  // writes: their own generator
+      for (auto& x : s) {
+        x = static_cast<std::uint32_t>(src(r));
+        if (o.write_ratio > 0 && w.unit() < o.write_ratio) x |= write_bit;
+      }
       per.push_back(std::move(s));
     }
     streams.push_back(std::move(per));
   }
 
+  if (o.cache_mode) {
+    std::printf("\nload, warm (one pass of thread 0's %s stream, %zu gets):\n",
+                gb::to_string(o.dists[0]), cache_warm_ops);
+    for (auto& r : reps) prepare_cache(r, d, o, streams[0][0]);
+    std::printf(
+        "\n| store | load s | load MB/s | compact s | disk MiB | disk / logical | warm pass s "
+        "|\n|---|--:|--:|--:|--:|--:|--:|\n");
+    for (const auto& r : reps) {
+      const double logical = static_cast<double>(d.logical_bytes());
+      std::printf("| %s | %.2f | %.0f | %s | %.1f | %.3f | %.2f |\n", r.s->name().c_str(), r.load_s,
+                  logical / r.load_s / 1e6, r.settle_s >= 0 ? fmt("%.2f", r.settle_s).c_str() : "-",
+                  static_cast<double>(r.disk) / (1 << 20), static_cast<double>(r.disk) / logical,
+                  r.warm_s);
+    }
+  } else {
+    std::printf("\nload, reopen, warm:\n");
+    for (auto& r : reps) prepare(r, d, o);
+
+    std::printf(
+        "\n| store | load s | load MB/s | compact s | disk MiB | disk / logical | "
+        "reopen ms best | reopen ms median | recovery ms best | recovery ms median | "
+        "index B/entry |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    for (const auto& r : reps) {
+      const double logical = static_cast<double>(d.logical_bytes());
+      std::printf(
+          "| %s | %.2f | %.0f | %s | %.1f | %.3f | %.2f | %.2f | %s | %s | %s |\n",
+          r.s->name().c_str(), r.load_s, logical / r.load_s / 1e6,
+          r.settle_s >= 0 ? fmt("%.2f", r.settle_s).c_str() : "-",
+          static_cast<double>(r.disk) / (1 << 20), static_cast<double>(r.disk) / logical,
+          *std::min_element(r.open_ms.begin(), r.open_ms.end()), median(r.open_ms),
+          r.recovery_ms.empty()
+              ? "-"
+              : fmt("%.1f", *std::min_element(r.recovery_ms.begin(), r.recovery_ms.end())).c_str(),
+          r.recovery_ms.empty() ? "-" : fmt("%.1f", median(r.recovery_ms)).c_str(),
+          r.entries ? fmt("%.2f", r.index_bytes_per_entry).c_str() : "-");
+    }
+    std::printf("\n");
+    for (const auto& r : reps) std::printf("  %-14s %s\n", r.s->name().c_str(), r.notes.c_str());
+  }
+
+  goldylox_cache_store* gc = nullptr;
+  for (auto& r : reps) {
+    if (auto* g = dynamic_cast<goldylox_cache_store*>(r.s.get())) gc = g;
+  }
+  const goldylox::cache_stats before = gc ? gc->stats() : goldylox::cache_stats{};
+
   // results[dist][threads][store] -> one run_result per round
   const std::size_t nd = o.dists.size(), nt = o.threads.size(), ns = reps.size();
+  // Cache mode: each store walks on through the streams from run to run ([store][dist][thread]),
+  // thread 0 of the warm pass's stream after the operations the warm pass did.
+  std::vector<std::vector<std::vector<u64>>> cursors(
+      ns,
+      std::vector<std::vector<u64>>(nd, std::vector<u64>(static_cast<std::size_t>(max_threads))));
+  for (auto& c : cursors) c[0][0] = cache_warm_ops;
   std::vector<std::vector<run_result>> results(nd * nt * ns);
   std::printf("\ngets:\n");
   for (int round = 0; round < o.rounds; ++round) {
@@ -900,10 +1238,11 @@ int main(int argc, char** argv) {
                     o.threads[ti]);
         for (std::size_t si = 0; si < ns; ++si) {
           store& s = *reps[si].s;
-          if (o.warmup > 0) (void)run_gets(s, d, streams[di], o.threads[ti], o.warmup, o);
-          run_result r = run_gets(s, d, streams[di], o.threads[ti], o.duration, o);
+          std::vector<u64>* cur = o.cache_mode ? &cursors[si][di] : nullptr;
+          if (o.warmup > 0) (void)run_gets(s, d, streams[di], o.threads[ti], o.warmup, o, cur);
+          run_result r = run_gets(s, d, streams[di], o.threads[ti], o.duration, o, cur);
           for (int retry = 0; retry < o.retries && r.cpu_share < o.min_cpu_share; ++retry) {
-            run_result again = run_gets(s, d, streams[di], o.threads[ti], o.duration, o);
+            run_result again = run_gets(s, d, streams[di], o.threads[ti], o.duration, o, cur);
             if (again.cpu_share > r.cpu_share) r = again;  // keep the least disturbed run
           }
           if (r.failures != 0) {
@@ -920,15 +1259,17 @@ int main(int argc, char** argv) {
   }
 
   std::printf(
-      "\nGets: Mops/s is the best of %d round(s); p50 and p99 (us) are medians over the rounds "
-      "of each run's percentile over its sampled gets (every %u-th get, timed alone).\n"
-      "x/glx: this store's value divided by goldylox's (zstd) in the same cell: throughput "
-      "above 1, or latency below 1, means the store beats goldylox. cpu share: the least, over "
+      "\nGets: Mops/s (operations: gets%s) is the best of %d round(s); p50 and p99 (us) are "
+      "medians over the rounds of each run's percentile over its sampled gets (every %u-th "
+      "operation when it is a get, timed alone).\n"
+      "x/glx: this store's value divided by %s's in the same cell: throughput "
+      "above 1, or latency below 1, means the store beats it. cpu share: the least, over "
       "rounds and threads, of a thread's CPU time / its wall time (below 1: the thread waited "
       "or was preempted; a run below %.2f was redone up to %d times, keeping the attempt with "
       "the highest share); preempt/s: the most, over rounds and threads, of involuntary "
       "context switches per second.\n\n",
-      o.rounds, o.sample_every, o.min_cpu_share, o.retries);
+      o.cache_mode ? " and puts" : "", o.rounds, o.sample_every,
+      o.cache_mode ? "goldylox_cache" : "goldylox (zstd)", o.min_cpu_share, o.retries);
   std::printf(
       "| dist | threads | store | Mops/s | x/glx | p50 us | x/glx | p99 us | x/glx | cpu share | "
       "preempt/s |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
@@ -956,7 +1297,7 @@ int main(int argc, char** argv) {
       // The reference is the store named "goldylox" when it ran, else the first one.
       std::size_t ref = 0;
       for (std::size_t si = 0; si < ns; ++si) {
-        if (reps[si].s->name() == "goldylox") ref = si;
+        if (reps[si].s->name() == (o.cache_mode ? "goldylox_cache" : "goldylox")) ref = si;
       }
       for (std::size_t si = 0; si < ns; ++si) {
         const summary& x = sum[si];
@@ -966,6 +1307,34 @@ int main(int argc, char** argv) {
                     x.mops / g.mops, x.p50, x.p50 / g.p50, x.p99, x.p99 / g.p99, x.share,
                     x.preempted);
       }
+    }
+  }
+
+  if (gc != nullptr) {
+    const goldylox::cache_stats a = gc->stats();
+    const double req = static_cast<double>(a.requests() - before.requests());
+    const double hits = static_cast<double>(a.hits - before.hits);
+    const double warm = static_cast<double>(a.warm_hits - before.warm_hits);
+    const double cold = static_cast<double>(a.cold_hits - before.cold_hits);
+    const double hot = hits - warm - cold;
+    std::printf(
+        "\ngoldylox_cache telemetry over every run of the gets phase (warm-ups included): "
+        "%.0f gets; hot tier %.2f %%, warm tier %.2f %%, memory tiers %.2f %%, cold tier "
+        "%.2f %%, misses %.0f; puts %" PRIu64 " (inserts %" PRIu64 ", updates %" PRIu64
+        "); cold promotions %" PRIu64 ", cold demotions %" PRIu64 ", evictions %" PRIu64
+        "; now: %zu entries (hot %zu, warm %zu), cold records %zu, cold files %.1f MiB, "
+        "memory_bytes %.1f MiB\n",
+        req, 100 * hot / req, 100 * warm / req, 100 * (hot + warm) / req, 100 * cold / req,
+        static_cast<double>(a.misses - before.misses),
+        (a.inserts - before.inserts) + (a.updates - before.updates), a.inserts - before.inserts,
+        a.updates - before.updates, a.cold_promotions - before.cold_promotions,
+        a.cold_demotions - before.cold_demotions, a.evictions - before.evictions, a.size,
+        a.hot_size, a.warm_size, a.cold_size, static_cast<double>(a.cold_disk_bytes) / (1 << 20),
+        static_cast<double>(a.memory_bytes) / (1 << 20));
+  }
+  for (auto& r : reps) {
+    if (o.cache_mode && dynamic_cast<goldylox_cache_store*>(r.s.get()) == nullptr) {
+      std::printf("%s after the gets phase: %s\n", r.s->name().c_str(), r.s->notes().c_str());
     }
   }
 
