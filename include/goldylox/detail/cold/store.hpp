@@ -117,6 +117,8 @@ struct cold_store_stats {
   std::uint64_t reclaimed_segments = 0, reinserted = 0, evicted = 0;
   std::uint64_t spilled_segments = 0;  // segments compaction started for re-inserted entries
   std::uint64_t write_errors = 0, sync_errors = 0, syncs = 0;
+  // every_write: records appended to put a key back as it was after a write whose sync failed
+  std::uint64_t restored = 0;
   // Found on open, or on a read: skipped, never served.
   std::uint64_t corrupt_records = 0, corrupt_bytes = 0, corrupt_segments = 0, foreign_files = 0;
   // Found on open: segments the manifest lists that are not there; whether the manifest itself
@@ -712,6 +714,15 @@ class cold_store {
                               table_[slot].seg->id() == w.segment_id;
     if (w.state == pending_write::failed) {
       if (segment_kept) table_[slot].live_bytes -= w.size;
+      // Only the sync failed: the record is in the file, and an open that finds it (after a
+      // clean restart, the page cache had it all along) would apply a write the caller was told
+      // failed. A newer record restoring what the key has now keeps that from happening, unless
+      // a later write of the key is queued, which supersedes both anyway.
+      const bool superseded =
+          std::count_if(pending_.begin(), pending_.end(), [&](const pending_write& p) {
+            return p.hash == w.hash && p.version > w.version && p.key == w.key;
+          }) != 0;
+      if (!superseded) restore_locked(w.hash, key);
     } else if (w.tombstone) {
       out.existed = unindex_locked(w.hash, key);
       ++counters_.erases;
@@ -725,6 +736,58 @@ class cold_store {
       ++counters_.evicted;
     }
     out.done = true;
+  }
+
+  // Appends a record that puts back key's current state with a new version: a copy of its
+  // indexed record, or a tombstone if it has none, and points the index at the copy. Best
+  // effort (writer mutex held): if it cannot be written (the disk that failed the sync may fail
+  // this too) it is counted as a write error, and the key's state after a restart is whichever
+  // of the two records an open finds (docs/cold-tier.md, every_write).
+  void restore_locked(std::uint64_t h, std::span<const std::byte> key) {
+    try {
+      std::optional<std::uint64_t> current;
+      {
+        auto& shard = index_.shard_for(h);
+        std::shared_lock probe(shard.mutex());
+        if (auto* slot = find_key(shard, h, key)) {
+          current = slot->load(std::memory_order_relaxed) & cold_index::location_mask;
+        }
+      }
+      auto version = next_version_locked();
+      if (!version.ok()) {
+        ++counters_.write_errors;
+        return;
+      }
+      std::vector<std::byte> copy, record;
+      if (current) {
+        if (!copy_record(*current, copy)) return;  // cut off underneath: nothing to restore
+        auto old = decode_record(copy);
+        if (!old.ok()) return;
+        record_meta meta = old->meta;
+        meta.version = *version;
+        record.resize(record_size(key.size(), old->stored_value.size()));
+        encode_record(record, meta, key, old->stored_value, old->value_size);
+      } else {
+        record.resize(record_size(key.size(), 0));
+        encode_record(record, record_meta{codec_id::none, true, 0, *version, 0}, key, {}, 0);
+      }
+      auto loc = append_locked(record);
+      if (!loc.ok()) return;  // counted by append_locked
+      version_ = *version;
+      ++counters_.restored;
+      if (current) {  // the key cannot have changed: the writer mutex is held
+        auto& shard = index_.shard_for(h);
+        std::unique_lock shard_lock(shard.mutex());
+        if (auto* slot = find_key(shard, h, key)) {
+          forget_locked(*current);
+          cold_index::shard::relocate(slot, *loc);
+        }
+      } else {
+        table_[segment_slot_of(*loc)].live_bytes -= record.size();  // a tombstone is not live
+      }
+    } catch (...) {  // an allocation failure: as a write error
+      ++counters_.write_errors;
+    }
   }
 
   // Whether a write of this key hash waits to be published: its older record must not be
