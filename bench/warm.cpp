@@ -1,6 +1,7 @@
 // Warm-tier throughput against sharded-LRU peers, in the same run: a read-through workload (get;
 // on a miss, put) over a Zipf(0.99) stream of 4M requests on 1M keys, a 100K-entry cache, at 1
 // and 2 threads (Google Benchmark ->Threads; each thread starts at its own offset in the stream).
+// GOLDYLOX_BENCH_THETA=0.8 (say) runs the same with another Zipf exponent.
 //
 //   goldylox warm_tier<uint64_t, uint64_t, P>, P = lru, sieve, s3fifo, adaptive; and adaptive
 //     with its miniature-cache budget shared among the shards (goldylox_warm_adaptive_shared)
@@ -17,6 +18,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <memory>
@@ -44,9 +47,20 @@ namespace gd = goldylox::detail;
 
 constexpr std::size_t capacity = 100'000;
 
+// The Zipf exponent: 0.99, or GOLDYLOX_BENCH_THETA (a number in (0, 2)).
+double theta() {
+  const char* v = std::getenv("GOLDYLOX_BENCH_THETA");
+  const double t = v != nullptr ? std::strtod(v, nullptr) : 0.99;
+  if (!(t > 0.0 && t < 2.0)) {
+    std::fprintf(stderr, "GOLDYLOX_BENCH_THETA must be a number between 0 and 2\n");
+    std::exit(2);
+  }
+  return t;
+}
+
 const std::vector<std::uint64_t>& stream() {
   static const std::vector<std::uint64_t> ids =
-      goldylox_bench::zipf_ids(1 << 20, 1 << 22, 0.99, 4242);
+      goldylox_bench::zipf_ids(1 << 20, 1 << 22, theta(), 4242);
   return ids;
 }
 
