@@ -48,6 +48,17 @@ void synced(int fd) {
   unsynced.erase(inode_of(fd));
 }
 
+// fdatasync or fsync: fails with sync_errno when set, else syncs and marks the file synced.
+int sync_through(int (*real)(int), int fd) {
+  if (const int e = sync_errno.load()) {
+    errno = e;
+    return -1;
+  }
+  const int r = real(fd);
+  if (r == 0) synced(fd);
+  return r;
+}
+
 std::size_t unsynced_files() {
   std::lock_guard lock(mu);
   return unsynced.size();
@@ -70,24 +81,12 @@ extern "C" ssize_t pwrite(int fd, const void* buf, size_t n, off_t offset) {
 
 extern "C" int fdatasync(int fd) {
   static const auto real = io_faults::next<int (*)(int)>("fdatasync");
-  if (const int e = io_faults::sync_errno.load()) {
-    errno = e;
-    return -1;
-  }
-  const int r = real(fd);
-  if (r == 0) io_faults::synced(fd);
-  return r;
+  return io_faults::sync_through(real, fd);
 }
 
 extern "C" int fsync(int fd) {
   static const auto real = io_faults::next<int (*)(int)>("fsync");
-  if (const int e = io_faults::sync_errno.load()) {
-    errno = e;
-    return -1;
-  }
-  const int r = real(fd);
-  if (r == 0) io_faults::synced(fd);
-  return r;
+  return io_faults::sync_through(real, fd);
 }
 
 namespace {

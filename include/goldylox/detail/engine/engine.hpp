@@ -271,9 +271,9 @@ class engine {
       }
       return d;  // assign inserts (without a warm tier)
     };
-    const compute_outcome outcome =
-        t_.warm != nullptr ? t_.hot.compute(std::move(key), locked, t_.drop_warm_copy())
-                           : t_.hot.compute(std::move(key), locked);
+    // No on_insert hook: with a warm tier a key the hot tier lacks is written there (M6), so this
+    // compute inserts into the hot tier only without one.
+    const compute_outcome outcome = t_.hot.compute(std::move(key), locked);
     if (!failed.ok()) return failed;
     if (erased_lower) {
       t_.counters.add(counter::removals);
