@@ -5,6 +5,9 @@
 //
 //   goldylox warm_tier<uint64_t, uint64_t, P>, P = lru, sieve, s3fifo, adaptive; and adaptive
 //     with its miniature-cache budget shared among the shards (goldylox_warm_adaptive_shared)
+//   goldylox_default   the whole cache as README builds it: typed_cache with max_entries(100K),
+//     the default preset (25K hot over 75K warm, adaptive policy), moves queued for the shared
+//     background pool; goldylox_default_inline: the same with enable_background_workers(false)
 //   goldylox_tiered<sieve|adaptive>  the whole cache (typed_cache): a 25K-entry hot tier over a
 //     75K-entry warm tier with that policy; goldylox_hot_only: the hot tier alone, 100K entries
 //   absl_sharded_lru   64 shards, each a std::mutex around an absl::flat_hash_map and a list
@@ -103,6 +106,24 @@ struct goldylox_cache {
   }
   void put(std::uint64_t k, std::uint64_t v) { (void)cache.put(k, v); }
   gl::typed_cache<std::uint64_t, std::uint64_t> cache;
+};
+// The whole cache as README builds it: max_entries(100K) with the default preset (25K hot, 75K
+// warm, the adaptive policy) and background workers (moves made on the shared default pool).
+struct goldylox_default : goldylox_cache {
+  goldylox_default()
+      : goldylox_cache(gl::typed_cache<std::uint64_t, std::uint64_t>::builder()
+                           .max_entries(capacity)
+                           .build()
+                           .value()) {}
+};
+// The same with every move made inline, on the reading thread (enable_background_workers(false)).
+struct goldylox_default_inline : goldylox_cache {
+  goldylox_default_inline()
+      : goldylox_cache(gl::typed_cache<std::uint64_t, std::uint64_t>::builder()
+                           .max_entries(capacity)
+                           .enable_background_workers(false)
+                           .build()
+                           .value()) {}
 };
 template <const char* Name>
 struct goldylox_tiered : goldylox_cache {
@@ -248,6 +269,8 @@ GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::sieve>);
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::s3fifo>);
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::adaptive>);
 GOLDYLOX_WARM_BENCH(goldylox_warm_adaptive_shared);
+GOLDYLOX_WARM_BENCH(goldylox_default);
+GOLDYLOX_WARM_BENCH(goldylox_default_inline);
 GOLDYLOX_WARM_BENCH(goldylox_tiered<sieve_name>);
 GOLDYLOX_WARM_BENCH(goldylox_tiered<adaptive_name>);
 GOLDYLOX_WARM_BENCH(goldylox_hot_only);

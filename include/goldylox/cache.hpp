@@ -152,6 +152,12 @@ class cache {
   // counted in stats().cold_sync_errors, as are the periodic syncer's. OK without a cold tier.
   absl::Status sync() { return engine_->sync(); }
 
+  // Makes now, on the calling thread, the work the cache has queued for its background pool:
+  // moves between tiers that reads asked for (promotions). With enable_background_workers(false)
+  // there is none (every move is made by the read that asked for it). Tests call it to make a
+  // cache's state deterministic; an application rarely needs to.
+  void run_pending_tasks() { engine_->run_pending_tasks(); }
+
   // Shuts the cold tier down and reports how it went (the destructor does the same but can only
   // count errors). With a cold tier: writes every memory entry to it, syncs it as
   // cold_tier_durability asks and releases its directory, so another cache may open it now.

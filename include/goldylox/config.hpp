@@ -33,13 +33,14 @@
 //                               cold_tier_durability says (default false: write-back, the cold
 //                               tier takes what memory evicts).
 //   background_pool             the threads the cache's background jobs run on, shareable
-//                               between caches (background_pool.hpp). Today the one job is the
-//                               cold tier's periodic sync; eviction, demotion and promotion run
-//                               inline on the calling thread.
+//                               between caches (background_pool.hpp): the promotion manager's
+//                               queued moves (warm to hot, cold to memory) and the cold tier's
+//                               periodic sync.
 //   enable_background_workers   true (default): background jobs run on background_pool, or on
 //                               background_pool::shared_default() when none is given. false:
-//                               no pool; the periodic sync keeps a private thread of its own
-//                               (its promise needs one), and background_pool is refused.
+//                               no pool; moves run inline on the reading thread (deterministic),
+//                               the periodic sync keeps a private thread of its own (its promise
+//                               needs one), and background_pool is refused.
 //   preset                      supplies defaults for every size option not set explicitly,
 //                               and the hot:warm ratio a total is split by.
 #pragma once
@@ -109,7 +110,7 @@ struct cache_config {
   bool enable_background_workers = true;
   bool enable_telemetry = false;
   // The pool the cache's background jobs run on: the builder's background_pool, else, with
-  // enable_background_workers and a job to run (a cold tier with periodic durability),
+  // enable_background_workers and a job to run (moves between tiers: a warm or a cold tier),
   // background_pool::shared_default(). Empty otherwise.
   std::optional<goldylox::background_pool> background_pool;
 };
@@ -432,8 +433,8 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   // a cache with a background job needs it.
   if (r.pool) {
     c.background_pool = *r.pool;
-  } else if (c.enable_background_workers && !c.cold_tier_storage_path.empty() &&
-             c.cold_tier_durability == cold_durability::periodic) {
+  } else if (c.enable_background_workers &&
+             (c.warm_tier_max_entries != 0 || !c.cold_tier_storage_path.empty())) {
     c.background_pool = goldylox::background_pool::shared_default();
   }
   return c;
@@ -586,16 +587,17 @@ class basic_builder {
     request_.enable_simd = on;
     return self();
   }
-  // The pool the cache's background jobs run on (today: the cold tier's periodic sync); give
-  // several builders the same pool to share its threads. Without it, such jobs use
+  // The pool the cache's background jobs run on (moves between tiers, the cold tier's periodic
+  // sync); give several builders the same pool to share its threads. Without it, such jobs use
   // background_pool::shared_default(). Requires enable_background_workers (the default).
   Derived& background_pool(goldylox::background_pool pool) {
     request_.pool = std::move(pool);
     return self();
   }
   // Whether background jobs run on a pool (true, the default: background_pool, else the shared
-  // default pool). With false the cold tier's periodic sync runs on a private thread per cache
-  // instead, and background_pool fails build() with kInvalidArgument.
+  // default pool). With false every move between tiers runs inline on the read that asked for it
+  // (deterministic: what unit tests want), the cold tier's periodic sync runs on a private thread
+  // per cache instead, and background_pool fails build() with kInvalidArgument.
   Derived& enable_background_workers(bool on) {
     request_.enable_background_workers = on;
     return self();

@@ -11,19 +11,23 @@ GOLDYLOX_BEGIN_NAMESPACE
 // Counters since construction. Counting is per thread and summed on demand, so a snapshot taken
 // while other threads run is approximate (each counter is exact once those threads are quiet).
 struct cache_stats {
-  std::uint64_t hits = 0;            // lookups that found their key in any tier (get, visit,
-                                     // get_many, get_or_insert); counted with enable_telemetry
-  std::uint64_t misses = 0;          // lookups that did not
-  std::uint64_t warm_hits = 0;       // hits the warm tier served (the hot tier had missed)
-  std::uint64_t inserts = 0;         // entries created
-  std::uint64_t updates = 0;         // existing entries overwritten
-  std::uint64_t removals = 0;        // entries removed by remove() (clear() is not counted)
-  std::uint64_t evictions = 0;       // entries that left the cache to respect capacity (with a warm
-                                     // tier: its evictions, plus demotions it could not take)
-  std::uint64_t demotions = 0;       // hot-tier evictions moved into the warm tier
-  std::uint64_t promotions = 0;      // warm entries moved back into the hot tier
-  std::uint64_t cold_hits = 0;       // hits the cold tier served (counted with telemetry)
-  std::uint64_t cold_demotions = 0;  // memory evictions written to the cold tier
+  std::uint64_t hits = 0;        // lookups that found their key in any tier (get, visit,
+                                 // get_many, get_or_insert); counted with enable_telemetry
+  std::uint64_t misses = 0;      // lookups that did not
+  std::uint64_t warm_hits = 0;   // hits the warm tier served (the hot tier had missed)
+  std::uint64_t inserts = 0;     // entries created
+  std::uint64_t updates = 0;     // existing entries overwritten
+  std::uint64_t removals = 0;    // entries removed by remove() (clear() is not counted)
+  std::uint64_t evictions = 0;   // entries that left the cache to respect capacity (with a warm
+                                 // tier: its evictions, plus demotions it could not take)
+  std::uint64_t demotions = 0;   // hot-tier evictions moved into the warm tier
+  std::uint64_t promotions = 0;  // warm entries moved back into the hot tier
+  std::uint64_t dropped_promotions = 0;     // moves up (warm to hot, cold to memory) that reads
+                                            // asked for and the promotion manager's queue had no
+                                            // room for (with a background pool): not made
+  std::size_t pending_moves = 0;            // moves queued for the background pool now
+  std::uint64_t cold_hits = 0;              // hits the cold tier served (counted with telemetry)
+  std::uint64_t cold_demotions = 0;         // memory evictions written to the cold tier
   std::uint64_t cold_promotions = 0;        // cold hits copied back into memory
   std::uint64_t cold_not_admitted = 0;      // warm evictions the admission rule kept off disk
   std::uint64_t cold_superseded = 0;        // memory evictions not written to the cold tier
@@ -55,6 +59,12 @@ struct cache_stats {
                                  // included)
 
   std::uint64_t requests() const noexcept { return hits + misses; }
+  // Entries moved between tiers per lookup (promotions and demotions, memory and cold): the
+  // churn the promotion manager exists to keep low. Needs telemetry (lookups are counted there).
+  double moves_per_request() const noexcept {
+    const std::uint64_t moves = promotions + demotions + cold_promotions + cold_demotions;
+    return requests() == 0 ? 0.0 : static_cast<double>(moves) / static_cast<double>(requests());
+  }
   double hit_ratio() const noexcept {
     return requests() == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(requests());
   }

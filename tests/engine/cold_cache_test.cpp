@@ -92,6 +92,7 @@ TEST(ColdCache, EvictionsLandOnDiskAndComeBackTyped) {
     EXPECT_TRUE(absl::IsFailedPrecondition(wrong.status())) << wrong.status();
   }
   EXPECT_GT(cache.stats().cold_hits, 0u);
+  cache.run_pending_tasks();  // the promotions those reads queued for the background pool
   EXPECT_GT(cache.stats().cold_promotions, 0u);
   EXPECT_TRUE(cache.contains(std::string("user:5")));
   EXPECT_FALSE(cache.contains(std::string("user:99999")));
@@ -390,7 +391,7 @@ TEST(ColdCache, CachesSharingABackgroundPoolSyncOnItsThreads) {
     caches.push_back(*std::move(made));
   }
   EXPECT_EQ(process_threads(), threads_before) << "a cache started a thread of its own";
-  EXPECT_EQ(worker_pool->stats().jobs, 3u);
+  EXPECT_EQ(worker_pool->stats().jobs, 6u);  // per cache: its sync and its promotion manager
   for (auto& c : caches) {
     for (int i = 0; i < 100; ++i) ASSERT_TRUE(c.put("k" + std::to_string(i), user_for(i)).ok());
   }
@@ -402,7 +403,7 @@ TEST(ColdCache, CachesSharingABackgroundPoolSyncOnItsThreads) {
   EXPECT_EQ(worker_pool->stats().failures, 0u);
   for (auto& c : caches) EXPECT_EQ(c.stats().cold_sync_errors, 0u);
   caches.clear();
-  EXPECT_EQ(worker_pool->stats().jobs, 0u) << "a destroyed cache left its sync job behind";
+  EXPECT_EQ(worker_pool->stats().jobs, 0u) << "a destroyed cache left a job behind";
 
   // No pool given: the process-wide default, created once.
   const goldylox::background_pool fallback = goldylox::background_pool::shared_default();
@@ -413,7 +414,7 @@ TEST(ColdCache, CachesSharingABackgroundPoolSyncOnItsThreads) {
     ASSERT_TRUE(made->config().background_pool.has_value());
     EXPECT_TRUE(*made->config().background_pool == fallback);
     EXPECT_EQ(process_threads(), with_default);
-    EXPECT_EQ(gd::background_pool_access::pool(fallback)->stats().jobs, 1u);
+    EXPECT_EQ(gd::background_pool_access::pool(fallback)->stats().jobs, 2u);
   }
 
   // Background workers off: the periodic promise keeps a private syncer per cache.
@@ -434,8 +435,12 @@ TEST(ColdCache, TheBackgroundPoolOptionIsCheckedAndRecorded) {
   auto refused = off.build();
   EXPECT_TRUE(absl::IsInvalidArgument(refused.status())) << refused.status();
   EXPECT_NE(refused.status().message().find("enable_background_workers"), std::string::npos);
-  // No background job (no periodic sync): no default pool is taken, but a given one is recorded.
-  auto memory_only = goldylox::cache<std::string>::builder().hot_tier_max_entries(8).build();
+  // No background job (the hot tier alone: no moves, no sync): no default pool is taken, but a
+  // given one is recorded.
+  auto memory_only = goldylox::cache<std::string>::builder()
+                         .hot_tier_max_entries(8)
+                         .warm_tier_max_entries(0)
+                         .build();
   ASSERT_TRUE(memory_only.ok());
   EXPECT_FALSE(memory_only->config().background_pool.has_value());
   auto given =
@@ -443,11 +448,16 @@ TEST(ColdCache, TheBackgroundPoolOptionIsCheckedAndRecorded) {
   ASSERT_TRUE(given.ok());
   ASSERT_TRUE(given->config().background_pool.has_value());
   EXPECT_TRUE(*given->config().background_pool == pool);
-  auto none = periodic_builder(dir.path())
-                  .cold_tier_durability(goldylox::cold_durability::on_close)
-                  .build();
-  ASSERT_TRUE(none.ok()) << none.status();
-  EXPECT_FALSE(none->config().background_pool.has_value());
+  // Lower tiers mean moves for the promotion manager: the default pool, with or without a sync.
+  auto tiered = goldylox::cache<std::string>::builder().max_entries(64).build();
+  ASSERT_TRUE(tiered.ok());
+  ASSERT_TRUE(tiered->config().background_pool.has_value());
+  EXPECT_TRUE(*tiered->config().background_pool == goldylox::background_pool::shared_default());
+  auto no_sync = periodic_builder(dir.path())
+                     .cold_tier_durability(goldylox::cold_durability::on_close)
+                     .build();
+  ASSERT_TRUE(no_sync.ok()) << no_sync.status();
+  EXPECT_TRUE(no_sync->config().background_pool.has_value());
 }
 
 // A sync that fails (here the directory's own fsync: a user without read permission on the
@@ -850,8 +860,10 @@ TEST(ColdCache, TransparentRemoveErasesTheColdRecordToo) {
       ASSERT_TRUE(cache->put(two, "v2").ok());
       for (int i = 100; i < 140; ++i) ASSERT_TRUE(cache->put(named_key{i, "f"}, "filler").ok());
       ASSERT_GT(cache->stats().cold_size, 2u);
-      // A cold hit is promoted and keeps its cold record: the key is in memory and on disk.
+      // A cold hit is promoted (by the background pool: run_pending_tasks makes it now) and
+      // keeps its cold record: the key is in memory and on disk.
       ASSERT_EQ(cache->get(one), "v1");
+      cache->run_pending_tasks();
       const auto removed = cache->remove(key_id{1});
       ASSERT_TRUE(removed.ok()) << removed.status();
       EXPECT_TRUE(*removed);
@@ -1117,7 +1129,20 @@ TEST_P(ColdCacheKill, KeepsWhatTheLastCompletedCloseCovered) {
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
     if (child == 0) kill_child(cache_dir, log_path, durability, cycle + 1);
-    std::this_thread::sleep_for(std::chrono::milliseconds(60 + 37 * (cycle % 7)));
+    // Killed at a varying moment after its first completed close (waited for, so a slow disk or
+    // a busy machine cannot leave a cycle with no close to check): 0 to 222 ms later.
+    const auto has_closed = [&] {
+      std::ifstream in(log_path, std::ios::binary);
+      kill_log_record r{};
+      while (in.read(reinterpret_cast<char*>(&r), sizeof r)) {
+        if (r.kind == 2) return true;
+      }
+      return false;
+    };
+    for (int i = 0; i < 3000 && !has_closed(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(37 * (cycle % 7)));
     ::kill(child, SIGKILL);
     int status = 0;
     ASSERT_EQ(::waitpid(child, &status, 0), child);
@@ -1184,7 +1209,7 @@ TEST_P(ColdCacheKill, KeepsWhatTheLastCompletedCloseCovered) {
     }
     ASSERT_TRUE(made->close().ok());
   }
-  EXPECT_GT(closes_checked, 6) << "most cycles must reach a completed close before the kill";
+  EXPECT_EQ(closes_checked, 12) << "every cycle must reach a completed close before the kill";
 }
 
 INSTANTIATE_TEST_SUITE_P(Durability, ColdCacheKill,

@@ -1,9 +1,12 @@
 // The hot and warm tiers together, through both facades: demotion, warm hits, promotion, the
 // coherence of writes across tiers, statistics, and the warm-tier builder options.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -12,12 +15,17 @@
 #include <goldylox/goldylox.hpp>
 #include <goldylox/policies.hpp>
 
+#include "test_support.hpp"
+
 namespace {
 
 using U64 = goldylox::typed_cache<std::uint64_t, std::uint64_t>;
 using Str = goldylox::typed_cache<std::string, std::string>;
 using Any = goldylox::cache<std::string>;
 
+// Inline mode (no background pool): every move is made by the read that asks for it, so these
+// tests can follow the promotion manager's decisions read by read. The queued moves of the pool
+// have tests of their own (QueuedMoves below).
 template <class C>
 C make_tiered(std::size_t hot, std::size_t warm, std::uint32_t promotion_hits = 2) {
   auto made = C::builder()
@@ -25,6 +33,7 @@ C make_tiered(std::size_t hot, std::size_t warm, std::uint32_t promotion_hits = 
                   .warm_tier_max_entries(warm)
                   .warm_tier_promotion_hits(promotion_hits)
                   .enable_telemetry(true)
+                  .enable_background_workers(false)
                   .build();
   EXPECT_TRUE(made.ok()) << made.status();
   return std::move(made).value();
@@ -322,6 +331,7 @@ TEST(Tiered, AFailedDemotionIsCountedAndTheCacheKeepsServing) {
   auto made = goldylox::typed_cache<std::uint64_t, fragile>::builder()
                   .hot_tier_max_entries(16)
                   .warm_tier_max_entries(1000)
+                  .enable_background_workers(false)  // each read's copies, in order
                   .build();
   ASSERT_TRUE(made.ok());
   auto& cache = *made;
@@ -442,6 +452,158 @@ TEST(TieredBuilder, InvalidWarmOptions) {
   auto no_warm = U64::builder().warm_tier_max_entries(0).build();
   ASSERT_TRUE(no_warm.ok());
   EXPECT_EQ(no_warm->config().warm_tier_policy, "");
+}
+
+// ---- Queued moves: with a background pool, reads queue the moves they ask for ----------------
+
+// Occupies a one-thread pool with a job of its own until released (or destroyed), so a test can
+// hold the cache's queued moves back and look at the queue.
+class pool_blocker {
+ public:
+  explicit pool_blocker(const goldylox::background_pool& pool) {
+    job_ = goldylox::detail::background_pool_access::pool(pool)->add(
+        [this](std::stop_token stop) {
+          running_.store(true);
+          while (!released_.load() && !stop.stop_requested()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          }
+        },
+        std::chrono::nanoseconds(0));
+    job_->notify();
+    while (!running_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  void release() { released_.store(true); }
+
+ private:
+  std::atomic<bool> running_{false}, released_{false};
+  std::unique_ptr<goldylox::detail::job_handle> job_;  // last: stops the job before the flags go
+};
+
+U64 make_pooled(const goldylox::background_pool& pool, std::size_t hot, std::size_t warm,
+                std::uint32_t promotion_hits = 2) {
+  auto made = U64::builder()
+                  .hot_tier_max_entries(hot)
+                  .warm_tier_max_entries(warm)
+                  .warm_tier_promotion_hits(promotion_hits)
+                  .enable_telemetry(true)
+                  .background_pool(pool)
+                  .build();
+  EXPECT_TRUE(made.ok()) << made.status();
+  return std::move(made).value();
+}
+
+// A read that asks for a move returns before it is made; the pool makes it (here, after the
+// pool is released), and run_pending_tasks() makes what is queued on the calling thread.
+TEST(QueuedMoves, AReadQueuesItsPromotionAndThePoolMakesIt) {
+  goldylox::background_pool pool(1);
+  auto cache = make_pooled(pool, 16, 1000);
+  auto blocker = std::make_unique<pool_blocker>(pool);
+  for (std::uint64_t k = 0; k < 8; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  for (int round = 0; round < 2; ++round) {
+    for (std::uint64_t k = 0; k < 8; ++k) ASSERT_EQ(cache.get(k), k);
+  }
+  goldylox::cache_stats s = cache.stats();
+  EXPECT_EQ(s.promotions, 0u);
+  EXPECT_EQ(s.pending_moves, 8u);
+  EXPECT_EQ(s.hot_size, 0u);
+  EXPECT_EQ(s.warm_size, 8u);
+  for (std::uint64_t k = 0; k < 8; ++k) ASSERT_EQ(cache.get(k), k);  // still served meanwhile
+
+  blocker->release();
+  for (int i = 0; i < 5000 && cache.stats().promotions < 8; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  s = cache.stats();
+  EXPECT_EQ(s.promotions, 8u);
+  EXPECT_EQ(s.hot_size, 8u);
+  EXPECT_EQ(s.warm_size, 0u);
+  EXPECT_EQ(s.pending_moves, 0u);
+  EXPECT_EQ(s.dropped_promotions, 0u);
+  blocker.reset();
+
+  // run_pending_tasks: the same moves, now, on this thread.
+  blocker = std::make_unique<pool_blocker>(pool);
+  for (std::uint64_t k = 100; k < 104; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  for (int round = 0; round < 2; ++round) {
+    for (std::uint64_t k = 100; k < 104; ++k) ASSERT_EQ(cache.get(k), k);
+  }
+  EXPECT_EQ(cache.stats().pending_moves, 4u);
+  cache.run_pending_tasks();
+  s = cache.stats();
+  EXPECT_EQ(s.pending_moves, 0u);
+  EXPECT_EQ(s.promotions, 12u);
+  EXPECT_EQ(s.hot_size, 12u);
+  for (std::uint64_t k = 0; k < 8; ++k) ASSERT_EQ(cache.get(k), k);
+  for (std::uint64_t k = 100; k < 104; ++k) ASSERT_EQ(cache.get(k), k);
+}
+
+// 10x more moves asked for than the queue holds, with the pool unable to run: the queue stays
+// within its bound, the rest are dropped and counted, and every entry is still served from where
+// it is. Released, the pool makes what was queued.
+TEST(QueuedMoves, AnOverloadedQueueStaysBoundedAndDropsPromotionsCounted) {
+  goldylox::background_pool pool(1);
+  auto cache = make_pooled(pool, 4096, 20000, /*promotion_hits=*/1);
+  auto blocker = std::make_unique<pool_blocker>(pool);
+  constexpr std::uint64_t keys = 5120;  // 10x the queue's 8 stripes x 64
+  for (std::uint64_t k = 0; k < keys; ++k) ASSERT_TRUE(cache.put(k, k + 1).ok());
+  for (std::uint64_t k = 0; k < keys; ++k) ASSERT_EQ(cache.get(k), k + 1);
+  goldylox::cache_stats s = cache.stats();
+  EXPECT_LE(s.pending_moves, 512u);
+  EXPECT_GT(s.pending_moves, 0u);
+  EXPECT_EQ(s.pending_moves + s.dropped_promotions, keys);
+  EXPECT_EQ(s.promotions, 0u);
+  EXPECT_EQ(s.size, keys);
+  const std::uint64_t queued = s.pending_moves;
+  blocker->release();
+  for (int i = 0; i < 5000 && cache.stats().pending_moves != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  s = cache.stats();
+  EXPECT_EQ(s.pending_moves, 0u);
+  EXPECT_EQ(s.promotions, queued);
+  EXPECT_EQ(s.hot_size, queued);
+  EXPECT_EQ(s.size, keys);
+  for (std::uint64_t k = 0; k < keys; ++k) ASSERT_EQ(cache.get(k), k + 1);
+}
+
+// A cold tier under a pool: cold hits queue their promotion with the value read; closing while
+// those moves are queued or running loses nothing, and reopening brings every value back.
+TEST(QueuedMoves, ClosingWithMovesQueuedLosesNothing) {
+  goldylox_test::temp_dir dir;
+  goldylox::background_pool pool(1);
+  const auto build = [&] {
+    return goldylox::typed_cache<std::uint64_t, std::string>::builder()
+        .hot_tier_max_entries(16)
+        .warm_tier_max_entries(48)
+        .cold_tier_storage_path(dir.path())
+        .cold_tier_segment_bytes(64 << 10)
+        .cold_tier_max_bytes(16 << 20)
+        .cold_tier_durability(goldylox::cold_durability::none)
+        .enable_telemetry(true)
+        .background_pool(pool)
+        .build();
+  };
+  const auto value = [](std::uint64_t k, int version) {
+    return std::to_string(k) + ":" + std::to_string(version);
+  };
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass);
+    auto cache = build();
+    ASSERT_TRUE(cache.ok()) << cache.status();
+    for (std::uint64_t k = 0; k < 400; ++k) ASSERT_TRUE(cache->put(k, value(k, pass)).ok());
+    // pass 0: the pool is held back, so the moves are still queued at close; pass 1: it runs
+    // them while the reads go on and the cache closes.
+    auto blocker = pass == 0 ? std::make_unique<pool_blocker>(pool) : nullptr;
+    for (std::uint64_t k = 0; k < 400; k += 3) ASSERT_EQ(cache->get(k), value(k, pass));
+    EXPECT_GT(cache->stats().cold_hits, 0u);
+    if (pass == 0) EXPECT_GT(cache->stats().pending_moves, 0u);
+    ASSERT_TRUE(cache->close().ok());
+    blocker.reset();
+    auto reopened = build();
+    ASSERT_TRUE(reopened.ok()) << reopened.status();
+    for (std::uint64_t k = 0; k < 400; ++k) ASSERT_EQ(reopened->get(k), value(k, pass)) << k;
+    ASSERT_TRUE(reopened->close().ok());
+  }
 }
 
 }  // namespace

@@ -104,7 +104,8 @@ struct fixed_hash {
 // A replay through goldylox::typed_cache itself: a hot tier of `hot_share` of the size over a warm
 // tier running `policy`, read-through (get; on a miss, put). The same on every run on one machine
 // (the warm tier's shard count follows the machine's core count, so results can differ slightly
-// between machines).
+// between machines). Moves between tiers are made inline (no background pool), each by the read
+// that asked for it: the promotion manager's decisions without the timing of a pool thread.
 gd::replay_result replay_tiered(const std::vector<gd::trace_request>& trace, std::size_t size,
                                 std::string_view policy, double hot_share,
                                 std::uint32_t promotion_hits) {
@@ -113,6 +114,7 @@ gd::replay_result replay_tiered(const std::vector<gd::trace_request>& trace, std
       std::max<std::size_t>(1, size - 1));
   auto builder = goldylox::typed_cache<std::uint64_t, std::uint64_t, fixed_hash>::builder();
   builder.hot_tier_max_entries(hot).warm_tier_max_entries(size > hot ? size - hot : 0);
+  builder.enable_background_workers(false);
   if (size > hot) builder.warm_tier_policy(policy).warm_tier_promotion_hits(promotion_hits);
   auto cache = builder.build();
   if (!cache.ok()) {

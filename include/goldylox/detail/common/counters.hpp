@@ -86,6 +86,7 @@ enum class counter : unsigned {
   evictions,
   warm_hits,
   promotions,
+  dropped_promotions,
   dropped_demotions,
   cold_hits,
   cold_demotions,

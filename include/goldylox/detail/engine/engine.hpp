@@ -119,6 +119,7 @@ class engine {
   // the way out, so reopening the directory brings back everything the cache held
   // (docs/cold-tier.md). close()'s status is dropped here (the errors stay counted).
   ~engine() {
+    promotion_.stop();  // no queued move may run while the members below go
     try {
       (void)close();
     } catch (...) {  // an allocation or lock failure: nothing more can be done on the way out
@@ -135,6 +136,7 @@ class engine {
   absl::Status close() {
     std::lock_guard lock(close_mu_);
     if (std::exchange(closed_, true) || t_.cold == nullptr) return absl::OkStatus();
+    promotion_.stop();  // no queued move runs beside the flush (and none is made after it)
     const std::uint64_t lost_before = lost_entries();
     flush_to_cold();
     const std::uint64_t lost = lost_entries() - lost_before + memory_entries();
@@ -163,6 +165,8 @@ class engine {
       // The lower tiers are consulted from the hot table's miss branch, so a hit's inline path is
       // the hot table's alone (see hot_table::find).
       if (!t_.has_lower_tier()) return t_.hot.find(key, t_.telemetry);
+      // A hot miss looks in the warm tier next: its index cell loads while the hot tier probes.
+      if (t_.warm != nullptr) t_.warm->prefetch(key);
       return t_.hot.find(key, t_.telemetry, [this](const Q& k) { return promotion_.get_lower(k); });
     } else {
       std::optional<S> out;
@@ -341,6 +345,10 @@ class engine {
       return erase_key(*tiers_type::as_key(key));
     }
   }
+  // Makes the moves between tiers that reads have queued for the background pool now, on the
+  // calling thread (nothing to do without a pool).
+  void run_pending_tasks() { promotion_.run_pending(); }
+
   // Makes what the cold tier holds durable (cold_store::sync); OK without a cold tier.
   absl::Status sync() {
     if (t_.cold == nullptr) return absl::OkStatus();
@@ -400,7 +408,11 @@ class engine {
   // nullptr without a cold tier.
   cold_tier_type* cold() const noexcept { return t_.cold.get(); }
 
-  cache_stats stats() const { return collect_stats(t_, sizeof(*this)); }
+  cache_stats stats() const {
+    cache_stats s = collect_stats(t_, sizeof(*this));
+    s.pending_moves = promotion_.pending();
+    return s;
+  }
 
  private:
   struct store_failed {

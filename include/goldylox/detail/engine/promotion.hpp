@@ -7,22 +7,42 @@
 // engine.hpp), so promotion is the only way into the hot tier when there is a warm tier: the hot
 // tier holds the entries that earned it.
 //
+// Where moves run. Without a background pool (enable_background_workers(false)) a read makes the
+// move it asked for itself, right after it has its value: deterministic, for tests and for
+// applications that want no threads. With a pool, a read only queues the move (move_queue below:
+// a key, and for a cold hit the value and the record's version) and returns; a pool job makes the
+// queued moves in batches, under the same rules and locks as the inline path, so a get never
+// waits for a move and never pays for one (a promotion into a full hot tier also demotes its
+// victim into the warm tier, which may evict again: several locks and node allocations). The queue
+// is bounded and lossy: a request that finds its stripe busy or full is dropped and counted
+// (dropped_promotions); a dropped promotion costs only the speed-up it would have brought, and the
+// entry asks again on a later read. run_pending() makes the queued moves on the calling thread
+// (cache::run_pending_tasks), and stop() (close) waits for a batch in progress and ends queueing:
+// no move runs concurrently with the flush of the memory tiers to the cold tier.
+//
 // Owns: the promotion gate (a frequency sketch and the hot tier's admission bar), fed by warm hits
 // and, through the hot table's reference observer and eviction sink, by what the hot tier's CLOCK
-// hand finds. Moves are still made inline on the reading thread, under the key's home lock; the
-// background pool of the coordinator (docs/architecture.md) is where queued moves will run.
+// hand finds; the move queue and its pool job.
 // May call: the tiers through tier_stack, and demotion_queue (a promotion evicts, so it holds a
 // demotion scope).
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
+#include "goldylox/detail/background/pool.hpp"
 #include "goldylox/detail/common/frequency_sketch.hpp"
+#include "goldylox/detail/common/group_lock.hpp"
 #include "goldylox/detail/common/platform.hpp"
 #include "goldylox/detail/engine/demotion.hpp"
 #include "goldylox/detail/engine/tiers.hpp"
@@ -85,6 +105,82 @@ class promotion_gate {
   std::atomic<std::uint32_t> bar_{0};
 };
 
+// The moves reads asked for, waiting for the pool: `stripes` stripes chosen by key hash, each a
+// spin lock and a buffer of at most `per_stripe` requests. A reader only ever try-locks a stripe
+// (a busy or full stripe drops its request: a get never waits here); the drainer swaps a
+// stripe's buffer for an empty one under the lock and makes the moves after releasing it, so a
+// reader waits at most for a swap. Buffers keep their capacity across swaps: after warm-up,
+// queueing allocates nothing but what copying the key (and value) allocates.
+template <class Request>
+class move_queue {
+ public:
+  static constexpr std::size_t stripes = 8;
+  static constexpr std::size_t per_stripe = 64;
+  // A stripe holding this many requests asks the pool for a run (a wake-up of a pool thread
+  // costs microseconds: one per batch, not per request).
+  static constexpr std::size_t batch = 32;
+
+  move_queue() {
+    for (stripe& s : stripes_) s.buffer.reserve(per_stripe);
+  }
+
+  enum class pushed { dropped, queued, batch_ready };
+
+  template <class... Args>
+  pushed push(std::uint64_t hash, Args&&... args) noexcept {
+    stripe& s = stripes_[(hash >> 29) % stripes];
+    if (!s.lock.try_lock()) return pushed::dropped;
+    std::size_t n = 0;
+    try {
+      if (s.buffer.size() < per_stripe) {
+        s.buffer.emplace_back(std::forward<Args>(args)...);
+        n = s.buffer.size();
+      }
+    } catch (...) {  // copying the key or value failed: the request is dropped
+    }
+    s.lock.unlock();
+    if (n == 0) return pushed::dropped;
+    return n == batch ? pushed::batch_ready : pushed::queued;
+  }
+
+  // Calls f(Request&&) for every request queued when it looks at the request's stripe. One
+  // drainer at a time (the caller serialises).
+  template <class F>
+  void drain(F&& f) {
+    for (stripe& s : stripes_) {
+      {
+        std::lock_guard lock(s.lock);
+        if (s.buffer.empty()) continue;
+        s.buffer.swap(spare_);
+      }
+      for (Request& r : spare_) f(std::move(r));
+      spare_.clear();
+    }
+  }
+
+  // Requests waiting now (approximate while readers queue).
+  std::size_t pending() {
+    std::size_t n = 0;
+    for (stripe& s : stripes_) {
+      std::lock_guard lock(s.lock);
+      n += s.buffer.size();
+    }
+    return n;
+  }
+
+ private:
+  struct alignas(cache_line) stripe {
+    group_lock lock;
+    std::vector<Request> buffer;
+  };
+  std::array<stripe, stripes> stripes_;
+  std::vector<Request> spare_ = [] {
+    std::vector<Request> v;
+    v.reserve(per_stripe);
+    return v;
+  }();
+};
+
 template <class K, class S, class Hash, class KeyEqual>
 class promotion {
  public:
@@ -96,7 +192,50 @@ class promotion {
       : tiers_(tiers),
         demotions_(demotions),
         gate_(tiers.warm != nullptr ? tiers.hot.capacity() + tiers.warm->capacity() : 8,
-              tiers.promotion_hits) {}
+              tiers.promotion_hits) {
+    if (tiers.has_lower_tier() && tiers.config.background_pool) {
+      queue_ = std::make_unique<move_queue<request>>();
+      job_ = background_pool_access::pool(*tiers.config.background_pool)
+                 ->add([this](std::stop_token) { run_pending(); }, std::chrono::nanoseconds(0));
+    }
+  }
+
+  promotion(const promotion&) = delete;
+  promotion& operator=(const promotion&) = delete;
+  ~promotion() { stop(); }
+
+  // Makes the queued moves now, on the calling thread (with a pool; nothing to do without).
+  void run_pending() const {
+    if (queue_ == nullptr) return;
+    std::lock_guard lock(run_mu_);
+    if (stopped_.load(std::memory_order_relaxed)) return;
+    last_run_.store(now_ns(), std::memory_order_relaxed);
+    queue_->drain([this](request&& r) {
+      // stop() waits for this batch: once it has asked, the rest is dropped, so a close waits
+      // for one move at most (with a cold tier a move can end in a synced disk write).
+      if (stopped_.load(std::memory_order_relaxed)) return;
+      // A scope per move, not per batch: the cold write of a victim this move displaces happens
+      // right after it, as on the inline path, rather than after the whole batch (meanwhile the
+      // victim is in neither memory nor the cold tier, and reads of it miss).
+      typename demotions_type::scope scope(demotions_);
+      if (r.value) {
+        promote_from_cold(std::move(r.key), std::move(*r.value), r.version);
+      } else {
+        promote_to_hot(std::move(r.key));
+      }
+    });
+  }
+
+  // From now on moves are made inline; waits for a batch in progress. Queued requests are
+  // dropped (a closing cache flushes its memory tiers, so no move may run beside that).
+  void stop() const noexcept {
+    if (queue_ == nullptr) return;
+    stopped_.store(true, std::memory_order_relaxed);
+    std::lock_guard lock(run_mu_);
+  }
+
+  // Moves waiting in the queue (0 without a pool).
+  std::size_t pending() const { return queue_ != nullptr ? queue_->pending() : 0; }
 
   // The hot tier's eviction sink calls this for each victim (the admission bar follows them).
   void on_hot_victim(const K& key) const noexcept { gate_.on_hot_victim(hash_(key)); }
@@ -139,8 +278,37 @@ class promotion {
         });
     if (!hit) return false;
     if (tiers_.telemetry) tiers_.counters.add(counter::warm_hits);
-    if (promote) promote_to_hot(std::move(*promote));
+    if (promote && !enqueue(hash_(*promote), std::move(*promote))) {
+      promote_to_hot(std::move(*promote));
+    }
     return true;
+  }
+
+  // With a pool: queues the move and returns true (a dropped request counts and is forgotten).
+  // False without one, or once stopped: the caller makes the move itself.
+  template <class... Args>
+  bool enqueue(std::uint64_t hash, Args&&... args) const {
+    if (queue_ == nullptr || stopped_.load(std::memory_order_relaxed)) return false;
+    switch (queue_->push(hash, std::forward<Args>(args)...)) {
+      case move_queue<request>::pushed::dropped:
+        tiers_.counters.add(counter::dropped_promotions);
+        break;
+      case move_queue<request>::pushed::batch_ready:
+        job_->notify();
+        break;
+      case move_queue<request>::pushed::queued:
+        // A trickle that never fills a batch still gets a run once the last one is this old,
+        // with no periodic wake-up of an idle cache.
+        if (now_ns() - last_run_.load(std::memory_order_relaxed) > straggler_ns) job_->notify();
+        break;
+    }
+    return true;
+  }
+
+  static std::int64_t now_ns() noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
 
   // Moves `key` from the warm tier to the hot tier (M2). A failure (an exception copying the
@@ -178,7 +346,10 @@ class promotion {
       if constexpr (std::is_same_v<S, any_value>) {
         if (v->template holds<unknown_cold_type>()) return true;
       }
-      promote_from_cold(std::move(*k), std::move(*v), version);
+      const std::uint64_t h = hash_(*k);
+      if (!enqueue(h, std::move(*k), std::move(*v), version)) {
+        promote_from_cold(std::move(*k), std::move(*v), version);
+      }
       return true;
     } else {
       return false;
@@ -211,10 +382,30 @@ class promotion {
     }
   }
 
+  // A queued move: warm to hot (no value), or a cold hit into memory (its value and the version
+  // of the record it came from, rule C3).
+  struct request {
+    explicit request(K k) : key(std::move(k)) {}
+    request(K k, S v, std::uint64_t ver) : key(std::move(k)), value(std::move(v)), version(ver) {}
+    K key;
+    std::optional<S> value;
+    std::uint64_t version = 0;
+  };
+  // A pool run happens when a stripe fills a batch, or for a request queued this long after the
+  // last run began.
+  static constexpr std::int64_t straggler_ns = 20'000'000;
+
   const tiers_type& tiers_;
   const demotions_type& demotions_;
   [[no_unique_address]] Hash hash_{};
   mutable promotion_gate gate_;
+  // With a pool (else null). run_mu_ serialises batches (the pool's and run_pending's) and lets
+  // stop() wait for one in progress.
+  mutable std::unique_ptr<move_queue<request>> queue_;
+  mutable std::mutex run_mu_;
+  mutable std::atomic<bool> stopped_{false};
+  mutable std::atomic<std::int64_t> last_run_{0};  // steady clock, ns: when the last batch began
+  std::unique_ptr<job_handle> job_;  // last: destroyed first, so no run outlives the rest
 };
 
 }  // namespace detail

@@ -31,6 +31,7 @@ cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t
   s.hits = lookups > s.misses ? lookups - s.misses : 0;
   s.warm_hits = warm_hits;
   s.promotions = counters.total(counter::promotions);
+  s.dropped_promotions = counters.total(counter::dropped_promotions);
   const std::uint64_t inserts = counters.total(counter::inserts);
   s.inserts = inserts > s.promotions ? inserts - s.promotions : 0;  // a promotion is a move
   s.updates = counters.total(counter::updates);

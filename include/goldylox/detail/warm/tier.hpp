@@ -204,6 +204,18 @@ class warm_tier {
     return out;
   }
 
+  // Starts loading the index cell where a lookup of `key` begins, so that a lookup made soon
+  // after (the engine's, once the hot tier has missed) does not wait for it. A hint only: it
+  // reads the shard's hint (below), not its table, so it needs no epoch pin: the address may be
+  // stale (a table replaced meanwhile) and a prefetch of it is then wasted, never a fault.
+  template <class Q>
+  void prefetch(const Q& key) const noexcept {
+    const std::uint64_t h = hash_of(key);
+    const shard& sh = shard_for(h);
+    const cell* cells = sh.hint_cells.load(std::memory_order_relaxed);
+    detail::prefetch(cells + home_of(h, sh.hint_mask.load(std::memory_order_relaxed)));
+  }
+
   template <class Q>
   bool contains(const Q& key) const {
     return read<false, false>(key, [](const node&, std::uint32_t) {});
@@ -298,6 +310,7 @@ class warm_tier {
           release(*sh, v.n->at, v.n->weight);
         }
         sh->count = 0;
+        sh->publish_hint(*empty);
         index_table* old = sh->index.exchange(empty.release(), std::memory_order_seq_cst);
         epoch_->retire(this_thread_epoch_record(), old, destroy<index_table>);
       }
@@ -416,6 +429,7 @@ class warm_tier {
           policy(std::move(made)),
           coalesce(detail::coalesces_hits(policy)) {
       for (auto& r : reads) r.store(empty_record, std::memory_order_relaxed);
+      publish_hint(table());
     }
     // No reader may still be inside the tier. Nodes and tables retired earlier belong to the
     // epoch domain, which frees them on its own.
@@ -433,6 +447,14 @@ class warm_tier {
     std::atomic<std::uint64_t> version{0};
     std::atomic<index_table*> index{new index_table(min_cells)};
     std::atomic<std::uint32_t> drains{1};
+    // The current table's cells and mask, for prefetch(): written with the table (publish_hint),
+    // read without the epoch, so only ever used to compute an address to prefetch.
+    std::atomic<const cell*> hint_cells{nullptr};
+    std::atomic<std::size_t> hint_mask{0};
+    void publish_hint(const index_table& t) noexcept {
+      hint_mask.store(t.mask, std::memory_order_relaxed);
+      hint_cells.store(t.cells.get(), std::memory_order_relaxed);
+    }
 
     // The writers' state, under `mutex` (size() and stats() read it shared).
     alignas(cache_line) mutable shared_spin_lock mutex;
@@ -618,6 +640,7 @@ class warm_tier {
       const std::uintptr_t c = t->cells[i].load(std::memory_order_relaxed);
       if (c != 0) place(*bigger, c, home_of_cell(c, bigger->mask), std::memory_order_relaxed);
     }
+    sh.publish_hint(*bigger);
     sh.index.store(bigger.release(), std::memory_order_seq_cst);
     epoch_->retire(this_thread_epoch_record(), t, destroy<index_table>);
   }
