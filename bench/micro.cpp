@@ -29,7 +29,8 @@
 // typed_cache<uint64_t, std::string> with a cold tier in /tmp, one write-back (the default) and
 // one cold_tier_write_through(true), in alternating 16-put chunks (which goes first alternates):
 // keys `distinct` (each put a new key, memory 1,024 + 4,096 entries, so write-back demotes one
-// entry per put once memory is full) or `repeated` (256 keys over and over, all in memory).
+// entry per put once memory is full) or `repeated` (256 keys over and over, all in memory); both
+// with enable_background_workers(false), so a write-back put pays its demotion inline.
 // Reports wb_ns and wt_ns (mean per put) and ratio = wt_ns / wb_ns, measured in the same run.
 // After the run a summary prints, per workload, each implementation's CPU time per op (median and
 // min/max over --benchmark_repetitions) and its ratio to goldylox, and the
@@ -311,6 +312,9 @@ void bm_cold_put(benchmark::State& state, bool distinct, goldylox::cold_durabili
                     .cold_tier_max_bytes(std::uint64_t{4} << 30)
                     .cold_tier_durability(durability)
                     .cold_tier_write_through(i == 1)
+                    // Inline write-back: each put's time includes the demotion it causes (with
+                    // the default background pool, the pool's job would write it instead).
+                    .enable_background_workers(false)
                     .build();
     if (!made.ok()) {
       state.SkipWithError(made.status().ToString().c_str());

@@ -34,13 +34,16 @@
 //                               tier takes what memory evicts).
 //   background_pool             the threads the cache's background jobs run on, shareable
 //                               between caches (background_pool.hpp): the promotion manager's
-//                               queued moves (warm to hot, cold to memory) and the cold tier's
-//                               periodic sync.
+//                               queued moves (warm to hot, cold to memory), and with a cold tier
+//                               its demotion write-back (memory evictions written to the cold
+//                               tier) and periodic sync.
 //   enable_background_workers   true (default): background jobs run on background_pool, or on
 //                               background_pool::shared_default() when none is given. false:
-//                               no pool; moves run inline on the reading thread (deterministic),
-//                               the periodic sync keeps a private thread of its own (its promise
-//                               needs one), and background_pool is refused.
+//                               no pool; moves run inline on the reading thread and each call
+//                               writes the evictions it caused to the cold tier before it
+//                               returns (deterministic), the periodic sync keeps a private thread
+//                               of its own (its promise needs one), and background_pool is
+//                               refused.
 //   preset                      supplies defaults for every size option not set explicitly,
 //                               and the hot:warm ratio a total is split by.
 #pragma once
@@ -110,8 +113,9 @@ struct cache_config {
   bool enable_background_workers = true;
   bool enable_telemetry = false;
   // The pool the cache's background jobs run on: the builder's background_pool, else, with
-  // enable_background_workers and a job to run (moves between tiers: a warm or a cold tier),
-  // background_pool::shared_default(). Empty otherwise.
+  // enable_background_workers and a job to run (moves between tiers: a warm or a cold tier; with
+  // a cold tier also its demotion write-back), background_pool::shared_default(). Empty
+  // otherwise.
   std::optional<goldylox::background_pool> background_pool;
 };
 
@@ -587,15 +591,17 @@ class basic_builder {
     request_.enable_simd = on;
     return self();
   }
-  // The pool the cache's background jobs run on (moves between tiers, the cold tier's periodic
-  // sync); give several builders the same pool to share its threads. Without it, such jobs use
-  // background_pool::shared_default(). Requires enable_background_workers (the default).
+  // The pool the cache's background jobs run on (moves between tiers; with a cold tier its
+  // demotion write-back and periodic sync); give several builders the same pool to share its
+  // threads. Without it, such jobs use background_pool::shared_default(). Requires
+  // enable_background_workers (the default).
   Derived& background_pool(goldylox::background_pool pool) {
     request_.pool = std::move(pool);
     return self();
   }
   // Whether background jobs run on a pool (true, the default: background_pool, else the shared
   // default pool). With false every move between tiers runs inline on the read that asked for it
+  // and every call writes the evictions it caused to the cold tier before it returns
   // (deterministic: what unit tests want), the cold tier's periodic sync runs on a private thread
   // per cache instead, and background_pool fails build() with kInvalidArgument.
   Derived& enable_background_workers(bool on) {

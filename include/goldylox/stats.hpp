@@ -22,19 +22,26 @@ struct cache_stats {
                                  // tier: its evictions, plus demotions it could not take)
   std::uint64_t demotions = 0;   // hot-tier evictions moved into the warm tier
   std::uint64_t promotions = 0;  // warm entries moved back into the hot tier
-  std::uint64_t dropped_promotions = 0;     // moves up (warm to hot, cold to memory) that reads
-                                            // asked for and the promotion manager's queue had no
-                                            // room for (with a background pool): not made
-  std::size_t pending_moves = 0;            // moves queued for the background pool now
-  std::uint64_t cold_hits = 0;              // hits the cold tier served (counted with telemetry)
-  std::uint64_t cold_demotions = 0;         // memory evictions written to the cold tier
-  std::uint64_t cold_promotions = 0;        // cold hits copied back into memory
-  std::uint64_t cold_not_admitted = 0;      // warm evictions the admission rule kept off disk
-  std::uint64_t cold_superseded = 0;        // memory evictions not written to the cold tier
-                                            // because a later write of the key replaced or
-                                            // removed their value (no loss)
-  std::uint64_t cold_already_stored = 0;    // memory evictions not written because the cold
-                                            // tier held their value already (write-through)
+  std::uint64_t dropped_promotions = 0;  // moves up (warm to hot, cold to memory) that reads
+                                         // asked for and the promotion manager's queue had no
+                                         // room for (with a background pool): not made
+  std::size_t pending_moves = 0;         // moves queued for the background pool now
+  std::uint64_t cold_hits = 0;           // hits the cold tier served, values on their way to
+                                         // it included (counted with telemetry)
+  std::uint64_t cold_demotions = 0;      // memory evictions written to the cold tier
+  std::uint64_t cold_background_demotions = 0;    // of which the background pool wrote
+  std::uint64_t cold_backpressure_demotions = 0;  // of which the evicting thread wrote because
+                                                  // the pool's queue was full
+  std::size_t cold_demotion_queue = 0;       // evictions waiting for the pool to write them now
+  std::size_t cold_demotion_queue_peak = 0;  // the most that ever waited (at most the bound)
+  std::uint64_t cold_promotions = 0;         // cold hits copied back into memory
+  std::uint64_t cold_not_admitted = 0;       // warm evictions the admission rule kept off disk
+  std::uint64_t cold_superseded = 0;         // memory evictions not written to the cold tier
+                                             // because a later write of the key replaced or
+                                             // removed their value, or memory had the key
+                                             // again (no loss)
+  std::uint64_t cold_already_stored = 0;     // memory evictions not written because the cold
+                                             // tier held their value already (write-through)
   std::uint64_t cold_refused = 0;           // cold writes that failed (a full disk, an oversized or
                                             // unserializable value): those entries left the cache
   std::uint64_t cold_corrupt_records = 0;   // damaged records found on open or read; never served

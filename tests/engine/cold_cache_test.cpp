@@ -4,14 +4,17 @@
 // what cannot work with clear errors.
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,6 +180,8 @@ TEST(ColdCache, UnserializableValuesStayInMemoryAndAreCounted) {
   ASSERT_TRUE(o.ok() && o->has_value());
   EXPECT_EQ((*o)->x, 7);
   for (int i = 0; i < 5000; ++i) ASSERT_TRUE(cache.put("x" + std::to_string(i), i).ok());
+  // Every eviction tried (a sync writes those still waiting for the background pool).
+  ASSERT_TRUE(cache.sync().ok());
   EXPECT_GT(cache.stats().cold_refused, 0u);
   auto gone = cache.get<opaque>(std::string("o"));
   ASSERT_TRUE(gone.ok());
@@ -195,6 +200,8 @@ TEST(ColdCache, TheRereadRuleKeepsEntriesNeverReadOffTheDisk) {
         .cold_tier_max_bytes(16 << 20)
         .cold_tier_admission(rule)
         .enable_telemetry(true)
+        // Inline demotions: the counts below are read right after the puts that evicted.
+        .enable_background_workers(false)
         .build();
   };
   {
@@ -269,6 +276,9 @@ TEST(ColdCache, AFullDiskLeavesTheCacheServingFromMemory) {
                     .cold_tier_segment_bytes(4 << 20)
                     .cold_tier_max_bytes(64 << 20)
                     .enable_telemetry(true)
+                    // Inline demotions: each refusal is counted before the put that evicted
+                    // returns, and no value waits for the disk when the reads below run.
+                    .enable_background_workers(false)
                     .build();
     if (!made.ok()) return 11;
     for (int i = 0; i < 1000; ++i) {
@@ -373,9 +383,9 @@ auto periodic_builder(const std::string& dir) {
   return b;
 }
 
-// Caches given one background_pool run their periodic sync as jobs on its threads: no thread of
-// their own. Without a pool they use the shared default; with background workers off, each keeps
-// a private syncer thread.
+// Caches given one background_pool run their periodic sync and their demotion write-back as jobs
+// on its threads: no thread of their own. Without a pool they use the shared default; with
+// background workers off, each keeps a private syncer thread (and writes its demotions inline).
 TEST(ColdCache, CachesSharingABackgroundPoolSyncOnItsThreads) {
   namespace gd = goldylox::detail;
   goldylox::background_pool pool(1);
@@ -391,7 +401,8 @@ TEST(ColdCache, CachesSharingABackgroundPoolSyncOnItsThreads) {
     caches.push_back(*std::move(made));
   }
   EXPECT_EQ(process_threads(), threads_before) << "a cache started a thread of its own";
-  EXPECT_EQ(worker_pool->stats().jobs, 6u);  // per cache: its sync and its promotion manager
+  // Per cache: its sync, its promotion manager and its demotion write-back.
+  EXPECT_EQ(worker_pool->stats().jobs, 9u);
   for (auto& c : caches) {
     for (int i = 0; i < 100; ++i) ASSERT_TRUE(c.put("k" + std::to_string(i), user_for(i)).ok());
   }
@@ -414,7 +425,7 @@ TEST(ColdCache, CachesSharingABackgroundPoolSyncOnItsThreads) {
     ASSERT_TRUE(made->config().background_pool.has_value());
     EXPECT_TRUE(*made->config().background_pool == fallback);
     EXPECT_EQ(process_threads(), with_default);
-    EXPECT_EQ(gd::background_pool_access::pool(fallback)->stats().jobs, 2u);
+    EXPECT_EQ(gd::background_pool_access::pool(fallback)->stats().jobs, 3u);
   }
 
   // Background workers off: the periodic promise keeps a private syncer per cache.
@@ -448,7 +459,8 @@ TEST(ColdCache, TheBackgroundPoolOptionIsCheckedAndRecorded) {
   ASSERT_TRUE(given.ok());
   ASSERT_TRUE(given->config().background_pool.has_value());
   EXPECT_TRUE(*given->config().background_pool == pool);
-  // Lower tiers mean moves for the promotion manager: the default pool, with or without a sync.
+  // Lower tiers mean moves for the promotion manager, and a cold tier a demotion write-back: the
+  // default pool, with or without a sync.
   auto tiered = goldylox::cache<std::string>::builder().max_entries(64).build();
   ASSERT_TRUE(tiered.ok());
   ASSERT_TRUE(tiered->config().background_pool.has_value());
@@ -457,7 +469,8 @@ TEST(ColdCache, TheBackgroundPoolOptionIsCheckedAndRecorded) {
                      .cold_tier_durability(goldylox::cold_durability::on_close)
                      .build();
   ASSERT_TRUE(no_sync.ok()) << no_sync.status();
-  EXPECT_TRUE(no_sync->config().background_pool.has_value());
+  ASSERT_TRUE(no_sync->config().background_pool.has_value());
+  EXPECT_TRUE(*no_sync->config().background_pool == goldylox::background_pool::shared_default());
 }
 
 // A sync that fails (here the directory's own fsync: a user without read permission on the
@@ -718,6 +731,276 @@ TEST(ColdCache, CloseWithoutAColdTierIsOk) {
   EXPECT_EQ(made->get(2), 2);
 }
 
+// ---- the demotion write-back on the background pool ----------------------------------------
+
+// Holds the only worker of a one-thread pool with a job of its own until release(): a cache's
+// demotion job cannot run meanwhile, so what the cache hands to it stays queued, and each test
+// below knows exactly what is queued.
+class pool_blocker {
+ public:
+  explicit pool_blocker(const goldylox::background_pool& pool) {
+    job_ = goldylox::detail::background_pool_access::pool(pool)->add(
+        [this](std::stop_token) {
+          std::unique_lock lock(mu_);
+          running_ = true;
+          cv_.notify_all();
+          cv_.wait(lock, [&] { return released_; });
+        },
+        std::chrono::nanoseconds(0));
+    job_->notify();
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return running_; });
+  }
+  pool_blocker(const pool_blocker&) = delete;
+  pool_blocker& operator=(const pool_blocker&) = delete;
+  ~pool_blocker() {
+    release();
+    job_.reset();
+  }
+  void release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool running_ = false, released_ = false;
+  std::unique_ptr<goldylox::detail::job_handle> job_;
+};
+
+// One hot entry and no warm tier: every put of a new key pushes the previous one out, into the
+// demotion queue (bound 64 for a capacity of 1).
+absl::StatusOr<goldylox::typed_cache<int, std::string>> one_entry_cache(
+    const std::string& dir, const goldylox::background_pool& pool) {
+  return goldylox::typed_cache<int, std::string>::builder()
+      .hot_tier_max_entries(1)
+      .warm_tier_max_entries(0)
+      .cold_tier_storage_path(dir)
+      .cold_tier_segment_bytes(64 << 10)
+      .cold_tier_max_bytes(16 << 20)
+      .cold_tier_durability(goldylox::cold_durability::none)
+      .enable_telemetry(true)
+      .background_pool(pool)
+      .build();
+}
+
+std::string v(int i) {
+  return "v" + std::to_string(i);
+}
+
+// Waits (up to 10 s) until the pool has written everything handed to it.
+template <class Cache>
+bool queue_empties(const Cache& cache) {
+  for (int i = 0; i < 5000 && cache.stats().cold_demotion_queue != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return cache.stats().cold_demotion_queue == 0;
+}
+
+TEST(ColdCachePool, TheQueueBoundIsASixteenthOfTheMemoryTiersWithinLimits) {
+  using queue = goldylox::detail::demotion_queue<int, std::string, goldylox::default_hash<int>,
+                                                 std::equal_to<int>>;
+  EXPECT_EQ(queue::default_bound(1), 64u);
+  EXPECT_EQ(queue::default_bound(1024), 64u);
+  EXPECT_EQ(queue::default_bound(1600), 100u);
+  EXPECT_EQ(queue::default_bound(65'536), 4096u);
+  EXPECT_EQ(queue::default_bound(100'000'000), 4096u);
+}
+
+// Evictions wait for the pool, off the caller's thread; meanwhile reads, contains and
+// conditional writes see their values (neither memory nor the disk holds them), and writes
+// supersede them. Once the pool runs, it writes the rest, and the directory has every value.
+TEST(ColdCachePool, EvictionsWaitForThePoolAndStayVisible) {
+  temp_dir dir;
+  goldylox::background_pool pool(1);
+  {
+    auto blocker = std::make_unique<pool_blocker>(pool);
+    auto made = one_entry_cache(dir.path(), pool);
+    ASSERT_TRUE(made.ok()) << made.status();
+    auto& cache = *made;
+    for (int i = 0; i <= 40; ++i) ASSERT_TRUE(cache.put(i, v(i)).ok());
+    goldylox::cache_stats st = cache.stats();
+    EXPECT_EQ(st.cold_demotion_queue, 40u);  // keys 0..39; 40 is in memory
+    EXPECT_EQ(st.cold_demotion_queue_peak, 40u);
+    EXPECT_EQ(st.cold_demotions, 0u) << "the caller wrote an eviction itself";
+    EXPECT_EQ(st.cold_size, 0u);
+    for (int i = 0; i <= 40; ++i) {
+      EXPECT_EQ(cache.get(i), v(i)) << i;
+      EXPECT_TRUE(cache.contains(i)) << i;
+    }
+    EXPECT_EQ(cache.stats().cold_hits, 40u);  // served below memory
+    EXPECT_EQ(cache.stats().cold_demotion_queue, 40u) << "a read from the queue moved nothing";
+    // A conditional write decides on the queued value, as on one in memory or on disk.
+    const auto present = cache.put_if_absent(0, "other");
+    ASSERT_TRUE(present.ok()) << present.status();
+    EXPECT_EQ(*present, v(0));
+    const auto replaced = cache.replace(1, "new");  // into memory: pushes 40 out
+    ASSERT_TRUE(replaced.ok()) << replaced.status();
+    EXPECT_EQ(*replaced, v(1));
+    const auto removed = cache.remove(2);
+    ASSERT_TRUE(removed.ok()) << removed.status();
+    EXPECT_TRUE(*removed);
+    EXPECT_EQ(cache.get(1), "new");
+    EXPECT_FALSE(cache.get(2).has_value());
+    EXPECT_EQ(cache.stats().cold_demotion_queue, 41u);
+    blocker.reset();  // the pool runs the cache's job now
+    ASSERT_TRUE(queue_empties(cache));
+    st = cache.stats();
+    // 0 and 3..40: 1's queued value found the key in memory again (a newer value, demoted in
+    // its turn), 2's was superseded by the remove; neither counts as an eviction.
+    EXPECT_EQ(st.cold_demotions, 39u);
+    EXPECT_EQ(st.cold_background_demotions, 39u);
+    EXPECT_EQ(st.cold_backpressure_demotions, 0u);
+    EXPECT_EQ(st.cold_superseded, 2u);
+    EXPECT_EQ(st.evictions, 0u);
+    EXPECT_EQ(st.cold_size, 39u);
+    EXPECT_EQ(st.cold_demotion_queue_peak, 41u);
+    EXPECT_FALSE(cache.get(2).has_value());
+  }
+  auto made = one_entry_cache(dir.path(), pool);
+  ASSERT_TRUE(made.ok()) << made.status();
+  for (int i = 0; i <= 40; ++i) {
+    if (i == 2) {
+      EXPECT_FALSE(made->get(i).has_value()) << "the removed key came back";
+    } else {
+      EXPECT_EQ(made->get(i), i == 1 ? "new" : v(i)) << i;
+    }
+  }
+}
+
+// The job is woken by a drain only once 32 evictions wait (demotion_queue::wake_batch); fewer
+// are written by its periodic run, without a sync or more evictions.
+TEST(ColdCachePool, AFewEvictionsReachTheDiskWithoutMoreComing) {
+  temp_dir dir;
+  goldylox::background_pool pool(1);
+  auto made = one_entry_cache(dir.path(), pool);
+  ASSERT_TRUE(made.ok()) << made.status();
+  for (int i = 0; i <= 3; ++i) ASSERT_TRUE(made->put(i, v(i)).ok());
+  ASSERT_TRUE(queue_empties(*made));
+  const goldylox::cache_stats st = made->stats();
+  EXPECT_EQ(st.cold_demotions, 3u);
+  EXPECT_EQ(st.cold_background_demotions, 3u);
+  EXPECT_EQ(st.cold_size, 3u);
+}
+
+// A full queue is backpressure: the evicting thread writes its own evictions, so the queue (and
+// the memory it holds) stays at its bound however far the callers outrun the pool, and nothing
+// is dropped.
+TEST(ColdCachePool, AFullQueueMakesTheEvictingThreadWriteItself) {
+  temp_dir dir;
+  goldylox::background_pool pool(1);
+  pool_blocker blocker(pool);
+  auto made = one_entry_cache(dir.path(), pool);
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto& cache = *made;
+  for (int i = 0; i <= 100; ++i) ASSERT_TRUE(cache.put(i, v(i)).ok());
+  const goldylox::cache_stats st = cache.stats();
+  EXPECT_EQ(st.cold_demotion_queue, 64u);
+  EXPECT_EQ(st.cold_demotion_queue_peak, 64u);
+  EXPECT_EQ(st.cold_backpressure_demotions, 36u);  // evictions 65..100 found the queue full
+  EXPECT_EQ(st.cold_demotions, 36u);
+  EXPECT_EQ(st.cold_background_demotions, 0u);
+  for (int i = 0; i <= 100; ++i) EXPECT_EQ(cache.get(i), v(i)) << i;
+}
+
+// sync() writes what waits for the pool (here: a pool that cannot run) before it syncs, so a
+// returned sync covers every eviction of the calls that returned before it.
+TEST(ColdCachePool, SyncWritesWhatWaitsForThePool) {
+  temp_dir dir;
+  goldylox::background_pool pool(1);
+  pool_blocker blocker(pool);
+  auto made = one_entry_cache(dir.path(), pool);
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto& cache = *made;
+  for (int i = 0; i <= 30; ++i) ASSERT_TRUE(cache.put(i, v(i)).ok());
+  ASSERT_EQ(cache.stats().cold_demotion_queue, 30u);
+  ASSERT_TRUE(cache.sync().ok());
+  const goldylox::cache_stats st = cache.stats();
+  EXPECT_EQ(st.cold_demotion_queue, 0u);
+  EXPECT_EQ(st.cold_demotions, 30u);
+  EXPECT_EQ(st.cold_background_demotions, 0u);  // the syncing thread wrote them
+  EXPECT_EQ(st.cold_size, 30u);
+}
+
+// clear() drops what waits for the pool: a value queued before it must not land after it.
+TEST(ColdCachePool, ClearDropsWhatWaitsForThePool) {
+  temp_dir dir;
+  goldylox::background_pool pool(1);
+  auto blocker = std::make_unique<pool_blocker>(pool);
+  auto made = one_entry_cache(dir.path(), pool);
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto& cache = *made;
+  for (int i = 0; i <= 20; ++i) ASSERT_TRUE(cache.put(i, v(i)).ok());
+  ASSERT_EQ(cache.stats().cold_demotion_queue, 20u);
+  cache.clear();
+  EXPECT_EQ(cache.stats().cold_demotion_queue, 0u);
+  blocker.reset();
+  ASSERT_TRUE(cache.sync().ok());
+  for (int i = 0; i <= 20; ++i) EXPECT_FALSE(cache.get(i).has_value()) << i;
+  EXPECT_EQ(cache.stats().cold_size, 0u);
+  EXPECT_EQ(cache.stats().cold_demotions, 0u);
+}
+
+// Closing (or destroying) a cache whose pool has not written its queue yet writes the queue
+// itself: the directory has every value, and the cache's job is gone from the pool.
+TEST(ColdCachePool, CloseAndDestructionWriteWhatWaitsForThePool) {
+  goldylox::background_pool pool(1);
+  const auto& workers = goldylox::detail::background_pool_access::pool(pool);
+  for (const bool explicit_close : {true, false}) {
+    SCOPED_TRACE(explicit_close ? "close()" : "destructor");
+    temp_dir dir;
+    {
+      pool_blocker blocker(pool);
+      auto made = one_entry_cache(dir.path(), pool);
+      ASSERT_TRUE(made.ok()) << made.status();
+      // The blocker, the cache's promotion manager and its demotion write-back.
+      EXPECT_EQ(workers->stats().jobs, 3u);
+      for (int i = 0; i <= 50; ++i) ASSERT_TRUE(made->put(i, v(i)).ok());
+      ASSERT_EQ(made->stats().cold_demotion_queue, 50u);
+      if (explicit_close) {
+        ASSERT_TRUE(made->close().ok());
+        EXPECT_EQ(made->stats().cold_demotion_queue, 0u);
+        EXPECT_EQ(made->stats().cold_demotions, 51u);  // the queue, then memory's one entry
+        EXPECT_EQ(workers->stats().jobs, 2u) << "close() left the demotion job registered";
+      }
+    }
+    EXPECT_EQ(workers->stats().jobs, 0u);
+    auto made = one_entry_cache(dir.path(), pool);
+    ASSERT_TRUE(made.ok()) << made.status();
+    for (int i = 0; i <= 50; ++i) EXPECT_EQ(made->get(i), v(i)) << i;
+  }
+}
+
+// Without background workers every call writes the evictions it caused before it returns: the
+// deterministic mode the tests above the pool's (and unit tests of applications) rely on.
+TEST(ColdCachePool, WithoutBackgroundWorkersEachCallWritesItsOwnEvictions) {
+  temp_dir dir;
+  auto made = goldylox::typed_cache<int, std::string>::builder()
+                  .hot_tier_max_entries(1)
+                  .warm_tier_max_entries(0)
+                  .cold_tier_storage_path(dir.path())
+                  .cold_tier_segment_bytes(64 << 10)
+                  .cold_tier_max_bytes(16 << 20)
+                  .cold_tier_durability(goldylox::cold_durability::none)
+                  .enable_background_workers(false)
+                  .build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_FALSE(made->config().background_pool.has_value());
+  for (int i = 0; i <= 100; ++i) {
+    ASSERT_TRUE(made->put(i, v(i)).ok());
+    const goldylox::cache_stats st = made->stats();
+    ASSERT_EQ(st.cold_demotions, static_cast<std::uint64_t>(i)) << i;
+    ASSERT_EQ(st.cold_size, static_cast<std::size_t>(i)) << i;
+    ASSERT_EQ(st.cold_demotion_queue, 0u);
+  }
+  const goldylox::cache_stats st = made->stats();
+  EXPECT_EQ(st.cold_background_demotions, 0u);
+  EXPECT_EQ(st.cold_backpressure_demotions, 0u);
+  EXPECT_EQ(st.cold_demotion_queue_peak, 0u);
+}
+
 }  // namespace
 
 // ---- issue 23: nothing is lost or resurrected by nesting, key types or a failing disk ----------
@@ -748,7 +1031,7 @@ TEST(ColdCoherence, OnlyTheSameKeySupersedesADemotionInFlight) {
   ASSERT_TRUE(store.ok()) << store.status();
   tiers t(config, {}, *std::move(store));
   goldylox::detail::cold_coherence<K, std::string, one_hash, std::equal_to<>> coherence(t);
-  goldylox::detail::inflight_demotion<K> first_of_1(1), of_2(2), second_of_1(1);
+  goldylox::detail::inflight_demotion<K, std::string> first_of_1(1), of_2(2), second_of_1(1);
   coherence.enter(first_of_1);
   coherence.enter(of_2);
   EXPECT_FALSE(coherence.supersede(3, /*locked=*/false));    // same hash, another key
@@ -766,48 +1049,72 @@ TEST(ColdCoherence, OnlyTheSameKeySupersedesADemotionInFlight) {
 // Calls into a second cache of the same type from inside a callback of the first, on a worker
 // thread that then exits: each cache's outermost call drains its own demotions. (When the queue
 // and its depth were shared by every engine of the type, b's scope ended inside a's, a's drain
-// took only a's entries, and b's evictions died with the thread: 1 of 5 puts survived.)
+// took only a's entries, and b's evictions died with the thread: 1 of 5 puts survived.) Inline,
+// and with the drains handing their entries to a background pool.
 TEST(ColdCache, CallsIntoAnotherCacheFromACallbackKeepTheirWrites) {
-  temp_dir dir_a, dir_b;
-  const auto build = [](const std::string& dir, std::size_t warm) {
-    return goldylox::typed_cache<int, std::string>::builder()
-        .hot_tier_max_entries(1)
-        .warm_tier_max_entries(warm)
-        .cold_tier_storage_path(dir)
-        .cold_tier_segment_bytes(64 << 10)
-        .cold_tier_max_bytes(16 << 20)
-        .cold_tier_durability(goldylox::cold_durability::none)
-        .build();
-  };
-  auto a = build(dir_a.path(), 16);
-  auto b = build(dir_b.path(), 0);
-  ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_TRUE(a->put(1, "x").ok());
-  ASSERT_TRUE(a->put(2, "y").ok());  // 1 moves to a's warm tier
-  std::vector<absl::Status> puts;
-  bool hit = false;
-  std::thread worker([&] {
-    hit = a->visit(1, [&](const std::string&) {  // a warm hit: inside a's demotion scope
-      for (int i = 0; i < 5; ++i) puts.push_back(b->put(100 + i, "b" + std::to_string(i)));
+  for (const bool background : {false, true}) {
+    SCOPED_TRACE(background ? "background pool" : "inline");
+    temp_dir dir_a, dir_b;
+    goldylox::background_pool pool(1);
+    const auto build = [&](const std::string& dir, std::size_t warm) {
+      auto b = goldylox::typed_cache<int, std::string>::builder();
+      b.hot_tier_max_entries(1)
+          .warm_tier_max_entries(warm)
+          .cold_tier_storage_path(dir)
+          .cold_tier_segment_bytes(64 << 10)
+          .cold_tier_max_bytes(16 << 20)
+          .cold_tier_durability(goldylox::cold_durability::none);
+      if (background) {
+        b.background_pool(pool);
+      } else {
+        b.enable_background_workers(false);
+      }
+      return b.build();
+    };
+    auto a = build(dir_a.path(), 16);
+    auto b = build(dir_b.path(), 0);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_TRUE(a->put(1, "x").ok());
+    ASSERT_TRUE(a->put(2, "y").ok());  // 1 moves to a's warm tier
+    std::vector<absl::Status> puts;
+    bool hit = false;
+    std::thread worker([&] {
+      hit = a->visit(1, [&](const std::string&) {  // a warm hit: inside a's demotion scope
+        for (int i = 0; i < 5; ++i) puts.push_back(b->put(100 + i, "b" + std::to_string(i)));
+      });
     });
-  });
-  worker.join();
-  ASSERT_TRUE(hit);
-  ASSERT_EQ(puts.size(), 5u);
-  for (int i = 0; i < 5; ++i) {
-    EXPECT_TRUE(puts[i].ok()) << puts[i];
-    EXPECT_EQ(b->get(100 + i), "b" + std::to_string(i)) << i;
+    worker.join();
+    ASSERT_TRUE(hit);
+    ASSERT_EQ(puts.size(), 5u);
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_TRUE(puts[i].ok()) << puts[i];
+      EXPECT_EQ(b->get(100 + i), "b" + std::to_string(i)) << i;
+    }
+    // The other way round: a's writes from inside b's call (b's get of a cold key promotes it,
+    // under b's scope) on another exiting thread.
+    std::thread other([&] {
+      (void)b->visit(100, [&](const std::string&) {
+        for (int i = 0; i < 5; ++i) ASSERT_TRUE(a->put(200 + i, "a" + std::to_string(i)).ok());
+      });
+    });
+    other.join();
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(a->get(200 + i), "a" + std::to_string(i)) << i;
+    // Everything the threads left behind reaches the disk: a sync writes what waits for the
+    // pool first, and a reopened directory has it.
+    ASSERT_TRUE(a->sync().ok());
+    ASSERT_TRUE(b->sync().ok());
+    EXPECT_EQ(a->stats().cold_refused + b->stats().cold_refused, 0u);
+    EXPECT_EQ(a->stats().cold_demotion_queue + b->stats().cold_demotion_queue, 0u);
+    ASSERT_TRUE(a->close().ok());
+    ASSERT_TRUE(b->close().ok());
+    auto reopened_a = build(dir_a.path(), 16);
+    auto reopened_b = build(dir_b.path(), 0);
+    ASSERT_TRUE(reopened_a.ok() && reopened_b.ok());
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(reopened_b->get(100 + i), "b" + std::to_string(i)) << i;
+      EXPECT_EQ(reopened_a->get(200 + i), "a" + std::to_string(i)) << i;
+    }
   }
-  // The other way round: a's writes from inside b's call (b's get of a cold key promotes it,
-  // under b's scope) on another exiting thread.
-  std::thread other([&] {
-    (void)b->visit(100, [&](const std::string&) {
-      for (int i = 0; i < 5; ++i) ASSERT_TRUE(a->put(200 + i, "a" + std::to_string(i)).ok());
-    });
-  });
-  other.join();
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(a->get(200 + i), "a" + std::to_string(i)) << i;
-  EXPECT_EQ(a->stats().cold_refused + b->stats().cold_refused, 0u);
 }
 
 // A key type with a transparent lookup type that cannot make a key: remove(id) must reach the
@@ -859,6 +1166,8 @@ TEST(ColdCache, TransparentRemoveErasesTheColdRecordToo) {
       ASSERT_TRUE(cache->put(one, "v1").ok());
       ASSERT_TRUE(cache->put(two, "v2").ok());
       for (int i = 100; i < 140; ++i) ASSERT_TRUE(cache->put(named_key{i, "f"}, "filler").ok());
+      // The evictions on disk (a sync writes those still waiting for the background pool).
+      ASSERT_TRUE(cache->sync().ok());
       ASSERT_GT(cache->stats().cold_size, 2u);
       // A cold hit is promoted (by the background pool: run_pending_tasks makes it now) and
       // keeps its cold record: the key is in memory and on disk.
@@ -902,6 +1211,8 @@ int full_disk_sequence(const std::string& dir, goldylox::cold_durability durabil
         .cold_tier_max_bytes(16 << 20)
         .cold_tier_codec("none")
         .cold_tier_durability(durability)
+        // Inline demotions: the sequence counts and limits what each eviction wrote.
+        .enable_background_workers(false)
         .build();
   };
   {
@@ -961,6 +1272,8 @@ TEST(ColdCache, AWriteWhoseTombstoneNeedsASegmentThatCannotBeMadeFails) {
                     .cold_tier_max_bytes(16 << 20)
                     .cold_tier_codec("none")
                     .cold_tier_durability(goldylox::cold_durability::none)
+                    // Inline demotions: the loop below stops at the first refused one.
+                    .enable_background_workers(false)
                     .build();
     if (!made.ok()) return 11;
     auto& cache = *made;

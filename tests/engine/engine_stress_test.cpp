@@ -3,8 +3,10 @@
 // and warm tiers stay coherent while keys move between them, and with a cold tier no read is
 // older than an acknowledged write, nor is anything acknowledged lost across clean restarts. The
 // harness is in ../stress_support.hpp.
+#include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -304,20 +306,31 @@ TEST(Stress, TiersStayCoherentCollidingHashes) {
 // The whole cache with a cold tier: entries move hot -> warm -> cold -> warm all the time, while
 // writers put and remove. Each key belongs to one writer, which publishes the version of each
 // write once it has returned; a reader that loads that version first must never then read an
-// older one (or a removed key's older value), from any tier.
-TEST(ColdCacheStress, NoReadIsOlderThanAReturnedWrite) {
+// older one (or a removed key's older value), from any tier, the values queued for the disk
+// included. Inline (each call writes its own evictions) and with the write-back on a pool of two
+// workers (its job and the writers' and readers' calls run at once).
+class ColdCacheStress : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ColdCacheStress, NoReadIsOlderThanAReturnedWrite) {
+  const bool background = GetParam();
   const goldylox_test::temp_dir scratch("goldylox-stress");
   const std::string& dir = scratch.path();
+  goldylox::background_pool pool(2);
   {
-    auto made = goldylox::cache<std::string>::builder()
-                    .hot_tier_max_entries(32)
-                    .warm_tier_max_entries(64)
-                    .cold_tier_storage_path(dir)
-                    .cold_tier_max_bytes(16 << 20)
-                    .cold_tier_segment_bytes(256 << 10)
-                    .cold_tier_codec("lz4")
-                    .cold_tier_durability(goldylox::cold_durability::none)
-                    .build();
+    auto builder = goldylox::cache<std::string>::builder();
+    builder.hot_tier_max_entries(32)
+        .warm_tier_max_entries(64)
+        .cold_tier_storage_path(dir)
+        .cold_tier_max_bytes(16 << 20)
+        .cold_tier_segment_bytes(256 << 10)
+        .cold_tier_codec("lz4")
+        .cold_tier_durability(goldylox::cold_durability::none);
+    if (background) {
+      builder.background_pool(pool);
+    } else {
+      builder.enable_background_workers(false);
+    }
+    auto made = builder.build();
     ASSERT_TRUE(made.ok()) << made.status();
     auto& cache = *made;
     constexpr int writers = 2, keys_per_writer = 150, rounds = 3000;
@@ -380,8 +393,17 @@ TEST(ColdCacheStress, NoReadIsOlderThanAReturnedWrite) {
     const auto st = cache.stats();
     EXPECT_GT(st.cold_demotions, 1000u);
     EXPECT_GT(st.cold_promotions, 0u);
+    if (background) {
+      EXPECT_GT(st.cold_background_demotions, 0u) << "the pool wrote no demotion";
+    } else {
+      EXPECT_EQ(st.cold_background_demotions + st.cold_demotion_queue_peak, 0u);
+    }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(WriteBack, ColdCacheStress, ::testing::Bool(), [](const auto& info) {
+  return info.param ? std::string("background_pool") : std::string("inline");
+});
 
 // ---- nothing acknowledged is lost across clean restarts (issue 23)
 // ----------------------------------------------------
@@ -426,10 +448,12 @@ bool long_stress() {
 
 template <class Hash>
 void keeps_every_acknowledged_write(std::string_view codec, goldylox::cold_durability durability,
-                                    std::uint64_t total_ops, bool write_through = false) {
+                                    std::uint64_t total_ops, bool write_through = false,
+                                    bool background = true) {
   constexpr std::uint64_t keys = 2000;
   constexpr int writers = 2;
   const goldylox_test::temp_dir dir("goldylox-reopen");
+  // background: the write-back on the shared default pool (the default), else inline.
   const auto build = [&](goldylox::cold_durability mode) {
     return goldylox::typed_cache<std::uint64_t, std::string, Hash>::builder()
         .hot_tier_max_entries(64)
@@ -440,6 +464,7 @@ void keeps_every_acknowledged_write(std::string_view codec, goldylox::cold_durab
         .cold_tier_codec(codec)
         .cold_tier_durability(mode)
         .cold_tier_write_through(write_through)
+        .enable_background_workers(background)
         .build();
   };
   // acked[k]: the version of k's last acknowledged write; > 0 a put, < 0 a remove, 0 none. Only
@@ -448,6 +473,7 @@ void keeps_every_acknowledged_write(std::string_view codec, goldylox::cold_durab
   std::atomic<std::uint64_t> next_version{1};
   Failures failures;
   std::uint64_t lost = 0, older = 0, foreign = 0, demotions = 0, done = 0, restarts = 0;
+  std::uint64_t busy_closes = 0;  // closes that found demotions waiting for the pool
   // Checks every key (`step` 1) or every step-th from a random start: each read of a cold key
   // promotes it and so, later, writes it to the cold tier again.
   const auto check = [&](goldylox::typed_cache<std::uint64_t, std::string, Hash>& cache,
@@ -529,8 +555,10 @@ void keeps_every_acknowledged_write(std::string_view codec, goldylox::cold_durab
       }
     });
     for (auto& t : threads) t.join();
+    busy_closes += cache.stats().cold_demotion_queue != 0;
     const absl::Status closed = cache.close();
     ASSERT_TRUE(closed.ok()) << closed;
+    EXPECT_EQ(cache.stats().cold_demotion_queue, 0u) << "close() left demotions queued";
     // Evictions that reached the cold tier, or found it already holding them (write-through).
     demotions += cache.stats().cold_demotions + cache.stats().cold_already_stored;
     done += epoch / writers * writers;
@@ -545,8 +573,9 @@ void keeps_every_acknowledged_write(std::string_view codec, goldylox::cold_durab
   EXPECT_EQ(foreign, 0u);
   EXPECT_EQ(failures.count(), 0);
   EXPECT_GT(demotions, 100u) << "the run must exercise the cold tier";
-  std::printf("%llu operations, %llu restarts, %llu cold demotions\n",
+  std::printf("%llu operations, %llu restarts (%llu with demotions queued), %llu cold demotions\n",
               static_cast<unsigned long long>(done), static_cast<unsigned long long>(restarts),
+              static_cast<unsigned long long>(busy_closes),
               static_cast<unsigned long long>(demotions));
 }
 
@@ -604,5 +633,200 @@ INSTANTIATE_TEST_SUITE_P(
                                          goldylox::cold_durability::on_close,
                                          goldylox::cold_durability::every_write)),
     reopen_mode_name);
+
+// The tests above write back on the background pool (the default); the same without it, where
+// each call writes the evictions it caused before it returns.
+class ColdCacheReopenInlineStress : public ::testing::TestWithParam<goldylox::cold_durability> {};
+
+TEST_P(ColdCacheReopenInlineStress, KeepsEveryAcknowledgedWrite) {
+  const bool syncs = GetParam() == goldylox::cold_durability::every_write;
+  keeps_every_acknowledged_write<goldylox::default_hash<std::uint64_t>>(
+      "lz4", GetParam(), scaled(syncs ? 1'000 : 4'000), false, /*background=*/false);
+}
+
+INSTANTIATE_TEST_SUITE_P(Durability, ColdCacheReopenInlineStress,
+                         ::testing::Values(goldylox::cold_durability::none,
+                                           goldylox::cold_durability::every_write),
+                         [](const auto& info) {
+                           return info.param == goldylox::cold_durability::none
+                                      ? std::string("none")
+                                      : std::string("every_write");
+                         });
+
+// ---- the demotion write-back on the background pool (issue 15)
+// ---------------------------------------------------------------
+
+// A value whose serialization takes 50 us: a cold tier slower than the threads that evict into
+// it, so the pool's queue fills and stays full, the callers meet backpressure, and a close finds
+// the job in the middle of a batch.
+struct slow_value {
+  std::uint64_t key = 0;
+  std::int64_t version = 0;  // > 0
+  template <class Archive>
+  void save(Archive& ar) const {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    ar(key, version);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    ar(key, version);
+  }
+};
+
+using slow_cache = goldylox::typed_cache<std::uint64_t, slow_value>;
+
+// `writers` threads own disjoint keys (keys_per_writer each) and put (80 %) or remove them,
+// publishing each acknowledged version; a reader checks that no read is older than a published
+// version, a monitor samples the queue's depth. Each epoch ends with close() while the pool is
+// still writing, and the next reopens the directory and checks every key's last acknowledged
+// state (a put's value, or nothing after a remove). Returns the closes that found demotions
+// queued and the deepest queue sampled or reported.
+struct pool_run {
+  std::uint64_t busy_closes = 0;
+  std::size_t max_depth = 0;
+  std::uint64_t backpressure = 0;
+  std::uint64_t background = 0;
+};
+
+pool_run write_back_under_load(int writers, std::uint64_t keys_per_writer, std::size_t hot,
+                               std::size_t warm, int epochs, std::uint64_t ops_per_writer) {
+  const goldylox_test::temp_dir dir("goldylox-pool");
+  goldylox::background_pool pool(1);
+  const auto build = [&] {
+    return slow_cache::builder()
+        .hot_tier_max_entries(hot)
+        .warm_tier_max_entries(warm)
+        .cold_tier_storage_path(dir.path())
+        .cold_tier_segment_bytes(1 << 20)
+        .cold_tier_max_bytes(std::size_t{256} << 20)
+        .cold_tier_codec("lz4")
+        .cold_tier_durability(goldylox::cold_durability::none)
+        .background_pool(pool)
+        .build();
+  };
+  const std::uint64_t keys = static_cast<std::uint64_t>(writers) * keys_per_writer;
+  std::vector<std::atomic<std::int64_t>> acked(keys);  // > 0 a put's version, < 0 removed
+  std::atomic<std::int64_t> next_version{1};
+  Failures failures;
+  pool_run run;
+  const auto check_all = [&](slow_cache& cache) {
+    std::uint64_t lost = 0, wrong = 0;
+    for (std::uint64_t k = 0; k < keys; ++k) {
+      const std::int64_t a = acked[k].load();
+      const std::optional<slow_value> got = cache.get(k);
+      if (!got) {
+        if (a > 0 && lost++ == 0) failures.report("key ", k, " lost version ", a);
+      } else if (got->key != k || a <= 0 || got->version != a) {
+        if (wrong++ == 0)
+          failures.report("key ", k, " holds version ", got->version, ", acked ", a);
+      }
+    }
+  };
+  for (int epoch = 0; epoch < epochs; ++epoch) {
+    auto made = build();
+    EXPECT_TRUE(made.ok()) << made.status();
+    if (!made.ok()) return run;
+    slow_cache& cache = *made;
+    check_all(cache);
+    std::atomic<int> writing{writers};
+    std::vector<std::thread> threads;
+    for (int w = 0; w < writers; ++w) {
+      threads.emplace_back([&, w] {
+        Rng rng(static_cast<std::uint64_t>(epoch) * 1000 + static_cast<std::uint64_t>(w) + 1);
+        for (std::uint64_t i = 0; i < ops_per_writer; ++i) {
+          const std::uint64_t k =
+              static_cast<std::uint64_t>(w) * keys_per_writer + rng.below(keys_per_writer);
+          const std::int64_t version = next_version.fetch_add(1);
+          if (rng.below(5) != 0) {
+            const absl::Status st = cache.put(k, slow_value{k, version});
+            if (!st.ok()) failures.report("put: ", st.ToString());
+            acked[k].store(version);
+          } else {
+            const absl::StatusOr<bool> removed = cache.remove(k);
+            if (!removed.ok()) failures.report("remove: ", removed.status().ToString());
+            acked[k].store(-version);
+          }
+        }
+        writing.fetch_sub(1);
+      });
+    }
+    threads.emplace_back([&] {  // reads never go back in time
+      Rng rng(static_cast<std::uint64_t>(epoch) + 77);
+      while (writing.load() > 0) {
+        const std::uint64_t k = rng.below(keys);
+        const std::int64_t before = acked[k].load();
+        if (const std::optional<slow_value> got = cache.get(k)) {
+          if (got->key != k) {
+            failures.report("reader: key ", k, " holds another key's value");
+          } else if (got->version < (before < 0 ? -before : before) ||
+                     (before < 0 && got->version == -before)) {
+            failures.report("reader: key ", k, " read version ", got->version, " after ", before);
+          }
+        }
+      }
+    });
+    std::atomic<std::size_t> sampled{0};
+    threads.emplace_back([&] {  // the queue's depth, as an operator would watch it
+      while (writing.load() > 0) {
+        const std::size_t d = cache.stats().cold_demotion_queue;
+        if (d > sampled.load()) sampled.store(d);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+    for (auto& t : threads) t.join();
+    const goldylox::cache_stats st = cache.stats();
+    run.busy_closes += st.cold_demotion_queue != 0;
+    run.max_depth = std::max({run.max_depth, sampled.load(), st.cold_demotion_queue_peak});
+    const absl::Status closed = cache.close();
+    EXPECT_TRUE(closed.ok()) << closed;
+    const goldylox::cache_stats after = cache.stats();
+    EXPECT_EQ(after.cold_demotion_queue, 0u);
+    EXPECT_EQ(after.cold_refused, 0u);
+    run.backpressure += after.cold_backpressure_demotions;
+    run.background += after.cold_background_demotions;
+  }
+  auto made = build();
+  EXPECT_TRUE(made.ok()) << made.status();
+  if (made.ok()) check_all(*made);
+  EXPECT_EQ(failures.count(), 0);
+  std::printf(
+      "%d epochs: %llu closes with demotions queued, deepest queue %zu, %llu written by "
+      "the pool, %llu by backpressure\n",
+      epochs, static_cast<unsigned long long>(run.busy_closes), run.max_depth,
+      static_cast<unsigned long long>(run.background),
+      static_cast<unsigned long long>(run.backpressure));
+  return run;
+}
+
+std::size_t queue_bound(std::size_t memory_capacity) {
+  return goldylox::detail::demotion_queue<
+      std::uint64_t, slow_value, goldylox::default_hash<std::uint64_t>,
+      std::equal_to<std::uint64_t>>::default_bound(memory_capacity);
+}
+
+// close() while the pool is in the middle of writing (the writers just stopped, the queue is
+// still full): nothing acknowledged is lost, nothing older comes back, and the job is gone.
+TEST(ColdCachePoolStress, ClosingWhileThePoolWritesLosesNothing) {
+  const pool_run run =
+      write_back_under_load(/*writers=*/2, /*keys_per_writer=*/400, /*hot=*/16,
+                            /*warm=*/48, /*epochs=*/GL_TSAN ? 3 : 6, scaled(2'000));
+  EXPECT_GT(run.busy_closes, 0u) << "no close found the pool busy: the test tests nothing";
+  EXPECT_GT(run.background, 0u);
+  EXPECT_LE(run.max_depth, queue_bound(64));
+}
+
+// A 10x overload: eight threads evict into a cache of 16 entries whose cold writes take 50 us
+// each, so they produce evictions many times faster than the pool's one job writes them. The
+// queue stays at its bound (64), the excess is written by the evicting threads themselves
+// (backpressure), and nothing is lost.
+TEST(ColdCachePoolStress, OverloadKeepsTheQueueBoundedAndLosesNothing) {
+  const pool_run run =
+      write_back_under_load(/*writers=*/8, /*keys_per_writer=*/100, /*hot=*/4, /*warm=*/12,
+                            /*epochs=*/2, scaled(400));
+  EXPECT_LE(run.max_depth, queue_bound(16)) << "the queue outgrew its bound";
+  EXPECT_EQ(queue_bound(16), 64u);
+  EXPECT_GT(run.backpressure, 0u) << "the callers never outran the pool: no overload";
+  EXPECT_GT(run.background, 0u);
+}
 
 }  // namespace

@@ -105,6 +105,10 @@ absl::StatusOr<goldylox::typed_cache<int, std::string>> build(const std::string&
       .cold_tier_codec("none")
       .cold_tier_durability(durability)
       .cold_tier_write_through(write_through)
+      // Inline demotions: the sequences below check what each eviction wrote (and synced) by
+      // the time the call that caused it returned; and in a forked child the shared default
+      // pool has no threads.
+      .enable_background_workers(false)
       .build();
 }
 

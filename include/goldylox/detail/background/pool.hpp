@@ -1,7 +1,8 @@
 // Component background/ (layer 0, beside common/): a pool of std::jthread workers running the
 // jobs that caches register, shareable by any number of caches. It knows nothing of caches: a
 // job is a function and a period; what runs on it is the registrant's business (today the cold
-// store's periodic syncer, cold/store.hpp).
+// store's periodic syncer, cold/store.hpp, and the engine's demotion write-back,
+// engine/demotion.hpp).
 //
 // Owns: the workers, and the schedule of the registered jobs. A job's state (its function, its
 // stop_source, its pending flag) is owned by its job_handle; the pool holds plain pointers to

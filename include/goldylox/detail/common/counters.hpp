@@ -95,6 +95,9 @@ enum class counter : unsigned {
   cold_not_admitted,
   cold_superseded,
   cold_already_stored,
+  cold_background_demotions,    // of cold_demotions: written by the background pool
+  cold_backpressure_demotions,  // of cold_demotions: written by the evicting thread, the pool's
+                                // queue being full
   count
 };
 

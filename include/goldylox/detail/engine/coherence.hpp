@@ -42,16 +42,25 @@
 //      demotions superseded once more after removing the warm copy, since that copy may have
 //      left the warm tier (and registered below) while the erase held only the home lock;
 //   C2 evictions reach the engine inside other locks (the warm tier's sink runs under the home
-//      lock of the hot victim that displaced them), so they are queued per (engine, thread) and
-//      written when that engine's outermost call on the thread returns (demotion.hpp). As the
-//      value leaves memory (under the warm shard lock, or the key's home lock for the hot tier)
-//      the queued entry registers in the in-flight registry below; a write of the key (C1), or a
-//      later departure of the key (which carries a value at least as new), marks it superseded.
-//      The demotion is written under the key's home lock, only if no memory tier has the key
-//      (else memory has this value or a newer one, which will be demoted in its turn) and the
-//      entry was not superseded; it leaves the registry there, on every path (its destructor
-//      leaves it too, so an exception cannot leave a dangling entry). A superseded demotion is
-//      counted in cold_superseded, not as a failure: a newer value replaced it;
+//      lock of the hot victim that displaced them), so they are queued per (engine, thread) and,
+//      when that engine's outermost call on the thread returns, written by that thread or (with
+//      a background pool) handed to the pool's job, which writes them later (demotion.hpp). As
+//      the value leaves memory (under the warm shard lock, or the key's home lock for the hot
+//      tier) the queued entry registers in the in-flight registry below; a write of the key
+//      (C1), or a later departure of the key (which carries a value at least as new), marks it
+//      superseded. So two writers of one key's demotions (two threads, or a thread and the pool)
+//      may run in either order: the older value is superseded by the time either decides. The
+//      demotion is written under the key's home lock, only if no memory tier has the key (else
+//      memory has this value or a newer one, which will be demoted in its turn) and the entry
+//      was not superseded; it leaves the registry there after its record landed, on every path
+//      (its destructor leaves it too, so an exception cannot leave a dangling entry). A
+//      superseded demotion is counted in cold_superseded, not as a failure: a newer value
+//      replaced it. While registered, a demotion not superseded holds the key's newest value
+//      (the cold record, if any, holds that same value: a write retires the record before its
+//      value enters memory, and a promotion brings the record itself), so a read or a write's
+//      decision that misses memory takes it from the registry before the cold tier
+//      (visit_in_flight): a value waiting for its cold write is neither lost to reads nor shadowed
+//      by an older record;
 //   C3 a promotion from the cold tier lands under the key's home lock only if no memory tier has
 //      the key and the key's cold record still has the version the read saw (promotion.hpp).
 //   C4 write-through (cache_config::cold_tier_write_through): a write that stores a value writes
@@ -105,8 +114,8 @@ namespace detail {
 
 // A demotion in flight: a value of `key` that left memory and is not written to the cold tier
 // yet. Registered with cold_coherence from the moment the value leaves memory until its write
-// decides (demotion.hpp owns it, inside its queued entry).
-template <class K>
+// decides (demotion.hpp owns it, inside its queued entry, which also holds the value).
+template <class K, class S>
 struct inflight_demotion {
   explicit inflight_demotion(K k) : key(std::move(k)) {}
   inflight_demotion(const inflight_demotion&) = delete;
@@ -116,7 +125,8 @@ struct inflight_demotion {
   // The fields below are guarded by the registry shard's lock (`registered` is also read by the
   // owning thread, which alone changes it).
   bool registered = false;
-  bool superseded = false;  // a later write or departure of the key made this value old
+  bool superseded = false;   // a later write or departure of the key made this value old
+  const S* value = nullptr;  // the value on its way, once its entry holds it (publish())
   std::uint64_t hash = 0;
   inflight_demotion* prev = nullptr;
   inflight_demotion* next = nullptr;
@@ -128,7 +138,7 @@ template <class K, class S, class Hash, class KeyEqual>
 class cold_coherence {
  public:
   using tiers_type = tier_stack<K, S, Hash, KeyEqual>;
-  using ticket = inflight_demotion<K>;
+  using ticket = inflight_demotion<K, S>;
 
   explicit cold_coherence(const tiers_type& tiers)
       : tiers_(tiers),
@@ -216,6 +226,46 @@ class cold_coherence {
     sh.count.fetch_add(1, std::memory_order_seq_cst);
   }
 
+  // The entry holding t now holds its value too: from now on reads may be served from it
+  // (visit_in_flight). `value` must stay valid until t leaves the registry.
+  void publish(ticket& t, const S* value) const noexcept {
+    if (!t.registered) return;
+    shard& sh = shard_of(t.hash);
+    std::lock_guard<group_lock> lock(sh.lock);
+    t.value = value;
+  }
+
+  // Calls f(const S&) with the value of k's demotion in flight, if one is registered, holds its
+  // value and is not superseded (at most one is: a departure supersedes the earlier ones), and
+  // returns whether it did. Such a value is the key's newest: every write of the key that has
+  // returned superseded the demotions registered before it (C1), and a later departure carries a
+  // value at least as new. So a read that missed memory may return it rather than miss while
+  // the value waits for its disk write. f runs under the shard's spin lock: it must only copy,
+  // never call into the cache.
+  template <class F>
+  bool visit_in_flight(const K& k, F&& f) const {
+    if (shards_ == nullptr) return false;
+    const std::uint64_t h = hash_of(k);
+    shard& sh = shard_of(h);
+    if (sh.count.load(std::memory_order_seq_cst) == 0) return false;
+    std::lock_guard<group_lock> lock(sh.lock);
+    for (ticket* t = sh.head; t != nullptr; t = t->next) {
+      if (t->hash == h && !t->superseded && t->value != nullptr && eq_(t->key, k)) {
+        f(*t->value);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Whether t has been superseded so far, without unregistering it.
+  bool superseded(const ticket& t) const noexcept {
+    if (!t.registered) return t.superseded;
+    shard& sh = shard_of(t.hash);
+    std::lock_guard<group_lock> lock(sh.lock);
+    return t.superseded;
+  }
+
   // Unregisters t (a no-op if it is not registered); returns whether it was superseded.
   bool leave(ticket& t) const noexcept {
     if (!t.registered) return t.superseded;
@@ -233,10 +283,15 @@ class cold_coherence {
     return t.superseded;
   }
 
-  // The cold record's value for a write's decision (under the key's home lock), or nullopt.
+  // The value below memory for a write's decision (under the key's home lock), or nullopt: the
+  // value of the key's demotion in flight if one is not superseded (then it is the key's newest
+  // value: visit_in_flight), else the cold record's. Without the first, a conditional write
+  // would take a key whose value waits for its cold write as absent.
   std::optional<S> copy(const K& k) const {
     if constexpr (tiers_type::cold_capable) {
       if (tiers_.cold == nullptr) return std::nullopt;
+      std::optional<S> queued;
+      if (visit_in_flight(k, [&](const S& q) { queued.emplace(q); })) return queued;
       std::optional<S> v = tiers_.cold->get(k);
       if constexpr (std::is_same_v<S, any_value>) {
         if (v && v->template holds<unknown_cold_type>()) return std::nullopt;
@@ -248,9 +303,12 @@ class cold_coherence {
   }
 
  private:
-  // Small: a shard holds only the demotions in flight (a few per thread at a time); enough that
-  // writers of different keys rarely take the same lock.
-  static constexpr std::size_t shard_count = 64;
+  // A shard holds the demotions in flight: a few per thread at a time inline, up to the pool's
+  // queue bound (4096, demotion.hpp) with a background pool. Every write, departure and
+  // below-memory read of a key whose shard has any walks the shard's list, so 256 shards keep
+  // a full queue's lists at about 16 tickets (16 KiB per cache with a cold tier), and writers
+  // of different keys rarely take the same lock.
+  static constexpr std::size_t shard_count = 256;
 
   struct alignas(cache_line) shard {
     group_lock lock;

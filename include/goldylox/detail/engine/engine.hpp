@@ -15,7 +15,8 @@
 //   engine.hpp        routing: which tier a read or write goes to, and wiring the tiers' sinks
 //   tiers.hpp         the tier stack the other jobs share (tiers and counters)
 //   coherence.hpp     the cross-tier coherence rules (M1-M6, C1-C4) and the in-flight registry
-//   demotion.hpp      the cold demotion queues, per (engine, thread) (rule C2)
+//   demotion.hpp      the cold demotion queues, per (engine, thread), and the pool job that
+//                     writes them (rule C2)
 //   promotion.hpp     reads below the hot tier and the moves up they cause (M2, C3)
 //   single_flight.hpp get_or_insert: one loader per absent key
 //   stats.hpp         the cache_stats snapshot
@@ -24,8 +25,9 @@
 // with write-through a write that stores a value puts it in the cold tier instead (C4).
 // Owns: all of the above, for one cache. Invariant: the coherence rules of coherence.hpp hold
 // whenever no engine call is running, and no demotion of this engine is queued on any thread
-// then. May call: the tiers (hot/, warm/, cold/) and common/;
-// only the facades call it.
+// then (with a background pool, demotions may wait in its queue, registered in flight, until its
+// job writes them; sync(), clear() and close() wait for them). May call: the tiers (hot/, warm/,
+// cold/), background/ (through demotion.hpp) and common/; only the facades call it.
 #pragma once
 
 #include <cstdint>
@@ -126,8 +128,9 @@ class engine {
     }
   }
 
-  // With a cold tier: writes every memory entry into it, then closes it (cold_store::close: the
-  // final sync the durability mode asks for, the directory's lock released) and detaches it
+  // With a cold tier: stops the demotion job (waiting for its batch in progress) and writes what
+  // it had queued, writes every memory entry into the cold tier, then closes it (cold_store::close:
+  // the final sync the durability mode asks for, the directory's lock released) and detaches it
   // (cold_tier::close: from then on the cache works in memory only). Returns the first error:
   // kDataLoss if entries did not reach the cold tier (refused, dropped, or still in memory
   // after the flush), else the final sync's (also counted in cold_sync_errors). OK without a
@@ -138,7 +141,12 @@ class engine {
     if (std::exchange(closed_, true) || t_.cold == nullptr) return absl::OkStatus();
     promotion_.stop();  // no queued move runs beside the flush (and none is made after it)
     const std::uint64_t lost_before = lost_entries();
+    // Before the flush, so the flush's demotions are written here rather than queued for a job
+    // that is going away; the job writes what it had queued meanwhile (those are acknowledged
+    // values too, and their losses count as the flush's), and is gone before the tier closes.
+    demotions_.stop_handoffs();
     flush_to_cold();
+    demotions_.stop();
     const std::uint64_t lost = lost_entries() - lost_before + memory_entries();
     const absl::Status closed = t_.cold->close();
     if (lost == 0) return closed;
@@ -181,7 +189,10 @@ class engine {
     if (t_.warm != nullptr && t_.warm->contains(key)) return true;
     if constexpr (cold_capable) {
       if (t_.cold == nullptr) return false;
-      if (auto k = tiers_type::as_key(key)) return t_.cold->contains(*k);
+      if (auto k = tiers_type::as_key(key)) {
+        // A value on its way to the cold tier is still the cache's (promotion.hpp reads it).
+        return demotions_.visit_in_flight(*k, [](const S&) noexcept {}) || t_.cold->contains(*k);
+      }
     }
     return false;
   }
@@ -346,19 +357,29 @@ class engine {
     }
   }
   // Makes the moves between tiers that reads have queued for the background pool now, on the
-  // calling thread (nothing to do without a pool).
-  void run_pending_tasks() { promotion_.run_pending(); }
+  // calling thread, then writes the demotions waiting for the pool (theirs and the moves') to the
+  // cold tier (nothing to do without a pool).
+  void run_pending_tasks() {
+    promotion_.run_pending();
+    demotions_.settle();
+  }
 
-  // Makes what the cold tier holds durable (cold_store::sync); OK without a cold tier.
+  // Makes what the cold tier holds durable (cold_store::sync); OK without a cold tier. First
+  // writes the demotions handed to the background pool (and waits for the batch it is writing),
+  // so the sync covers every eviction of a call that returned before it.
   absl::Status sync() {
     if (t_.cold == nullptr) return absl::OkStatus();
+    demotions_.settle();
     return t_.cold->sync();
   }
 
   void clear() {
     t_.hot.clear();
     if (t_.warm != nullptr) t_.warm->clear();
-    if (t_.cold != nullptr) t_.cold->clear();
+    if (t_.cold == nullptr) return;
+    // Values queued for the pool left memory before the clear: they must not land after it.
+    demotions_.discard();
+    t_.cold->clear();
   }
 
   // Calls use(const S&) with the value of `key`, running make() to produce it if the key is
@@ -409,7 +430,8 @@ class engine {
   cold_tier_type* cold() const noexcept { return t_.cold.get(); }
 
   cache_stats stats() const {
-    cache_stats s = collect_stats(t_, sizeof(*this));
+    cache_stats s =
+        collect_stats(t_, sizeof(*this), {demotions_.queue_depth(), demotions_.queue_peak()});
     s.pending_moves = promotion_.pending();
     return s;
   }

@@ -338,6 +338,7 @@ class promotion {
     if constexpr (tiers_type::cold_capable) {
       std::optional<K> k = tiers_type::as_key(key);
       if (!k) return false;
+      if (visit_in_flight(*k, f)) return true;
       std::uint64_t version = 0;
       std::optional<S> v = tiers_.cold->get(*k, &version);
       if (!v) return false;
@@ -354,6 +355,22 @@ class promotion {
     } else {
       return false;
     }
+  }
+
+  // A value that left memory and waits for its cold write (demotion.hpp) is the key's newest
+  // (coherence.hpp, visit_in_flight): returned rather than a miss, and not promoted (its
+  // demotion is still to be written; the next read after it lands promotes the record).
+  template <class F>
+  bool visit_in_flight(const K& key, F& f) const {
+    std::optional<S> queued;
+    try {
+      if (!demotions_.visit_in_flight(key, [&](const S& v) { queued.emplace(v); })) return false;
+    } catch (...) {  // copying the value failed: read the cold tier instead
+      return false;
+    }
+    f(std::as_const(*queued));
+    if (tiers_.telemetry) tiers_.counters.add(counter::cold_hits);
+    return true;
   }
 
   // Into the warm tier (the hot tier without one), under the key's home lock, if no memory tier

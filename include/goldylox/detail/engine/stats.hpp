@@ -16,9 +16,16 @@
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
 
+// The cold demotion queue's figures (demotion.hpp), which the tiers do not keep.
+struct demotion_queue_figures {
+  std::size_t depth = 0;  // evictions waiting for the background pool's write-back job
+  std::size_t peak = 0;
+};
+
 // engine_bytes: the engine object's own size, counted in memory_bytes.
 template <class K, class S, class Hash, class KeyEqual>
-cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t engine_bytes) {
+cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t engine_bytes,
+                          demotion_queue_figures queue = {}) {
   const striped_counters& counters = t.counters;
   cache_stats s;
   // Misses first: a lookup bumps `lookups` before `misses`, and a warm hit is counted after its
@@ -57,6 +64,10 @@ cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t
     s.misses = s.misses > s.cold_hits ? s.misses - s.cold_hits : 0;
     s.hits = lookups > s.misses ? lookups - s.misses : 0;
     s.cold_demotions = counters.total(counter::cold_demotions);
+    s.cold_background_demotions = counters.total(counter::cold_background_demotions);
+    s.cold_backpressure_demotions = counters.total(counter::cold_backpressure_demotions);
+    s.cold_demotion_queue = queue.depth;
+    s.cold_demotion_queue_peak = queue.peak;
     s.cold_refused = counters.total(counter::cold_refused);
     s.cold_superseded = counters.total(counter::cold_superseded);
     s.cold_already_stored = counters.total(counter::cold_already_stored);
@@ -71,8 +82,13 @@ cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t
     s.cold_sync_errors = c.sync_errors;
     s.size += c.entries;
     s.memory_bytes += c.index_bytes;
-    // Entries the memory tiers let go that the cold tier did not take, or later reclaimed.
-    s.evictions = (s.evictions > s.cold_demotions ? s.evictions - s.cold_demotions : 0) + c.evicted;
+    // Entries the memory tiers let go that the cold tier did not take, or later reclaimed. Those
+    // still waiting for the write-back job have not left the cache (reads find them), nor have
+    // superseded ones (a newer value of the key is in memory or on its way, or a remove took it)
+    // or those the cold tier held already (write-through).
+    const std::uint64_t kept =
+        s.cold_demotions + s.cold_superseded + s.cold_already_stored + queue.depth;
+    s.evictions = (s.evictions > kept ? s.evictions - kept : 0) + c.evicted;
   }
   return s;
 }
