@@ -48,12 +48,12 @@
 #include <variant>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "goldylox/concepts.hpp"
 #include "goldylox/detail/common/hash.hpp"
 #include "goldylox/detail/warm/policy/classic.hpp"
 #include "goldylox/detail/warm/policy/index_lists.hpp"
 #include "goldylox/detail/warm/policy/simulated_cache.hpp"
+#include "goldylox/detail/warm/policy/slot_index.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
@@ -88,15 +88,14 @@ class adaptive_policy {
   explicit adaptive_policy(std::size_t capacity, adaptive_options o = {})
       : c_(checked_policy_capacity(capacity, name)),
         options_(checked(o)),
-        hash_of_(capacity, 0),
+        entries_(capacity, entry_state{0, 0}),
+        rate_(std::min(1.0, static_cast<double>(o.shadow_budget) / static_cast<double>(c_))),
+        sampled_slot_(expected_sampled(capacity, rate_)),
         doomed_(capacity, 1),
         doomed_flag_(capacity, 0),
-        rate_(std::min(1.0, static_cast<double>(o.shadow_budget) / static_cast<double>(c_))),
         threshold_(rate_ >= 1.0 ? ~std::uint64_t{0}
                                 : static_cast<std::uint64_t>(rate_ * 18446744073709551616.0)),
         live_(std::in_place_index<0>, capacity),
-        last_use_(capacity, 0),
-        resident_(capacity, 0),
         shadows_(simulated_cache<Experts>(shadow_capacity(capacity, rate_))...),
         leader_(0) {
     const double shadow_c = static_cast<double>(shadow_capacity(capacity, rate_));
@@ -112,15 +111,20 @@ class adaptive_policy {
 
   void on_hit(slot s) {
     std::visit([s](auto& e) { e.on_hit(s); }, live_);
-    last_use_[s] = ++tick_;
-    observe(hash_of_[s]);
-    undoom(s);  // the leader's miniature cache holds it again
+    entry_state& e = entries_[s];
+    e.last_use = ++tick_;
+    // Only sampled keys reach the miniature caches, and only they are ever doomed: an unsampled
+    // hit touches no other per-slot state.
+    if (sampled(e.hash)) {
+      observe(e.hash);
+      undoom(s);  // the leader's miniature cache holds it again
+    }
     switch_if_due();
   }
 
   void on_miss(std::uint64_t hash) {
     std::visit([hash](auto& e) { e.on_miss(hash); }, live_);
-    observe(hash);
+    if (sampled(hash)) observe(hash);
   }
 
   // A sampled key the leader's miniature cache has evicted goes first: the sampled part of the
@@ -147,12 +151,10 @@ class adaptive_policy {
   }
 
   void on_insert(slot s, std::uint64_t hash) {
-    hash_of_[s] = hash;
-    last_use_[s] = ++tick_;
-    resident_[s] = 1;
+    entries_[s] = {hash, ++tick_};
     ++size_;
     std::visit([s, hash](auto& e) { e.on_insert(s, hash); }, live_);
-    if (sampled(hash)) sampled_slot_[hash] = s;
+    if (sampled(hash)) sampled_slot_.assign(hash, s, slot_key());
     switch_if_due();
   }
 
@@ -172,9 +174,10 @@ class adaptive_policy {
   }
 
   static constexpr std::size_t bytes_per_entry() noexcept {
-    // The hash, last use and residency, the steering list and flag, a sampled-key map entry,
-    // and the largest expert (only the leader keeps live metadata).
-    return 2 * sizeof(std::uint64_t) + 1 + index_lists::bytes_per_entry() + 1 + 24 +
+    // The hash and last use, the steering list and flag, a sampled-key index entry (every key
+    // is sampled below shadow_budget entries), and the largest expert (only the leader keeps
+    // live metadata).
+    return sizeof(entry_state) + index_lists::bytes_per_entry() + 1 + slot_index::bytes_per_key() +
            std::max({Experts::bytes_per_entry()...});
   }
 
@@ -194,15 +197,20 @@ class adaptive_policy {
     return std::max<std::size_t>(
         1, static_cast<std::size_t>(std::llround(static_cast<double>(capacity) * rate)));
   }
+  // About rate x capacity sampled keys are resident; the index grows if a workload packs more.
+  static std::size_t expected_sampled(std::size_t capacity, double rate) {
+    const std::size_t n = shadow_capacity(capacity, rate);
+    return std::min(capacity, n + n / 4);
+  }
 
   bool sampled(std::uint64_t hash) const noexcept {
     return rate_ >= 1.0 || mix_hash(hash) < threshold_;
   }
 
+  // A sampled request: every miniature cache sees it, and the lead is tested.
   void observe(std::uint64_t hash) {
-    if (!sampled(hash)) return;
     const auto doom_evicted = [this](std::uint64_t id) {
-      if (const auto it = sampled_slot_.find(id); it != sampled_slot_.end()) doom(it->second);
+      if (const slot s = sampled_slot_.find(id, slot_key()); s != slot_index::none) doom(s);
     };
     for_each_shadow([&](auto& shadow, std::size_t i) {
       const bool hit = i == leader_ ? shadow.access(hash, doom_evicted) : shadow.access(hash);
@@ -257,10 +265,13 @@ class adaptive_policy {
     doomed_.unlink(0, s);
   }
   void forget(slot s) {
-    undoom(s);
-    resident_[s] = 0;
+    entry_state& e = entries_[s];
+    if (sampled(e.hash)) {
+      undoom(s);
+      sampled_slot_.erase(e.hash, slot_key());
+    }
+    e.last_use = 0;
     --size_;
-    if (sampled(hash_of_[s])) sampled_slot_.erase(hash_of_[s]);
   }
 
   // A new leader: its live metadata is built over the resident entries, oldest use first (so a
@@ -271,25 +282,26 @@ class adaptive_policy {
     std::vector<slot> order;
     order.reserve(size_);
     for (std::size_t s = 0; s < c_; ++s) {
-      if (resident_[s] != 0) order.push_back(static_cast<slot>(s));
+      if (entries_[s].last_use != 0) order.push_back(static_cast<slot>(s));
     }
     std::sort(order.begin(), order.end(),
-              [this](slot a, slot b) { return last_use_[a] < last_use_[b]; });
+              [this](slot a, slot b) { return entries_[a].last_use < entries_[b].last_use; });
     std::visit(
         [&](auto& e) {
           for (const slot s : order) {
-            e.on_miss(hash_of_[s]);
-            e.on_insert(s, hash_of_[s]);
+            e.on_miss(entries_[s].hash);
+            e.on_insert(s, entries_[s].hash);
           }
         },
         live_);
     while (!doomed_.empty(0)) undoom(doomed_.back(0));
-    // In the same oldest-use-first order: the hash map's own order depends on absl's per-process
-    // seed, and goldylox-sim must give the same numbers on every run.
+    // In the same oldest-use-first order, not the sampled-key index's: goldylox-sim must give the
+    // same numbers on every run (until 2026-11-24 this walked an absl map, whose order follows
+    // its per-process seed), and the order of doomed_ is the order of the steered evictions.
     for_each_shadow([&](auto& shadow, std::size_t i) {
       if (i != leader_) return;
       for (const slot s : order) {
-        if (sampled(hash_of_[s]) && !shadow.contains(hash_of_[s])) doom(s);
+        if (sampled(entries_[s].hash) && !shadow.contains(entries_[s].hash)) doom(s);
       }
     });
   }
@@ -305,17 +317,27 @@ class adaptive_policy {
     std::apply([&](auto&... shadow) { (f(shadow, i++), ...); }, shadows_);
   }
 
+  // What a hit or an insert touches, in one place: one cache line per event.
+  struct entry_state {
+    std::uint64_t hash;
+    std::uint64_t last_use;  // 0: the slot is free (ticks start at 1)
+  };
+
+  struct entry_hash {
+    const entry_state* entries;
+    std::uint64_t operator()(slot s) const noexcept { return entries[s].hash; }
+  };
+  entry_hash slot_key() const noexcept { return {entries_.data()}; }
+
   std::size_t c_;
   adaptive_options options_;
-  std::vector<std::uint64_t> hash_of_;
-  absl::flat_hash_map<std::uint64_t, slot> sampled_slot_;  // resident sampled keys
-  index_lists doomed_;                                     // evicted by the leader's shadow
-  std::vector<std::uint8_t> doomed_flag_;
+  std::vector<entry_state> entries_;
   double rate_;
+  slot_index sampled_slot_;  // resident sampled keys
+  index_lists doomed_;       // evicted by the leader's shadow
+  std::vector<std::uint8_t> doomed_flag_;
   std::uint64_t threshold_;
   std::variant<Experts...> live_;  // the leader's live metadata only
-  std::vector<std::uint64_t> last_use_;
-  std::vector<std::uint8_t> resident_;
   std::uint64_t tick_ = 0;
   std::size_t size_ = 0;
   std::tuple<simulated_cache<Experts>...> shadows_;

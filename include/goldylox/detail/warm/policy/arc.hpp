@@ -15,7 +15,8 @@
 // or T1.
 //
 // Memory per entry: 8 bytes of links and 8 of hash per resident slot; each ghost (up to c of them)
-// costs 8 bytes of links, 8 of hash and a hash-map entry (~16 bytes): about 48 bytes per entry.
+// costs 8 bytes of links, 8 of hash and 16 of slot_index (8-byte cells, at most half full):
+// about 48 bytes per entry.
 #pragma once
 
 #include <algorithm>
@@ -24,9 +25,9 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "goldylox/detail/warm/policy/classic.hpp"
 #include "goldylox/detail/warm/policy/index_lists.hpp"
+#include "goldylox/detail/warm/policy/slot_index.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
@@ -44,8 +45,8 @@ class arc_policy {
         hash_of_(capacity, 0),
         ghosts_(capacity + 1, 2),
         ghost_hash_(capacity + 1, 0),
-        ghost_list_(capacity + 1, 0) {
-    ghost_index_.reserve(capacity + 1);
+        ghost_list_(capacity + 1, 0),
+        ghost_index_(capacity + 1) {
     free_ghosts_.reserve(capacity + 1);
     for (std::size_t g = capacity + 1; g-- > 0;) free_ghosts_.push_back(static_cast<slot>(g));
   }
@@ -65,8 +66,7 @@ class arc_policy {
     evict_t1_without_ghost_ = false;
     const double b1 = static_cast<double>(ghosts_.size(b1_list));
     const double b2 = static_cast<double>(ghosts_.size(b2_list));
-    if (const auto it = ghost_index_.find(hash); it != ghost_index_.end()) {
-      const slot g = it->second;
+    if (const slot g = ghost_index_.find(hash, ghost_key()); g != slot_index::none) {
       if (ghost_list_[g] == b1_list) {
         p_ = std::min(p_ + std::max(b2 / b1, 1.0), static_cast<double>(c_));
         pending_ = pending::from_b1;
@@ -132,6 +132,8 @@ class arc_policy {
   static constexpr unsigned b1_list = 0, b2_list = 1;  // lists of ghosts_
   enum class pending : std::uint8_t { none, from_b1, from_b2 };
 
+  keys_by_slot ghost_key() const noexcept { return {ghost_hash_.data()}; }
+
   void add_ghost(unsigned list, std::uint64_t hash) {
     // The paper's trimming keeps the pool from running out; evictions decided by another policy
     // (evict()) can still fill it, and then the other list's oldest ghost goes first.
@@ -144,11 +146,11 @@ class arc_policy {
     ghosts_.push_front(list, g);
     ghost_list_[g] = static_cast<std::uint8_t>(list);
     ghost_hash_[g] = hash;
-    ghost_index_[hash] = g;
+    ghost_index_.assign(hash, g, ghost_key());
   }
   void drop_ghost(slot g) {
     ghosts_.unlink(ghost_list_[g], g);
-    ghost_index_.erase(ghost_hash_[g]);
+    ghost_index_.erase(ghost_hash_[g], ghost_key());
     free_ghosts_.push_back(g);
   }
 
@@ -162,7 +164,7 @@ class arc_policy {
   index_lists ghosts_;
   std::vector<std::uint64_t> ghost_hash_;
   std::vector<std::uint8_t> ghost_list_;
-  absl::flat_hash_map<std::uint64_t, slot> ghost_index_;
+  slot_index ghost_index_;
   std::vector<slot> free_ghosts_;
 };
 

@@ -30,8 +30,8 @@
 // and worse on small Zipf caches (up to -1.6), and is the adaptive policy's LIRS expert.
 //
 // Memory per entry: 8 B of stack links, 8 B of queue links, 8 B of hash and 2 B of state per slot,
-// plus per ghost 8 B of stack links, 8 B of age links, 8 B of hash and ~16 B of hash-map entry
-// (40 B): 66 B with ghost_ratio 1, 146 B with 3.
+// plus per ghost 8 B of stack links, 8 B of age links, 8 B of hash and 16 B of slot_index (8-byte
+// cells, at most half full; 40 B): 66 B with ghost_ratio 1, 146 B with 3.
 #pragma once
 
 #include <algorithm>
@@ -40,9 +40,9 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "goldylox/detail/warm/policy/classic.hpp"
 #include "goldylox/detail/warm/policy/index_lists.hpp"
+#include "goldylox/detail/warm/policy/slot_index.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
@@ -67,8 +67,8 @@ class lirs_policy {
         ghost_age_(ghosts_, 1),
         state_(capacity, free),
         on_stack_(capacity, 0),
-        hash_(capacity + ghosts_, 0) {
-    ghost_index_.reserve(ghosts_ + 1);
+        hash_(capacity + ghosts_, 0),
+        ghost_index_(ghosts_) {
     free_ghosts_.reserve(ghosts_);
     for (std::size_t g = capacity + ghosts_; g-- > capacity;)
       free_ghosts_.push_back(static_cast<slot>(g));
@@ -98,8 +98,7 @@ class lirs_policy {
   }
 
   void on_miss(std::uint64_t hash) noexcept {
-    const auto it = ghost_index_.find(hash);
-    pending_ghost_ = it == ghost_index_.end() ? index_lists::none : it->second;
+    pending_ghost_ = ghost_index_.find(hash, ghost_key());
   }
 
   slot victim() {
@@ -163,13 +162,14 @@ class lirs_policy {
   static constexpr std::uint8_t free = 0, lir = 1, hir = 2;
 
   bool is_ghost(slot n) const noexcept { return n >= c_; }
+  keys_by_slot ghost_key() const noexcept { return {hash_.data()}; }
 
   // s leaves the cache; if it is on S it keeps its place there as a ghost.
   void leave_ghost(slot s) {
     if (on_stack_[s]) {
       const slot g = take_ghost();
       hash_[g] = hash_[s];
-      ghost_index_[hash_[g]] = g;
+      ghost_index_.assign(hash_[g], g, ghost_key());
       stack_.insert_behind(0, s, g);
       stack_.unlink(0, s);
       ghost_age_.push_front(0, g - static_cast<slot>(c_));
@@ -223,7 +223,7 @@ class lirs_policy {
     if (g == pending_ghost_) pending_ghost_ = index_lists::none;
     stack_.unlink(0, g);
     ghost_age_.unlink(0, g - static_cast<slot>(c_));
-    ghost_index_.erase(hash_[g]);
+    ghost_index_.erase(hash_[g], ghost_key());
     free_ghosts_.push_back(g);
   }
 
@@ -239,7 +239,7 @@ class lirs_policy {
   std::vector<std::uint8_t> state_;
   std::vector<std::uint8_t> on_stack_;
   std::vector<std::uint64_t> hash_;  // by node: slots, then ghosts
-  absl::flat_hash_map<std::uint64_t, slot> ghost_index_;
+  slot_index ghost_index_;
   std::vector<slot> free_ghosts_;
 };
 

@@ -29,12 +29,12 @@
 //
 // Layout: the resident entries sit on two index_lists lists (S and M) with a queue tag, a
 // frequency and the hash per slot; the ghosts have their own index_lists list (front the newest),
-// a hash per ghost slot and a flat_hash_map from hash to ghost slot, as in ARC. A hash colliding
+// a hash per ghost slot and a slot_index from hash to ghost slot, as in ARC. A hash colliding
 // with one already in G replaces it.
 //
 // Memory per entry: 8 bytes of links, 8 of hash, 1 of frequency and 1 of queue tag per resident
-// slot; up to 0.9 ghosts per slot at 8 bytes of links, 8 of hash and ~16 of hash-map entry:
-// about 47 bytes per entry.
+// slot; up to 0.9 ghosts per slot at 8 bytes of links, 8 of hash and 16 of slot_index: about 47
+// bytes per entry.
 #pragma once
 
 #include <cstddef>
@@ -42,9 +42,9 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "goldylox/detail/warm/policy/classic.hpp"
 #include "goldylox/detail/warm/policy/index_lists.hpp"
+#include "goldylox/detail/warm/policy/slot_index.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
@@ -64,8 +64,8 @@ class s3fifo_policy {
         freq_(capacity, 0),
         hash_of_(capacity, 0),
         ghosts_(ghost_capacity_, 1),
-        ghost_hash_(ghost_capacity_, 0) {
-    ghost_index_.reserve(ghost_capacity_);
+        ghost_hash_(ghost_capacity_, 0),
+        ghost_index_(ghost_capacity_) {
     free_ghosts_.reserve(ghost_capacity_);
     for (std::size_t g = ghost_capacity_; g-- > 0;) free_ghosts_.push_back(static_cast<slot>(g));
   }
@@ -86,8 +86,8 @@ class s3fifo_policy {
   void on_miss(std::uint64_t hash) {
     to_main_ = false;
     if (ghost_capacity_ == 0) return;
-    if (const auto it = ghost_index_.find(hash); it != ghost_index_.end()) {
-      drop_ghost(it->second);
+    if (const slot g = ghost_index_.find(hash, ghost_key()); g != slot_index::none) {
+      drop_ghost(g);
       to_main_ = true;
     }
   }
@@ -147,23 +147,25 @@ class s3fifo_policy {
     const auto s = static_cast<std::size_t>(static_cast<double>(capacity) * 0.1);
     return s == 0 ? 1 : s;
   }
+  keys_by_slot ghost_key() const noexcept { return {ghost_hash_.data()}; }
+
   static std::size_t ghost_capacity_for(std::size_t capacity) noexcept {
     return static_cast<std::size_t>(static_cast<double>(capacity) * 0.9);
   }
 
   void add_ghost(std::uint64_t hash) {
     if (ghost_capacity_ == 0) return;
-    if (const auto it = ghost_index_.find(hash); it != ghost_index_.end()) drop_ghost(it->second);
+    if (const slot g = ghost_index_.find(hash, ghost_key()); g != slot_index::none) drop_ghost(g);
     if (free_ghosts_.empty()) drop_ghost(ghosts_.back(ghost_list));
     const slot g = free_ghosts_.back();
     free_ghosts_.pop_back();
     ghosts_.push_front(ghost_list, g);
     ghost_hash_[g] = hash;
-    ghost_index_[hash] = g;
+    ghost_index_.assign(hash, g, ghost_key());
   }
   void drop_ghost(slot g) {
     ghosts_.unlink(ghost_list, g);
-    ghost_index_.erase(ghost_hash_[g]);
+    ghost_index_.erase(ghost_hash_[g], ghost_key());
     free_ghosts_.push_back(g);
   }
 
@@ -178,7 +180,7 @@ class s3fifo_policy {
   std::vector<std::uint64_t> hash_of_;
   index_lists ghosts_;
   std::vector<std::uint64_t> ghost_hash_;
-  absl::flat_hash_map<std::uint64_t, slot> ghost_index_;
+  slot_index ghost_index_;
   std::vector<slot> free_ghosts_;
 };
 
