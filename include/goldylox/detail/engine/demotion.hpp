@@ -87,11 +87,12 @@ class demotion_queue {
   // A drain notifies the job once this many evictions wait (at most half the smallest bound, so
   // the queue never fills before the job is woken), and the job also runs every wake_period,
   // so fewer never wait longer than that. Why not a notify per drain: with the pool's worker
-  // asleep, each notify is a futex wake on the evicting thread (a get that promoted a cold hit)
-  // and a context switch that, on a busy machine, preempts a caller; measured on
-  // goldylox_bench_cold --cache (docs/benchmarks.md), a wake-up per eviction cost the 1-thread
-  // run a third of its CPU. Batched, a caller is preempted once per 32 evictions (a run of
-  // about 0.3 ms), which a get's p99 does not see while that is under 1 % of gets.
+  // asleep, each notify is a futex wake on the evicting thread and a context switch that, on a
+  // busy machine, preempts a caller. Measured with goldylox_bench_cold --cache when gets still
+  // promoted cold hits, and so evicted, on their own thread (docs/benchmarks.md): a notify per
+  // eviction gave the 1-thread get p99 20.5-21.9 us and 23-35 thousand involuntary switches a
+  // second; per 32, 14.1-15.2 us and about 4 thousand. A run of 32 writes (about 0.3 ms)
+  // preempts a caller rarely enough that a get's p99 does not see it.
   static constexpr std::size_t wake_batch = 32;
   static constexpr std::chrono::milliseconds wake_period{20};
 

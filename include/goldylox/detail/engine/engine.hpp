@@ -128,9 +128,11 @@ class engine {
     }
   }
 
-  // With a cold tier: stops the demotion job (waiting for its batch in progress) and writes what
-  // it had queued, writes every memory entry into the cold tier, then closes it (cold_store::close:
-  // the final sync the durability mode asks for, the directory's lock released) and detaches it
+  // With a cold tier: stops the queued moves, writes every memory entry into the cold tier (while
+  // the demotion job writes what it had queued), unregisters the demotion job (waiting for its
+  // batch in progress) and writes what is still queued, then closes the cold tier
+  // (cold_store::close: the final sync the durability mode asks for, the directory's lock
+  // released) and detaches it
   // (cold_tier::close: from then on the cache works in memory only). Returns the first error:
   // kDataLoss if entries did not reach the cold tier (refused, dropped, or still in memory
   // after the flush), else the final sync's (also counted in cold_sync_errors). OK without a
