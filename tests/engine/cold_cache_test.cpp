@@ -1710,6 +1710,7 @@ TEST(ColdCache, WriteThroughEvictionsAreNotRewritten) {
     ASSERT_TRUE(cache.ok()) << cache.status();
     for (int i = 0; i < 500; ++i) ASSERT_TRUE(cache->put(i, "v" + std::to_string(i)).ok());
     for (int i = 0; i < 500; ++i) EXPECT_EQ(cache->get(i), "v" + std::to_string(i)) << i;
+    cache->run_pending_tasks();  // the moves and write-backs waiting for the pool are decided
     const goldylox::cache_stats st = cache->stats();
     EXPECT_EQ(st.cold_size, 500u);
     EXPECT_EQ(st.cold_demotions, 0u);
