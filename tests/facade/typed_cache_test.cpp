@@ -78,7 +78,9 @@ void collect_garbage() {
 
 template <class C>
 C make_cache(std::size_t capacity = 1024) {
-  auto made = C::builder().hot_tier_max_entries(capacity).build();
+  // Inline moves: these tests follow the facade read by read (sizes, copies); the background
+  // pool's queued moves have their own tests (tests/engine: QueuedMoves, ColdCachePool).
+  auto made = C::builder().hot_tier_max_entries(capacity).enable_background_workers(false).build();
   EXPECT_TRUE(made.ok()) << made.status();
   return std::move(made).value();
 }
