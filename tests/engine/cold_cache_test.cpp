@@ -924,6 +924,23 @@ TEST(ColdCachePool, SyncWritesWhatWaitsForThePool) {
   EXPECT_EQ(st.cold_size, 30u);
 }
 
+// run_pending_tasks() does the pool's queued work on the calling thread, the write-back included.
+TEST(ColdCachePool, RunPendingTasksWritesWhatWaitsForThePool) {
+  temp_dir dir;
+  goldylox::background_pool pool(1);
+  pool_blocker blocker(pool);
+  auto made = one_entry_cache(dir.path(), pool);
+  ASSERT_TRUE(made.ok()) << made.status();
+  for (int i = 0; i <= 20; ++i) ASSERT_TRUE(made->put(i, v(i)).ok());
+  ASSERT_EQ(made->stats().cold_demotion_queue, 20u);
+  made->run_pending_tasks();
+  const goldylox::cache_stats st = made->stats();
+  EXPECT_EQ(st.cold_demotion_queue, 0u);
+  EXPECT_EQ(st.cold_demotions, 20u);
+  EXPECT_EQ(st.cold_background_demotions, 0u);
+  EXPECT_EQ(st.cold_size, 20u);
+}
+
 // clear() drops what waits for the pool: a value queued before it must not land after it.
 TEST(ColdCachePool, ClearDropsWhatWaitsForThePool) {
   temp_dir dir;
