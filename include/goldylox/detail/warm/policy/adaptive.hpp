@@ -43,7 +43,6 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string_view>
-#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -96,7 +95,7 @@ class adaptive_policy {
         threshold_(rate_ >= 1.0 ? ~std::uint64_t{0}
                                 : static_cast<std::uint64_t>(rate_ * 18446744073709551616.0)),
         live_(std::in_place_index<0>, capacity),
-        shadows_(simulated_cache<Experts>(shadow_capacity(capacity, rate_))...),
+        shadows_(shadow_capacity(capacity, rate_)),
         leader_(0) {
     const double shadow_c = static_cast<double>(shadow_capacity(capacity, rate_));
     const double window =
@@ -209,13 +208,13 @@ class adaptive_policy {
 
   // A sampled request: every miniature cache sees it, and the lead is tested.
   void observe(std::uint64_t hash) {
-    const auto doom_evicted = [this](std::uint64_t id) {
-      if (const slot s = sampled_slot_.find(id, slot_key()); s != slot_index::none) doom(s);
-    };
-    for_each_shadow([&](auto& shadow, std::size_t i) {
-      const bool hit = i == leader_ ? shadow.access(hash, doom_evicted) : shadow.access(hash);
-      score_[i] = score_[i] * decay_ + (hit ? 1.0 : 0.0);
-    });
+    shadows_.access(
+        hash,
+        [this](std::size_t i, std::uint64_t id) {
+          if (i != leader_) return;
+          if (const slot s = sampled_slot_.find(id, slot_key()); s != slot_index::none) doom(s);
+        },
+        [this](std::size_t i, bool hit) { score_[i] = score_[i] * decay_ + (hit ? 1.0 : 0.0); });
     std::size_t best = leader_;
     for (std::size_t k = 0; k < expert_count; ++k) {
       if (score_[k] > score_[best]) best = k;
@@ -298,23 +297,14 @@ class adaptive_policy {
     // In the same oldest-use-first order, not the sampled-key index's: goldylox-sim must give the
     // same numbers on every run (until 2026-11-24 this walked an absl map, whose order follows
     // its per-process seed), and the order of doomed_ is the order of the steered evictions.
-    for_each_shadow([&](auto& shadow, std::size_t i) {
-      if (i != leader_) return;
-      for (const slot s : order) {
-        if (sampled(entries_[s].hash) && !shadow.contains(entries_[s].hash)) doom(s);
-      }
-    });
+    for (const slot s : order) {
+      if (sampled(entries_[s].hash) && !shadows_.contains(leader_, entries_[s].hash)) doom(s);
+    }
   }
 
   template <std::size_t... I>
   void emplace_live(std::size_t which, std::index_sequence<I...>) {
     ((which == I ? (void)live_.template emplace<I>(c_) : void()), ...);
-  }
-
-  template <class F>
-  void for_each_shadow(F&& f) {
-    std::size_t i = 0;
-    std::apply([&](auto&... shadow) { (f(shadow, i++), ...); }, shadows_);
   }
 
   // What a hit or an insert touches, in one place: one cache line per event.
@@ -340,7 +330,7 @@ class adaptive_policy {
   std::variant<Experts...> live_;  // the leader's live metadata only
   std::uint64_t tick_ = 0;
   std::size_t size_ = 0;
-  std::tuple<simulated_cache<Experts>...> shadows_;
+  simulated_caches<Experts...> shadows_;
   std::array<double, expert_count> score_{};
   double decay_ = 0;
   double window_ = 0;

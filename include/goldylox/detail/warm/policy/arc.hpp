@@ -14,9 +14,9 @@
 // the ghost hit or the trimming, victim() runs REPLACE, on_insert puts the key on T2 (ghost hit)
 // or T1.
 //
-// Memory per entry: 8 bytes of links and 8 of hash per resident slot; each ghost (up to c of them)
-// costs 8 bytes of links, 8 of hash and 16 of slot_index (8-byte cells, at most half full):
-// about 48 bytes per entry.
+// Memory per entry: 8 bytes of links and 8 of hash per resident slot, side by side
+// (keyed_index_lists); each ghost (up to c of them) costs the same and 16 of slot_index (8-byte
+// cells, at most half full): about 48 bytes per entry.
 #pragma once
 
 #include <algorithm>
@@ -42,9 +42,7 @@ class arc_policy {
       : c_(checked_policy_capacity(capacity, name)),
         resident_(capacity, 2),
         list_of_(capacity, t1),
-        hash_of_(capacity, 0),
         ghosts_(capacity + 1, 2),
-        ghost_hash_(capacity + 1, 0),
         ghost_list_(capacity + 1, 0),
         ghost_index_(capacity + 1) {
     free_ghosts_.reserve(capacity + 1);
@@ -102,7 +100,7 @@ class arc_policy {
         resident_.empty(t2);
     const unsigned from = from_t1 ? t1 : t2;
     const slot s = resident_.pop_back(from);
-    if (s != index_lists::none) add_ghost(from_t1 ? b1_list : b2_list, hash_of_[s]);
+    if (s != index_lists::none) add_ghost(from_t1 ? b1_list : b2_list, resident_.key(s));
     return s;
   }
 
@@ -110,7 +108,7 @@ class arc_policy {
     const unsigned to = pending_ == pending::none ? t1 : t2;
     resident_.push_front(to, s);
     list_of_[s] = static_cast<std::uint8_t>(to);
-    hash_of_[s] = hash;
+    resident_.set_key(s, hash);
     pending_ = pending::none;
     evict_t1_without_ghost_ = false;
   }
@@ -120,11 +118,11 @@ class arc_policy {
   // Another policy chose s (the adaptive policy's experts): it leaves a ghost, as REPLACE's do.
   void evict(slot s) {
     resident_.unlink(list_of_[s], s);
-    add_ghost(list_of_[s] == t1 ? b1_list : b2_list, hash_of_[s]);
+    add_ghost(list_of_[s] == t1 ? b1_list : b2_list, resident_.key(s));
   }
 
   static constexpr std::size_t bytes_per_entry() noexcept {
-    return 2 * (index_lists::bytes_per_entry() + sizeof(std::uint64_t)) + 1 + 16;
+    return 2 * keyed_index_lists::bytes_per_entry() + 1 + slot_index::bytes_per_key();
   }
 
  private:
@@ -132,7 +130,7 @@ class arc_policy {
   static constexpr unsigned b1_list = 0, b2_list = 1;  // lists of ghosts_
   enum class pending : std::uint8_t { none, from_b1, from_b2 };
 
-  keys_by_slot ghost_key() const noexcept { return {ghost_hash_.data()}; }
+  keyed_index_lists::key_reader ghost_key() const noexcept { return ghosts_.keys(); }
 
   void add_ghost(unsigned list, std::uint64_t hash) {
     // The paper's trimming keeps the pool from running out; evictions decided by another policy
@@ -145,12 +143,12 @@ class arc_policy {
     free_ghosts_.pop_back();
     ghosts_.push_front(list, g);
     ghost_list_[g] = static_cast<std::uint8_t>(list);
-    ghost_hash_[g] = hash;
+    ghosts_.set_key(g, hash);
     ghost_index_.assign(hash, g, ghost_key());
   }
   void drop_ghost(slot g) {
     ghosts_.unlink(ghost_list_[g], g);
-    ghost_index_.erase(ghost_hash_[g], ghost_key());
+    ghost_index_.erase(ghosts_.key(g), ghost_key());
     free_ghosts_.push_back(g);
   }
 
@@ -158,11 +156,9 @@ class arc_policy {
   double p_ = 0;
   pending pending_ = pending::none;
   bool evict_t1_without_ghost_ = false;
-  index_lists resident_;
+  keyed_index_lists resident_;  // links and hash of each slot
   std::vector<std::uint8_t> list_of_;
-  std::vector<std::uint64_t> hash_of_;
-  index_lists ghosts_;
-  std::vector<std::uint64_t> ghost_hash_;
+  keyed_index_lists ghosts_;  // links and hash of each ghost
   std::vector<std::uint8_t> ghost_list_;
   slot_index ghost_index_;
   std::vector<slot> free_ghosts_;

@@ -8,12 +8,18 @@
 // (one warm-tier shard, or one simulated cache) never holds more than 2^32 - lists entries, and
 // the links cost 8 bytes per entry instead of 16 for pointers.
 //
+// keyed_index_lists: the same lists with a 64-bit key (the entry's hash) stored beside each
+// entry's links, 16 bytes per entry. Policies that read an entry's hash whenever they move or
+// evict it (W-TinyLFU's sketch on every hit, the ghost-keeping policies on every eviction) then
+// touch one cache line where a separate hash array cost a second one, for the same memory.
+//
 // Not thread-safe: a policy is owned by one shard and used under its lock.
 #pragma once
 
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "goldylox/version.hpp"
@@ -21,16 +27,21 @@
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
 
-class index_lists {
+// What an entry carries besides its links: nothing (index_lists) or a key (keyed_index_lists).
+struct no_key {};
+
+template <class Key>
+class basic_index_lists {
  public:
   using index = std::uint32_t;
   static constexpr index none = 0xffffffffU;
 
-  index_lists(std::size_t entries, std::size_t lists)
+  basic_index_lists(std::size_t entries, std::size_t lists)
       : entries_(static_cast<index>(entries)), links_(entries + lists), sizes_(lists, 0) {
     for (std::size_t l = 0; l < lists; ++l) {
       const index s = sentinel(static_cast<unsigned>(l));
-      links_[s] = {s, s};
+      links_[s].prev = s;
+      links_[s].next = s;
     }
   }
 
@@ -72,19 +83,41 @@ class index_lists {
     return i;
   }
 
+  // The entry's key (keyed_index_lists): kept while the entry moves between lists or leaves
+  // them, until the owner sets another.
+  std::uint64_t key(index i) const noexcept
+    requires(!std::is_same_v<Key, no_key>)
+  {
+    return links_[i].key;
+  }
+  void set_key(index i, std::uint64_t k) noexcept
+    requires(!std::is_same_v<Key, no_key>)
+  {
+    links_[i].key = k;
+  }
+  // key_of for a slot_index over these keys.
+  struct key_reader;
+  key_reader keys() const noexcept
+    requires(!std::is_same_v<Key, no_key>)
+  {
+    return {links_.data()};
+  }
+
   static constexpr std::size_t bytes_per_entry() noexcept { return sizeof(link); }
 
  private:
   struct link {
     index prev;
     index next;
+    [[no_unique_address]] Key key;
   };
 
   index sentinel(unsigned list) const noexcept { return entries_ + list; }
   index real(index i) const noexcept { return i >= entries_ ? none : i; }
   void insert_after(index at, index i, unsigned list) noexcept {
     const index after = links_[at].next;
-    links_[i] = {at, after};
+    links_[i].prev = at;  // the key stays
+    links_[i].next = after;
     links_[at].next = i;
     links_[after].prev = i;
     ++sizes_[list];
@@ -94,6 +127,16 @@ class index_lists {
   std::vector<link> links_;
   std::vector<std::size_t> sizes_;
 };
+
+template <class Key>
+struct basic_index_lists<Key>::key_reader {
+  const link* links;
+  std::uint64_t operator()(index i) const noexcept { return links[i].key; }
+};
+
+using index_lists = basic_index_lists<no_key>;
+using keyed_index_lists = basic_index_lists<std::uint64_t>;
+static_assert(index_lists::bytes_per_entry() == 8 && keyed_index_lists::bytes_per_entry() == 16);
 
 }  // namespace detail
 GOLDYLOX_END_NAMESPACE

@@ -9,8 +9,12 @@
 //   stack S   recency order of LIR entries, resident HIR entries and non-resident HIR entries
 //             (ghosts: hashes of evicted keys), pruned so its oldest entry is always LIR;
 //   queue Q   the resident HIR entries, oldest evicted first.
-// Node ids: resident entries use their slot, [0, capacity); ghosts use [capacity, 2 capacity),
-// so S is one index list over both. A resident HIR entry is on S and Q at once (two lists).
+// Node ids: resident entries use their slot, [0, capacity); ghosts use [capacity, capacity +
+// ghosts), so S is one index list over both. A resident HIR entry is on S and Q at once. Q and
+// the ghosts' age list (oldest dropped first when the ghosts are full) are the two lists of one
+// keyed_index_lists, which keeps each node's hash beside those links: an eviction reads the
+// victim's hash where it unlinks it from Q, and a dropped ghost's hash is where its age links
+// are.
 //
 // Access to X (the paper's cases):
 //   LIR hit           X to the top of S, prune.
@@ -63,11 +67,9 @@ class lirs_policy {
         ghosts_(std::max<std::size_t>(
             1, static_cast<std::size_t>(static_cast<double>(capacity) * ghost_ratio))),
         stack_(capacity + ghosts_, 1),
-        queue_(capacity, 1),
-        ghost_age_(ghosts_, 1),
+        nodes_(capacity + ghosts_, 2),
         state_(capacity, free),
         on_stack_(capacity, 0),
-        hash_(capacity + ghosts_, 0),
         ghost_index_(ghosts_) {
     free_ghosts_.reserve(ghosts_);
     for (std::size_t g = capacity + ghosts_; g-- > capacity;)
@@ -75,7 +77,7 @@ class lirs_policy {
   }
 
   std::size_t capacity() const noexcept { return c_; }
-  std::size_t size() const noexcept { return lir_count_ + queue_.size(0); }
+  std::size_t size() const noexcept { return lir_count_ + nodes_.size(queue); }
   std::size_t lir_size() const noexcept { return lir_count_; }
 
   void on_hit(slot s) {
@@ -84,7 +86,7 @@ class lirs_policy {
       stack_.move_to_front(0, 0, s);
       if (was_oldest) prune();
     } else if (on_stack_[s]) {
-      queue_.unlink(0, s);
+      nodes_.unlink(queue, s);
       stack_.move_to_front(0, 0, s);
       make_lir(s);
       if (lir_count_ > lir_target_) demote_oldest_lir();
@@ -92,8 +94,8 @@ class lirs_policy {
     } else {
       stack_.push_front(0, s);
       on_stack_[s] = 1;
-      queue_.unlink(0, s);
-      queue_.push_front(0, s);
+      nodes_.unlink(queue, s);
+      nodes_.push_front(queue, s);
     }
   }
 
@@ -102,8 +104,8 @@ class lirs_policy {
   }
 
   slot victim() {
-    if (queue_.empty(0)) demote_oldest_lir();  // all resident entries are LIR (tiny caches)
-    const slot s = queue_.pop_back(0);
+    if (nodes_.empty(queue)) demote_oldest_lir();  // all resident entries are LIR (tiny caches)
+    const slot s = nodes_.pop_back(queue);
     leave_ghost(s);
     return s;
   }
@@ -114,14 +116,14 @@ class lirs_policy {
     if (state_[s] == lir) {
       --lir_count_;
     } else {
-      queue_.unlink(0, s);
+      nodes_.unlink(queue, s);
     }
     leave_ghost(s);
     prune();
   }
 
   void on_insert(slot s, std::uint64_t hash) {
-    hash_[s] = hash;
+    nodes_.set_key(s, hash);
     on_stack_[s] = 1;
     if (pending_ghost_ != index_lists::none) {
       // A key whose last access is still on S: its IRR is below the oldest LIR's recency.
@@ -137,7 +139,7 @@ class lirs_policy {
       make_lir(s);
     } else {
       state_[s] = hir;
-      queue_.push_front(0, s);
+      nodes_.push_front(queue, s);
     }
   }
 
@@ -147,7 +149,7 @@ class lirs_policy {
       --lir_count_;
       prune();
     } else {
-      queue_.unlink(0, s);
+      nodes_.unlink(queue, s);
       if (on_stack_[s]) stack_.unlink(0, s);
     }
     state_[s] = free;
@@ -155,24 +157,27 @@ class lirs_policy {
   }
 
   static constexpr std::size_t bytes_per_entry() noexcept {
-    return 4 * index_lists::bytes_per_entry() + 2 * sizeof(std::uint64_t) + 2 + 16;
+    // A slot's and a ghost's stack links, queue or age links and hash, state, index cells.
+    return 2 * index_lists::bytes_per_entry() + 2 * keyed_index_lists::bytes_per_entry() + 2 +
+           slot_index::bytes_per_key();
   }
 
  private:
   static constexpr std::uint8_t free = 0, lir = 1, hir = 2;
+  static constexpr unsigned queue = 0, ghost_age = 1;  // lists of nodes_
 
   bool is_ghost(slot n) const noexcept { return n >= c_; }
-  keys_by_slot ghost_key() const noexcept { return {hash_.data()}; }
+  keyed_index_lists::key_reader ghost_key() const noexcept { return nodes_.keys(); }
 
   // s leaves the cache; if it is on S it keeps its place there as a ghost.
   void leave_ghost(slot s) {
     if (on_stack_[s]) {
       const slot g = take_ghost();
-      hash_[g] = hash_[s];
-      ghost_index_.assign(hash_[g], g, ghost_key());
+      nodes_.set_key(g, nodes_.key(s));
+      ghost_index_.assign(nodes_.key(g), g, ghost_key());
       stack_.insert_behind(0, s, g);
       stack_.unlink(0, s);
-      ghost_age_.push_front(0, g - static_cast<slot>(c_));
+      nodes_.push_front(ghost_age, g);
     }
     state_[s] = free;
     on_stack_[s] = 0;
@@ -192,7 +197,7 @@ class lirs_policy {
     on_stack_[s] = 0;
     state_[s] = hir;
     --lir_count_;
-    queue_.push_front(0, s);
+    nodes_.push_front(queue, s);
     prune();
   }
 
@@ -211,7 +216,7 @@ class lirs_policy {
   }
 
   slot take_ghost() {
-    if (free_ghosts_.empty()) drop_ghost(ghost_age_.back(0) + static_cast<slot>(c_));
+    if (free_ghosts_.empty()) drop_ghost(nodes_.back(ghost_age));
     const slot g = free_ghosts_.back();
     free_ghosts_.pop_back();
     return g;
@@ -222,8 +227,8 @@ class lirs_policy {
   void drop_ghost(slot g) {
     if (g == pending_ghost_) pending_ghost_ = index_lists::none;
     stack_.unlink(0, g);
-    ghost_age_.unlink(0, g - static_cast<slot>(c_));
-    ghost_index_.erase(hash_[g], ghost_key());
+    nodes_.unlink(ghost_age, g);
+    ghost_index_.erase(nodes_.key(g), ghost_key());
     free_ghosts_.push_back(g);
   }
 
@@ -234,11 +239,11 @@ class lirs_policy {
   std::size_t lir_count_ = 0;
   slot pending_ghost_ = index_lists::none;
   index_lists stack_;
-  index_lists queue_;
-  index_lists ghost_age_;  // ghost id - capacity; front = newest
+  // By node: Q (resident HIR slots) and the ghosts by age (front the newest), each node's hash
+  // beside its links.
+  keyed_index_lists nodes_;
   std::vector<std::uint8_t> state_;
   std::vector<std::uint8_t> on_stack_;
-  std::vector<std::uint64_t> hash_;  // by node: slots, then ghosts
   slot_index ghost_index_;
   std::vector<slot> free_ghosts_;
 };
@@ -249,7 +254,9 @@ class lirs_deep_policy : public lirs_policy {
   static constexpr std::string_view name = "LIRS-deep";
   explicit lirs_deep_policy(std::size_t capacity) : lirs_policy(capacity, 1.0, 3.0) {}
   static constexpr std::size_t bytes_per_entry() noexcept {
-    return lirs_policy::bytes_per_entry() + 2 * (3 * index_lists::bytes_per_entry() + 16);
+    return lirs_policy::bytes_per_entry() +
+           2 * (index_lists::bytes_per_entry() + keyed_index_lists::bytes_per_entry() +
+                slot_index::bytes_per_key());
   }
 };
 

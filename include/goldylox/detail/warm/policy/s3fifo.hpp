@@ -27,10 +27,10 @@
 // algorithm intends (capacity 1: one entry, replaced on every miss, hits on repeats); for
 // capacity >= 20 the decisions are exactly libCacheSim's. G may be empty (capacity 1: no ghost).
 //
-// Layout: the resident entries sit on two index_lists lists (S and M) with a queue tag, a
-// frequency and the hash per slot; the ghosts have their own index_lists list (front the newest),
-// a hash per ghost slot and a slot_index from hash to ghost slot, as in ARC. A hash colliding
-// with one already in G replaces it.
+// Layout: the resident entries sit on two keyed_index_lists lists (S and M, each slot's hash
+// beside its links) with a queue tag and a frequency per slot; the ghosts have their own
+// keyed_index_lists list (front the newest) and a slot_index from hash to ghost slot, as in ARC. A
+// hash colliding with one already in G replaces it.
 //
 // Memory per entry: 8 bytes of links, 8 of hash, 1 of frequency and 1 of queue tag per resident
 // slot; up to 0.9 ghosts per slot at 8 bytes of links, 8 of hash and 16 of slot_index: about 47
@@ -62,9 +62,7 @@ class s3fifo_policy {
         resident_(capacity, 2),
         queue_of_(capacity, small_queue),
         freq_(capacity, 0),
-        hash_of_(capacity, 0),
         ghosts_(ghost_capacity_, 1),
-        ghost_hash_(ghost_capacity_, 0),
         ghost_index_(ghost_capacity_) {
     free_ghosts_.reserve(ghost_capacity_);
     for (std::size_t g = ghost_capacity_; g-- > 0;) free_ghosts_.push_back(static_cast<slot>(g));
@@ -103,7 +101,7 @@ class s3fifo_policy {
           continue;
         }
         resident_.unlink(small_queue, s);
-        add_ghost(hash_of_[s]);
+        add_ghost(resident_.key(s));
         return s;
       }
     }
@@ -124,15 +122,15 @@ class s3fifo_policy {
     resident_.push_front(q, s);
     queue_of_[s] = static_cast<std::uint8_t>(q);
     freq_[s] = 0;
-    hash_of_[s] = hash;
+    resident_.set_key(s, hash);
     to_main_ = false;
   }
 
   void on_erase(slot s) noexcept { resident_.unlink(queue_of_[s], s); }
 
   static constexpr std::size_t bytes_per_entry() noexcept {
-    return index_lists::bytes_per_entry() + sizeof(std::uint64_t) + 2 +
-           (index_lists::bytes_per_entry() + sizeof(std::uint64_t) + 16) * 9 / 10;
+    return keyed_index_lists::bytes_per_entry() + 2 +
+           (keyed_index_lists::bytes_per_entry() + slot_index::bytes_per_key()) * 9 / 10;
   }
 
  private:
@@ -147,7 +145,7 @@ class s3fifo_policy {
     const auto s = static_cast<std::size_t>(static_cast<double>(capacity) * 0.1);
     return s == 0 ? 1 : s;
   }
-  keys_by_slot ghost_key() const noexcept { return {ghost_hash_.data()}; }
+  keyed_index_lists::key_reader ghost_key() const noexcept { return ghosts_.keys(); }
 
   static std::size_t ghost_capacity_for(std::size_t capacity) noexcept {
     return static_cast<std::size_t>(static_cast<double>(capacity) * 0.9);
@@ -160,12 +158,12 @@ class s3fifo_policy {
     const slot g = free_ghosts_.back();
     free_ghosts_.pop_back();
     ghosts_.push_front(ghost_list, g);
-    ghost_hash_[g] = hash;
+    ghosts_.set_key(g, hash);
     ghost_index_.assign(hash, g, ghost_key());
   }
   void drop_ghost(slot g) {
     ghosts_.unlink(ghost_list, g);
-    ghost_index_.erase(ghost_hash_[g], ghost_key());
+    ghost_index_.erase(ghosts_.key(g), ghost_key());
     free_ghosts_.push_back(g);
   }
 
@@ -173,13 +171,11 @@ class s3fifo_policy {
   std::size_t small_target_;
   std::size_t main_target_;
   std::size_t ghost_capacity_;
-  bool to_main_ = false;  // the pending miss was a ghost hit: insert into M
-  index_lists resident_;
+  bool to_main_ = false;        // the pending miss was a ghost hit: insert into M
+  keyed_index_lists resident_;  // links and hash of each slot
   std::vector<std::uint8_t> queue_of_;
   std::vector<std::uint8_t> freq_;
-  std::vector<std::uint64_t> hash_of_;
-  index_lists ghosts_;
-  std::vector<std::uint64_t> ghost_hash_;
+  keyed_index_lists ghosts_;  // links and hash of each ghost
   slot_index ghost_index_;
   std::vector<slot> free_ghosts_;
 };

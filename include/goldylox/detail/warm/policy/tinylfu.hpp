@@ -56,7 +56,8 @@
 // Invariants: window_max_ >= 1; window_max_ + (main area target) == capacity; protected_max_ <=
 // capacity - window_max_; every resident slot is on exactly the list region_of_ names.
 //
-// Memory per entry: 8 bytes of links, 8 of hash, 1 of region tag, and 8 to 16 of sketch
+// Memory per entry: 8 bytes of links and 8 of hash side by side (keyed_index_lists: a hit reads
+// the hash for the sketch from the line it relinks), 1 of region tag, and 8 to 16 of sketch
 // (ceil_pow2(capacity) words of 8 bytes): 25 to 33 bytes; no allocation after construction.
 #pragma once
 
@@ -92,7 +93,7 @@ class w_tinylfu_policy {
   bool adaptive() const noexcept { return adaptive_; }
 
   void on_hit(slot s) noexcept {
-    sketch_.increment(hash_of_[s]);
+    sketch_.increment(lists_.key(s));
     switch (region_of_[s]) {
       case window:
         lists_.move_to_front(window, window, s);
@@ -124,7 +125,7 @@ class w_tinylfu_policy {
       region_of_[candidate] = probation;
       slot v = lists_.back(probation);
       if (v == candidate) v = lists_.back(protected_);
-      if (v == none || !admit(hash_of_[candidate], hash_of_[v])) v = candidate;
+      if (v == none || !admit(lists_.key(candidate), lists_.key(v))) v = candidate;
       lists_.unlink(region_of_[v], v);
       return v;
     }
@@ -133,7 +134,7 @@ class w_tinylfu_policy {
     slot v = lists_.back(probation);
     if (v == none) v = lists_.back(protected_);
     const slot candidate = lists_.back(window);
-    if (v == none || (candidate != none && !admit(hash_of_[candidate], hash_of_[v]))) {
+    if (v == none || (candidate != none && !admit(lists_.key(candidate), lists_.key(v)))) {
       v = candidate;
     }
     if (v == none) return none;  // empty
@@ -144,7 +145,7 @@ class w_tinylfu_policy {
   void on_insert(slot s, std::uint64_t hash) noexcept {
     lists_.push_front(window, s);
     region_of_[s] = window;
-    hash_of_[s] = hash;
+    lists_.set_key(s, hash);
     // While the cache fills (no victim() calls), the window's overflow goes to probation.
     while (lists_.size(window) > window_max_) {
       const slot o = lists_.back(window);
@@ -157,7 +158,7 @@ class w_tinylfu_policy {
 
   // Amortised: the sketch's ceil_pow2(capacity) words are shared by the entries.
   static constexpr std::size_t bytes_per_entry() noexcept {
-    return index_lists::bytes_per_entry() + sizeof(std::uint64_t) + 1 + 16;
+    return keyed_index_lists::bytes_per_entry() + 1 + 16;
   }
 
  protected:
@@ -168,7 +169,6 @@ class w_tinylfu_policy {
         adaptive_(adaptive),
         lists_(capacity, 3),
         region_of_(capacity, window),
-        hash_of_(capacity, 0),
         sketch_(capacity),
         step_size_(-step_percent * static_cast<double>(capacity)) {}
 
@@ -277,9 +277,8 @@ class w_tinylfu_policy {
   std::size_t window_max_;
   std::size_t protected_max_;
   bool adaptive_;
-  index_lists lists_;
+  keyed_index_lists lists_;  // links and hash of each slot
   std::vector<std::uint8_t> region_of_;
-  std::vector<std::uint64_t> hash_of_;
   frequency_sketch sketch_;
   std::uint64_t rng_ = 0;
   // Hill climber state.
