@@ -13,6 +13,8 @@
 //   absl_sharded_lru   64 shards, each a std::mutex around an absl::flat_hash_map and a list
 //   rocksdb_lru        rocksdb::NewLRUCache (64 shards), if librocksdb-dev is installed
 //   rocksdb_hyperclock rocksdb::HyperClockCacheOptions (64 shards), likewise
+// Counters: hit_ratio, and for the whole cache moves_per_op, the entries moved between its memory
+// tiers (promotions and demotions) per operation, which is the churn the coordinator keeps down.
 // RocksDB keys are the 8-byte key padded to the 16 bytes HyperClockCache requires; values are
 // stored in the void* itself (no allocation, a no-op deleter); every entry has charge 1 and
 // metadata is not charged, so both caches are bounded by entries, like ours.
@@ -105,6 +107,12 @@ struct goldylox_cache {
     return v.has_value();
   }
   void put(std::uint64_t k, std::uint64_t v) { (void)cache.put(k, v); }
+  // Entries moved between the memory tiers so far (the churn the moves_per_op counter reports).
+  std::uint64_t moves() {
+    cache.run_pending_tasks();
+    const gl::cache_stats st = cache.stats();
+    return st.promotions + st.demotions;
+  }
   gl::typed_cache<std::uint64_t, std::uint64_t> cache;
 };
 // The whole cache as README builds it: max_entries(100K) with the default preset (25K hot, 75K
@@ -246,6 +254,11 @@ void read_through(benchmark::State& state) {
   const auto& s = stream();
   std::size_t i = (s.size() / 4) * static_cast<std::size_t>(state.thread_index());
   std::uint64_t hits = 0, ops = 0;
+  constexpr bool tiered = requires { cache.moves(); };
+  std::uint64_t moves_before = 0;
+  if constexpr (tiered) {
+    if (state.thread_index() == 0) moves_before = cache.moves();
+  }
   for (auto _ : state) {
     const std::uint64_t k = s[i];
     if (cache.get(k)) {
@@ -259,6 +272,15 @@ void read_through(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(ops));
   state.counters["hit_ratio"] = benchmark::Counter(
       static_cast<double>(hits) / static_cast<double>(ops), benchmark::Counter::kAvgThreads);
+  if constexpr (tiered) {
+    // Thread 0 brackets the run (the other threads start and stop with it): moves over all
+    // threads' operations.
+    if (state.thread_index() == 0) {
+      const double total_ops = static_cast<double>(ops) * state.threads();
+      state.counters["moves_per_op"] =
+          static_cast<double>(cache.moves() - moves_before) / total_ops;
+    }
+  }
 }
 
 #define GOLDYLOX_WARM_BENCH(...) \
