@@ -213,6 +213,56 @@ TEST_P(ColdStoreCodecs, RoundTripsAndSurvivesReopen) {
   EXPECT_TRUE(absl::IsNotFound(get(*s, "absent").status()));
 }
 
+// prepare() + put_prepared() (the demotion writer's put: compression outside its lock) stores
+// exactly what put() stores, with the same codec choice and the same errors, and a prepared value
+// can be stored under several keys and its buffer reused.
+TEST_P(ColdStoreCodecs, APreparedPutStoresWhatPutStores) {
+  temp_dir dir;
+  auto o = small_options(dir.path());
+  o.codec = GetParam().first;
+  o.codec_level = GetParam().second;
+  temp_dir dir2;
+  auto o2 = o;
+  o2.path = dir2.path();
+  auto direct = open_ok(o);
+  auto prepared = open_ok(o2);
+  gd::cold_store::prepared_value p;
+  std::mt19937_64 rng(9);
+  std::string noise(1500, '\0');
+  for (auto& c : noise) c = static_cast<char>(rng());
+  for (std::uint64_t k = 0; k < 300; ++k) {
+    const std::string v = k % 5 == 4 ? noise : value_for(k, 2);
+    ASSERT_TRUE(direct->put(as_bytes(key_for(k)), as_bytes(v), 7 + k).ok());
+    prepared->prepare(as_bytes(v), 7 + k, p);
+    EXPECT_EQ(p.size(), v.size());
+    ASSERT_TRUE(prepared->put_prepared(as_bytes(key_for(k)), p).ok());
+    if (k == 0) ASSERT_TRUE(prepared->put_prepared(as_bytes("again"), p).ok());
+  }
+  for (std::uint64_t k = 0; k < 300; ++k) {
+    std::uint64_t tag = 0;
+    auto v = get(*prepared, key_for(k), &tag);
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(*v, k % 5 == 4 ? noise : value_for(k, 2));
+    EXPECT_EQ(tag, 7 + k);
+  }
+  EXPECT_EQ(*get(*prepared, "again"), value_for(0, 2));
+  const auto a = direct->stats(), b = prepared->stats();
+  EXPECT_EQ(a.value_bytes_written + value_for(0, 2).size(), b.value_bytes_written);
+  // The same codec choices: the prepared store has one record more ("again"), of key 0's codec.
+  std::uint64_t extra = 0;
+  for (std::size_t c = 0; c < std::size(a.records_by_codec); ++c) {
+    ASSERT_GE(b.records_by_codec[c], a.records_by_codec[c]);
+    extra += b.records_by_codec[c] - a.records_by_codec[c];
+  }
+  EXPECT_EQ(extra, 1u);
+  const std::string huge(70 * 1024, 'x');
+  prepared->prepare(as_bytes(huge), 1, p);
+  EXPECT_TRUE(absl::IsInvalidArgument(prepared->put_prepared(as_bytes("huge"), p)));
+  ASSERT_TRUE(prepared->close().ok());
+  prepared->prepare(as_bytes(std::string("late")), 1, p);
+  EXPECT_TRUE(absl::IsFailedPrecondition(prepared->put_prepared(as_bytes("late"), p)));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     , ColdStoreCodecs,
     ::testing::Values(std::pair(codec_id::none, 0), std::pair(codec_id::lz4, 0),

@@ -247,47 +247,45 @@ class cold_store {
                    std::uint64_t type_tag, std::uint64_t expiry_ns = 0) {
     if (auto st = check_fits(key.size(), value.size()); !st.ok()) return st;
     auto& buf = scratch();
-    std::span<const std::byte> stored = value;
-    codec_id used = codec_id::none;
-    if (adaptive_) {
-      const adaptive_codec::choice c = adaptive_->compress(type_tag, value, buf.compressed);
-      if (c.codec != codec_id::none) {
-        stored = std::span<const std::byte>(buf.compressed.data(), c.size);
-        used = c.codec;
-      }
-    } else if (options_.codec != codec_id::none && !value.empty()) {
-      buf.compressed.resize(
-          std::visit([&](auto& c) { return c.bound(value.size()); }, compressor()));
-      auto n = std::visit([&](auto& c) { return c.compress(value, buf.compressed); }, compressor());
-      if (n.ok() && *n < value.size()) {  // raw when compression does not pay
-        stored = std::span<const std::byte>(buf.compressed.data(), *n);
-        used = options_.codec;
-      }
-    }
-    record_meta meta{used, false, type_tag, 0, expiry_ns};
-    write_outcome outcome;
-    {
-      std::lock_guard lock(writer_mu_);
-      if (closed_) return absl::FailedPreconditionError("goldylox cold tier: store is closed");
-      auto version = next_version_locked();
-      if (!version.ok()) return version.status();
-      meta.version = *version;
-      buf.record.resize(record_size(key.size(), stored.size()));
-      encode_record(buf.record, meta, key, stored, value.size());
-      auto loc = append_locked(buf.record);
-      if (!loc.ok()) return loc.status();
-      version_ = meta.version;
-      ++counters_.records_by_codec[static_cast<int>(used)];
-      counters_.value_bytes_written += value.size();
-      counters_.stored_bytes_written += stored.size();
-      if (!sync_each_write()) return index_put_locked(hash_key(key), key, *loc, buf.record.size());
-      pending_.push_back(
-          pending_write{meta.version, false, hash_key(key),
-                        std::string(reinterpret_cast<const char*>(key.data()), key.size()), *loc,
-                        table_[segment_slot_of(*loc)].seg->id(), buf.record.size(),
-                        pending_write::waiting, &outcome});
-    }
-    return await_publication(meta.version, outcome).status;
+    const compressed c = compress(value, type_tag, buf.compressed);
+    return append_value(key, c, value.size(), type_tag, expiry_ns, buf);
+  }
+
+  // A value compressed (or kept raw) ahead of its put_prepared(): the part of a put that needs no
+  // lock, for a caller that must hold a lock of its own while it stores (the cache's demotion
+  // writer holds the key's home lock) and should hold it only for the append.
+  class prepared_value {
+   public:
+    std::size_t size() const noexcept { return value_size_; }
+
+   private:
+    friend class cold_store;
+    std::vector<std::byte> bytes_;  // what the record stores: compressed, or the raw value
+    codec_id codec_ = codec_id::none;
+    std::size_t stored_size_ = 0;
+    std::size_t value_size_ = 0;
+    std::uint64_t type_tag_ = 0;
+    std::uint64_t expiry_ns_ = 0;
+  };
+
+  // Compresses value into `out` as put() would (the same codec choice), reusing out's buffers.
+  // Needs no lock and changes nothing in the store.
+  void prepare(std::span<const std::byte> value, std::uint64_t type_tag, prepared_value& out,
+               std::uint64_t expiry_ns = 0) {
+    const compressed c = compress(value, type_tag, out.bytes_);
+    out.codec_ = c.codec;
+    out.stored_size_ = c.bytes.size();
+    if (c.codec == codec_id::none) out.bytes_.assign(value.begin(), value.end());
+    out.value_size_ = value.size();
+    out.type_tag_ = type_tag;
+    out.expiry_ns_ = expiry_ns;
+  }
+
+  // put() of a prepared value: the same checks, outcomes and guarantees.
+  absl::Status put_prepared(std::span<const std::byte> key, const prepared_value& p) {
+    if (auto st = check_fits(key.size(), p.value_size_); !st.ok()) return st;
+    const compressed c{std::span<const std::byte>(p.bytes_.data(), p.stored_size_), p.codec_};
+    return append_value(key, c, p.value_size_, p.type_tag_, p.expiry_ns_, scratch());
   }
 
   // Calls fn(const record_meta&, std::span<const std::byte> value) with the value stored under
@@ -572,6 +570,62 @@ class cold_store {
         break;
     }
     return none_codec().decompress(in, out);
+  }
+
+  // A value as a record stores it: compressed bytes (in the buffer passed to compress()) or the
+  // raw value itself, and the codec that says which.
+  struct compressed {
+    std::span<const std::byte> bytes;
+    codec_id codec = codec_id::none;
+  };
+
+  // The configured codec's (or the adaptive choice's) output in `buffer`, or the raw value when
+  // compression does not shrink it.
+  compressed compress(std::span<const std::byte> value, std::uint64_t type_tag,
+                      std::vector<std::byte>& buffer) {
+    if (adaptive_) {
+      const adaptive_codec::choice c = adaptive_->compress(type_tag, value, buffer);
+      if (c.codec != codec_id::none)
+        return {std::span<const std::byte>(buffer.data(), c.size), c.codec};
+    } else if (options_.codec != codec_id::none && !value.empty()) {
+      buffer.resize(std::visit([&](auto& c) { return c.bound(value.size()); }, compressor()));
+      auto n = std::visit([&](auto& c) { return c.compress(value, buffer); }, compressor());
+      if (n.ok() && *n < value.size()) {  // raw when compression does not pay
+        return {std::span<const std::byte>(buffer.data(), *n), options_.codec};
+      }
+    }
+    return {value, codec_id::none};
+  }
+
+  // The locked part of a put: a version, the record, its append and its index entry (and with
+  // every_write, the wait for its sync).
+  absl::Status append_value(std::span<const std::byte> key, const compressed& stored,
+                            std::size_t value_size, std::uint64_t type_tag, std::uint64_t expiry_ns,
+                            scratch_buffers& buf) {
+    record_meta meta{stored.codec, false, type_tag, 0, expiry_ns};
+    write_outcome outcome;
+    {
+      std::lock_guard lock(writer_mu_);
+      if (closed_) return absl::FailedPreconditionError("goldylox cold tier: store is closed");
+      auto version = next_version_locked();
+      if (!version.ok()) return version.status();
+      meta.version = *version;
+      buf.record.resize(record_size(key.size(), stored.bytes.size()));
+      encode_record(buf.record, meta, key, stored.bytes, value_size);
+      auto loc = append_locked(buf.record);
+      if (!loc.ok()) return loc.status();
+      version_ = meta.version;
+      ++counters_.records_by_codec[static_cast<int>(stored.codec)];
+      counters_.value_bytes_written += value_size;
+      counters_.stored_bytes_written += stored.bytes.size();
+      if (!sync_each_write()) return index_put_locked(hash_key(key), key, *loc, buf.record.size());
+      pending_.push_back(
+          pending_write{meta.version, false, hash_key(key),
+                        std::string(reinterpret_cast<const char*>(key.data()), key.size()), *loc,
+                        table_[segment_slot_of(*loc)].seg->id(), buf.record.size(),
+                        pending_write::waiting, &outcome});
+    }
+    return await_publication(meta.version, outcome).status;
   }
 
   absl::Status check_fits(std::size_t key_size, std::size_t value_size) const {

@@ -53,22 +53,26 @@ class cold_tier {
   absl::Status put(const K& key, const S& value) {
     if (closed()) return absl::FailedPreconditionError("goldylox cold tier: closed");
     auto& b = buffers();
-    b.value.clear();
-    std::uint64_t tag = 0;
-    if constexpr (std::is_same_v<S, any_value>) {
-      if (!value.serialize(b.value)) {
-        return absl::InvalidArgumentError(
-            "goldylox: the value's type cannot be serialized for the cold tier");
-      }
-      tag = value.type().tag;
-    } else if constexpr (cold_serializable<S>) {
-      serialize_to(value, b.value);
-      tag = value_type_tag<S>;
-    } else {
-      return absl::InvalidArgumentError(
-          "goldylox: the value's type cannot be serialized for the cold tier");
-    }
-    return store_->put(key_bytes(key), as_span(b.value), tag);
+    const absl::StatusOr<std::uint64_t> tag = serialize_value(value, b.value);
+    if (!tag.ok()) return tag.status();
+    return store_->put(key_bytes(key), as_span(b.value), *tag);
+  }
+
+  // put() in two steps, so that serializing and compressing happen before the caller takes a
+  // lock it must hold while the value is stored (the demotion writer holds the key's home lock):
+  // prepare() fills `out` and stores nothing (kInvalidArgument if the value's type cannot go to
+  // disk), put_prepared() stores it under key with put()'s other outcomes.
+  using prepared = cold_store::prepared_value;
+  absl::Status prepare(const S& value, prepared& out) {
+    auto& b = buffers();
+    const absl::StatusOr<std::uint64_t> tag = serialize_value(value, b.value);
+    if (!tag.ok()) return tag.status();
+    store_->prepare(as_span(b.value), *tag, out);
+    return absl::OkStatus();
+  }
+  absl::Status put_prepared(const K& key, const prepared& p) {
+    if (closed()) return absl::FailedPreconditionError("goldylox cold tier: closed");
+    return store_->put_prepared(key_bytes(key), p);
   }
 
   // The value of key, if the cold tier has a readable one; *version, if given, receives its
@@ -132,6 +136,18 @@ class cold_tier {
   }
   static std::span<const std::byte> as_span(const std::string& s) noexcept {
     return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+  }
+  // value's bytes into `out` and the type tag the record stores, or kInvalidArgument.
+  static absl::StatusOr<std::uint64_t> serialize_value(const S& value, std::string& out) {
+    out.clear();
+    if constexpr (std::is_same_v<S, any_value>) {
+      if (value.serialize(out)) return value.type().tag;
+    } else if constexpr (cold_serializable<S>) {
+      serialize_to(value, out);
+      return value_type_tag<S>;
+    }
+    return absl::InvalidArgumentError(
+        "goldylox: the value's type cannot be serialized for the cold tier");
   }
   // The key's bytes, in a per-thread buffer valid until the next call on this thread.
   static std::span<const std::byte> key_bytes(const K& key) {

@@ -378,10 +378,17 @@ class demotion_queue {
   // a read that no longer finds the value in flight (promotion.hpp) finds the record.
   void write(entry& d, writer by) const noexcept {
     try {
+      // Serialized and compressed before the home lock, which every writer of the keys of that
+      // group waits for: under it there is only the decision and the append (compressing there
+      // put milliseconds into the tail of puts). A demotion superseded already (it stays so) is
+      // not worth the work; one superseded later wastes it, never writes it.
+      cold_store::prepared_value& prepared = prepared_buffer();
+      absl::Status ready = absl::FailedPreconditionError("superseded");
+      if (!coherence_.superseded(d.ticket)) ready = tiers_.cold->prepare(*d.value, prepared);
       tiers_.hot.compute(
           K(d.ticket.key),
           [&](const K& k, const S* current) -> decision {
-            store(d, k, current, by);
+            store(d, k, current, by, ready, prepared);
             coherence_.leave(d.ticket);
             return decision::keep();
           },
@@ -392,7 +399,8 @@ class demotion_queue {
   }
 
   // write()'s decision, under the key's home lock, the entry still registered.
-  void store(entry& d, const K& k, const S* current, writer by) const {
+  void store(entry& d, const K& k, const S* current, writer by, const absl::Status& ready,
+             const cold_store::prepared_value& prepared) const {
     const bool in_memory =
         current != nullptr || (tiers_.warm != nullptr && tiers_.warm->contains(k));
     // Read after the memory check: a departure that emptied the warm tier registered before it,
@@ -412,7 +420,7 @@ class demotion_queue {
       tiers_.counters.add(counter::cold_already_stored);
       return;
     }
-    if (!tiers_.cold->put(k, *d.value).ok()) {
+    if (!ready.ok() || !tiers_.cold->put_prepared(k, prepared).ok()) {
       tiers_.counters.add(counter::cold_refused);
       return;
     }
@@ -440,6 +448,11 @@ class demotion_queue {
         std::find_if(fs.begin(), fs.end(), [&](const frame_type& f) { return f.owner == id_; }));
   }
 
+  // The writer's buffer for a value on its way to disk (its capacity is kept between writes).
+  static cold_store::prepared_value& prepared_buffer() {
+    thread_local cold_store::prepared_value p;
+    return p;
+  }
   static std::vector<frame_type>& frames() {
     thread_local std::vector<frame_type> fs;
     return fs;
