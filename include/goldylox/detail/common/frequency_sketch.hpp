@@ -21,6 +21,7 @@
 // exchange once per sample); increments racing it may land before or after it.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -62,15 +63,9 @@ class frequency_sketch {
   void increment(std::uint64_t hash) noexcept {
     const std::uint64_t h = splitmix_mix(hash);
     const std::size_t block = static_cast<std::size_t>(h & block_mask_) * words_per_block;
-    bool added = false;
-    for (unsigned row = 0; row < depth; ++row) {
-      const auto [word, shift] = locate(h, block, row);
-      const std::uint64_t w = table_[word].load(std::memory_order_relaxed);
-      if (((w >> shift) & 0xfU) != 0xfU) {
-        table_[word].store(w + (std::uint64_t{1} << shift), std::memory_order_relaxed);
-        added = true;
-      }
-    }
+    // The rows written out: the loop cost about as many instructions in control as in work.
+    const bool added = increment_row(h, block, 0) | increment_row(h, block, 1) |
+                       increment_row(h, block, 2) | increment_row(h, block, 3);
     if (!added) return;
     const std::size_t n = additions_.load(std::memory_order_relaxed) + 1;
     additions_.store(n, std::memory_order_relaxed);
@@ -84,14 +79,8 @@ class frequency_sketch {
   unsigned frequency(std::uint64_t hash) const noexcept {
     const std::uint64_t h = splitmix_mix(hash);
     const std::size_t block = static_cast<std::size_t>(h & block_mask_) * words_per_block;
-    unsigned f = 0xfU;
-    for (unsigned row = 0; row < depth; ++row) {
-      const auto [word, shift] = locate(h, block, row);
-      const auto c =
-          static_cast<unsigned>((table_[word].load(std::memory_order_relaxed) >> shift) & 0xfU);
-      if (c < f) f = c;
-    }
-    return f;
+    return std::min(std::min(counter(h, block, 0), counter(h, block, 1)),
+                    std::min(counter(h, block, 2), counter(h, block, 3)));
   }
 
   std::size_t sample_size() const noexcept { return sample_size_; }
@@ -99,6 +88,7 @@ class frequency_sketch {
 
  private:
   static constexpr unsigned depth = 4;
+  static_assert(depth == 4, "increment() and frequency() write the four rows out");
   static constexpr std::size_t words_per_block = 8;  // 64 bytes: one cache line per key
   static constexpr std::uint64_t low_bits = 0x1111111111111111ULL;
   static constexpr std::uint64_t halve_mask = 0x7777777777777777ULL;
@@ -112,6 +102,20 @@ class frequency_sketch {
   static position locate(std::uint64_t h, std::size_t block, unsigned row) noexcept {
     const auto sel = static_cast<unsigned>(h >> (32 + 8 * row));
     return {block + 2 * row + (sel & 1U), ((sel >> 1) & 0xfU) * 4};
+  }
+
+  // Raises row `row`'s counter unless it is saturated; true if it did. Rows use distinct words,
+  // so the four calls of an increment are independent.
+  bool increment_row(std::uint64_t h, std::size_t block, unsigned row) noexcept {
+    const auto [word, shift] = locate(h, block, row);
+    const std::uint64_t w = table_[word].load(std::memory_order_relaxed);
+    if (((w >> shift) & 0xfU) == 0xfU) return false;
+    table_[word].store(w + (std::uint64_t{1} << shift), std::memory_order_relaxed);
+    return true;
+  }
+  unsigned counter(std::uint64_t h, std::size_t block, unsigned row) const noexcept {
+    const auto [word, shift] = locate(h, block, row);
+    return static_cast<unsigned>((table_[word].load(std::memory_order_relaxed) >> shift) & 0xfU);
   }
 
   void halve() noexcept {

@@ -29,7 +29,7 @@
 // The initial leader is the first expert: with cold miniature caches nothing distinguishes the
 // experts, so the first should be the most robust (policy::adaptive starts with LIRS).
 //
-// Costs: the largest expert's per-entry metadata plus 50 B of hash, last use, residency and
+// Costs: the largest expert's per-entry metadata plus 40 B of hash, last use, residency and
 // steering per slot; per expert a miniature cache of at most shadow_budget entries (its policy
 // plus ~40 B of index per entry); per access one live event and, for sampled keys, one access per
 // miniature cache; a change of leader rebuilds the live metadata (O(n log n) in the resident
@@ -49,6 +49,7 @@
 
 #include "goldylox/concepts.hpp"
 #include "goldylox/detail/common/hash.hpp"
+#include "goldylox/detail/common/platform.hpp"
 #include "goldylox/detail/warm/policy/classic.hpp"
 #include "goldylox/detail/warm/policy/index_lists.hpp"
 #include "goldylox/detail/warm/policy/simulated_cache.hpp"
@@ -87,11 +88,10 @@ class adaptive_policy {
   explicit adaptive_policy(std::size_t capacity, adaptive_options o = {})
       : c_(checked_policy_capacity(capacity, name)),
         options_(checked(o)),
-        entries_(capacity, entry_state{0, 0}),
+        entries_(capacity, entry_state{0, 0, false, false}),
         rate_(std::min(1.0, static_cast<double>(o.shadow_budget) / static_cast<double>(c_))),
         sampled_slot_(expected_sampled(capacity, rate_)),
         doomed_(capacity, 1),
-        doomed_flag_(capacity, 0),
         threshold_(rate_ >= 1.0 ? ~std::uint64_t{0}
                                 : static_cast<std::uint64_t>(rate_ * 18446744073709551616.0)),
         live_(std::in_place_index<0>, capacity),
@@ -109,12 +109,12 @@ class adaptive_policy {
   std::size_t size() const noexcept { return size_; }
 
   void on_hit(slot s) {
-    std::visit([s](auto& e) { e.on_hit(s); }, live_);
+    with_live([s](auto& e) { e.on_hit(s); });
     entry_state& e = entries_[s];
     e.last_use = ++tick_;
     // Only sampled keys reach the miniature caches, and only they are ever doomed: an unsampled
     // hit touches no other per-slot state.
-    if (sampled(e.hash)) {
+    if (e.sampled) {
       observe(e.hash);
       undoom(s);  // the leader's miniature cache holds it again
     }
@@ -122,7 +122,7 @@ class adaptive_policy {
   }
 
   void on_miss(std::uint64_t hash) {
-    std::visit([hash](auto& e) { e.on_miss(hash); }, live_);
+    with_live([hash](auto& e) { e.on_miss(hash); });
     if (sampled(hash)) observe(hash);
   }
 
@@ -131,34 +131,32 @@ class adaptive_policy {
   // they followed others. Otherwise the live leader chooses.
   slot victim() {
     const bool steered = !doomed_.empty(0);
-    const slot v = steered
-                       ? doomed_.back(0)
-                       : std::visit([](auto& e) { return static_cast<slot>(e.victim()); }, live_);
+    const slot v = steered ? doomed_.back(0)
+                           : with_live([](auto& e) { return static_cast<slot>(e.victim()); });
     if (steered) {
-      std::visit(
-          [v](auto& e) {
-            if constexpr (forced_eviction<std::remove_reference_t<decltype(e)>>) {
-              e.evict(v);
-            } else {
-              e.on_erase(v);
-            }
-          },
-          live_);
+      with_live([v](auto& e) {
+        if constexpr (forced_eviction<std::remove_reference_t<decltype(e)>>) {
+          e.evict(v);
+        } else {
+          e.on_erase(v);
+        }
+      });
     }
     forget(v);
     return v;
   }
 
   void on_insert(slot s, std::uint64_t hash) {
-    entries_[s] = {hash, ++tick_};
+    const bool is_sampled = sampled(hash);
+    entries_[s] = {hash, ++tick_, is_sampled, false};
     ++size_;
-    std::visit([s, hash](auto& e) { e.on_insert(s, hash); }, live_);
-    if (sampled(hash)) sampled_slot_.assign(hash, s, slot_key());
+    with_live([s, hash](auto& e) { e.on_insert(s, hash); });
+    if (is_sampled) sampled_slot_.assign(hash, s, slot_key());
     switch_if_due();
   }
 
   void on_erase(slot s) {
-    std::visit([s](auto& e) { e.on_erase(s); }, live_);
+    with_live([s](auto& e) { e.on_erase(s); });
     forget(s);
   }
 
@@ -173,10 +171,10 @@ class adaptive_policy {
   }
 
   static constexpr std::size_t bytes_per_entry() noexcept {
-    // The hash and last use, the steering list and flag, a sampled-key index entry (every key
+    // The hash, last use and flags, the steering list, a sampled-key index entry (every key
     // is sampled below shadow_budget entries), and the largest expert (only the leader keeps
     // live metadata).
-    return sizeof(entry_state) + index_lists::bytes_per_entry() + 1 + slot_index::bytes_per_key() +
+    return sizeof(entry_state) + index_lists::bytes_per_entry() + slot_index::bytes_per_key() +
            std::max({Experts::bytes_per_entry()...});
   }
 
@@ -254,22 +252,25 @@ class adaptive_policy {
   }
 
   void doom(slot s) {
-    if (doomed_flag_[s] != 0) return;
-    doomed_flag_[s] = 1;
+    entry_state& e = entries_[s];
+    if (e.doomed) return;
+    e.doomed = true;
     doomed_.push_front(0, s);
   }
   void undoom(slot s) {
-    if (doomed_flag_[s] == 0) return;
-    doomed_flag_[s] = 0;
+    entry_state& e = entries_[s];
+    if (!e.doomed) return;
+    e.doomed = false;
     doomed_.unlink(0, s);
   }
   void forget(slot s) {
     entry_state& e = entries_[s];
-    if (sampled(e.hash)) {
+    if (e.sampled) {
       undoom(s);
       sampled_slot_.erase(e.hash, slot_key());
     }
     e.last_use = 0;
+    e.sampled = false;
     --size_;
   }
 
@@ -285,20 +286,18 @@ class adaptive_policy {
     }
     std::sort(order.begin(), order.end(),
               [this](slot a, slot b) { return entries_[a].last_use < entries_[b].last_use; });
-    std::visit(
-        [&](auto& e) {
-          for (const slot s : order) {
-            e.on_miss(entries_[s].hash);
-            e.on_insert(s, entries_[s].hash);
-          }
-        },
-        live_);
+    with_live([&](auto& e) {
+      for (const slot s : order) {
+        e.on_miss(entries_[s].hash);
+        e.on_insert(s, entries_[s].hash);
+      }
+    });
     while (!doomed_.empty(0)) undoom(doomed_.back(0));
     // In the same oldest-use-first order, not the sampled-key index's: goldylox-sim must give the
     // same numbers on every run (until 2026-11-24 this walked an absl map, whose order follows
     // its per-process seed), and the order of doomed_ is the order of the steered evictions.
     for (const slot s : order) {
-      if (sampled(entries_[s].hash) && !shadows_.contains(leader_, entries_[s].hash)) doom(s);
+      if (entries_[s].sampled && !shadows_.contains(leader_, entries_[s].hash)) doom(s);
     }
   }
 
@@ -307,11 +306,21 @@ class adaptive_policy {
     ((which == I ? (void)live_.template emplace<I>(c_) : void()), ...);
   }
 
-  // What a hit or an insert touches, in one place: one cache line per event.
+  template <class F>
+  decltype(auto) with_live(F&& f) {
+    return std::visit(std::forward<F>(f), live_);
+  }
+
+  // What a hit or an insert touches, in one place: one cache line per event. The flags live here
+  // rather than in arrays of their own because every event that reads or writes them has just
+  // read this entry (its hash): a sampled hit, a forget, a doom found through the sampled index.
   struct entry_state {
     std::uint64_t hash;
-    std::uint64_t last_use;  // 0: the slot is free (ticks start at 1)
+    std::uint64_t last_use : 62;  // 0: the slot is free (ticks start at 1)
+    std::uint64_t sampled : 1;    // sampled(hash), kept from the insert
+    std::uint64_t doomed : 1;     // on doomed_
   };
+  static_assert(sizeof(entry_state) == 16);
 
   struct entry_hash {
     const entry_state* entries;
@@ -324,8 +333,7 @@ class adaptive_policy {
   std::vector<entry_state> entries_;
   double rate_;
   slot_index sampled_slot_;  // resident sampled keys
-  index_lists doomed_;       // evicted by the leader's shadow
-  std::vector<std::uint8_t> doomed_flag_;
+  index_lists doomed_;       // evicted by the leader's shadow (entry_state::doomed)
   std::uint64_t threshold_;
   std::variant<Experts...> live_;  // the leader's live metadata only
   std::uint64_t tick_ = 0;

@@ -13,6 +13,10 @@
 // evict it (W-TinyLFU's sketch on every hit, the ghost-keeping policies on every eviction) then
 // touch one cache line where a separate hash array cost a second one, for the same memory.
 //
+// The list operations are always inlined: each is a few loads and stores, and the callers that
+// are largest (the adaptive policy's events, with a live expert and six miniature caches inlined)
+// otherwise ran out of inlining budget and called them.
+//
 // Not thread-safe: a policy is owned by one shard and used under its lock.
 #pragma once
 
@@ -22,6 +26,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "goldylox/detail/common/platform.hpp"
 #include "goldylox/version.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -50,34 +55,42 @@ class basic_index_lists {
   std::size_t entries() const noexcept { return entries_; }
 
   // The most recent / oldest entry of a list; `none` if it is empty.
-  index front(unsigned list) const noexcept { return real(links_[sentinel(list)].next); }
-  index back(unsigned list) const noexcept { return real(links_[sentinel(list)].prev); }
+  GOLDYLOX_ALWAYS_INLINE index front(unsigned list) const noexcept {
+    return real(links_[sentinel(list)].next);
+  }
+  GOLDYLOX_ALWAYS_INLINE index back(unsigned list) const noexcept {
+    return real(links_[sentinel(list)].prev);
+  }
   // The entry after i towards the back, or `none` at the back.
-  index next_older(index i) const noexcept { return real(links_[i].next); }
+  GOLDYLOX_ALWAYS_INLINE index next_older(index i) const noexcept { return real(links_[i].next); }
 
-  void push_front(unsigned list, index i) noexcept { insert_after(sentinel(list), i, list); }
-  void push_back(unsigned list, index i) noexcept {
+  GOLDYLOX_ALWAYS_INLINE void push_front(unsigned list, index i) noexcept {
+    insert_after(sentinel(list), i, list);
+  }
+  GOLDYLOX_ALWAYS_INLINE void push_back(unsigned list, index i) noexcept {
     insert_after(links_[sentinel(list)].prev, i, list);
   }
   // Inserts i right after entry `at` (on `list`), i.e. one step towards the back.
-  void insert_behind(unsigned list, index at, index i) noexcept { insert_after(at, i, list); }
-  void unlink(unsigned list, index i) noexcept {
+  GOLDYLOX_ALWAYS_INLINE void insert_behind(unsigned list, index at, index i) noexcept {
+    insert_after(at, i, list);
+  }
+  GOLDYLOX_ALWAYS_INLINE void unlink(unsigned list, index i) noexcept {
     assert(sizes_[list] > 0);
     const link l = links_[i];
     links_[l.prev].next = l.next;
     links_[l.next].prev = l.prev;
     --sizes_[list];
   }
-  void move_to_front(unsigned from, unsigned to, index i) noexcept {
+  GOLDYLOX_ALWAYS_INLINE void move_to_front(unsigned from, unsigned to, index i) noexcept {
     unlink(from, i);
     push_front(to, i);
   }
-  index pop_back(unsigned list) noexcept {
+  GOLDYLOX_ALWAYS_INLINE index pop_back(unsigned list) noexcept {
     const index i = back(list);
     if (i != none) unlink(list, i);
     return i;
   }
-  index pop_front(unsigned list) noexcept {
+  GOLDYLOX_ALWAYS_INLINE index pop_front(unsigned list) noexcept {
     const index i = front(list);
     if (i != none) unlink(list, i);
     return i;
@@ -112,9 +125,9 @@ class basic_index_lists {
     [[no_unique_address]] Key key;
   };
 
-  index sentinel(unsigned list) const noexcept { return entries_ + list; }
-  index real(index i) const noexcept { return i >= entries_ ? none : i; }
-  void insert_after(index at, index i, unsigned list) noexcept {
+  GOLDYLOX_ALWAYS_INLINE index sentinel(unsigned list) const noexcept { return entries_ + list; }
+  GOLDYLOX_ALWAYS_INLINE index real(index i) const noexcept { return i >= entries_ ? none : i; }
+  GOLDYLOX_ALWAYS_INLINE void insert_after(index at, index i, unsigned list) noexcept {
     const index after = links_[at].next;
     links_[i].prev = at;  // the key stays
     links_[i].next = after;
