@@ -75,7 +75,8 @@
 // run to run (thread 0 starting after the warm pass's 1M), instead of every run starting again at
 // the first operation: both stores draw the same sequences, and no run replays what the caches
 // have just seen (a 1M-draw stream holds only ~233K distinct keys, which flatters a 100K-entry
-// cache). Mops/s counts gets and puts; latency samples are gets only. At the end the
+// cache). Mops/s counts gets and puts; the p50/p99 latency samples are gets, and every put is
+// timed too (put p99 and p99.9). At the end the
 // cache's telemetry over the gets phase: the share of gets each tier served (hits - warm_hits -
 // cold_hits: hot tier; warm_hits; cold_hits) and its promotion and demotion counts. The cold
 // tier's index (about 11 bytes per entry) is outside the budget, as RocksDB's index blocks are
@@ -782,7 +783,8 @@ void pin_to(int cpu) {
 struct run_result {
   double mops = 0;
   double p50_us = 0, p99_us = 0;
-  double cpu_share = 1;        // the least, over threads, of CPU time / elapsed time
+  double put_p99_us = 0, put_p999_us = 0;  // cache mode: every put timed
+  double cpu_share = 1;                    // the least, over threads, of CPU time / elapsed time
   double preempted = 0;        // the most, over threads, of involuntary context switches per second
   u64 gets = 0, failures = 0;  // gets: every operation, puts included
   u64 puts = 0;
@@ -823,7 +825,7 @@ run_result run_gets(store& s, const dataset& d,
     u64 gets = 0, failures = 0, puts = 0;
     double elapsed = 0, cpu = 0;
     long preempted = 0;
-    std::vector<std::uint32_t> lat_ns;
+    std::vector<std::uint32_t> lat_ns, put_lat_ns;
   };
   std::vector<per_thread> out(static_cast<std::size_t>(threads));
   const unsigned cpus = std::max(1U, std::thread::hardware_concurrency());
@@ -852,7 +854,11 @@ run_result run_gets(store& s, const dataset& d,
         const std::string& key = d.keys[e & ~write_bit];
         if ((e & write_bit) != 0) {
           const std::size_t other = ((e & ~write_bit) + 1 + puts % 7) % n_keys;
+          const auto t0 = clock_type::now();
           failures += !rd->put(key, d.value(other));
+          const auto t1 = clock_type::now();
+          me.put_lat_ns.push_back(
+              static_cast<std::uint32_t>(std::min<std::int64_t>(UINT32_MAX, (t1 - t0).count())));
           ++puts;
           ++i;
           continue;
@@ -886,8 +892,9 @@ run_result run_gets(store& s, const dataset& d,
   for (auto& t : pool) t.join();
 
   run_result r;
-  std::vector<std::uint32_t> lat;
+  std::vector<std::uint32_t> lat, put_lat;
   for (const auto& p : out) {
+    put_lat.insert(put_lat.end(), p.put_lat_ns.begin(), p.put_lat_ns.end());
     r.mops += static_cast<double>(p.gets) / p.elapsed / 1e6;
     r.gets += p.gets;
     r.puts += p.puts;
@@ -896,14 +903,16 @@ run_result run_gets(store& s, const dataset& d,
     r.preempted = std::max(r.preempted, static_cast<double>(p.preempted) / p.elapsed);
     lat.insert(lat.end(), p.lat_ns.begin(), p.lat_ns.end());
   }
-  const auto pct = [&](double q) {
-    if (lat.empty()) return 0.0;
-    const auto k = static_cast<std::size_t>(q * static_cast<double>(lat.size() - 1));
-    std::nth_element(lat.begin(), lat.begin() + static_cast<std::ptrdiff_t>(k), lat.end());
-    return lat[k] / 1e3;
+  const auto pct = [](std::vector<std::uint32_t>& v, double q) {
+    if (v.empty()) return 0.0;
+    const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k] / 1e3;
   };
-  r.p50_us = pct(0.50);
-  r.p99_us = pct(0.99);
+  r.p50_us = pct(lat, 0.50);
+  r.p99_us = pct(lat, 0.99);
+  r.put_p99_us = pct(put_lat, 0.99);
+  r.put_p999_us = pct(put_lat, 0.999);
   return r;
 }
 
@@ -1261,7 +1270,7 @@ int main(int argc, char** argv) {
   std::printf(
       "\nGets: Mops/s (operations: gets%s) is the best of %d round(s); p50 and p99 (us) are "
       "medians over the rounds of each run's percentile over its sampled gets (every %u-th "
-      "operation when it is a get, timed alone).\n"
+      "operation when it is a get, timed alone)%s.\n"
       "x/glx: this store's value divided by %s's in the same cell: throughput "
       "above 1, or latency below 1, means the store beats it. cpu share: the least, over "
       "rounds and threads, of a thread's CPU time / its wall time (below 1: the thread waited "
@@ -1269,29 +1278,35 @@ int main(int argc, char** argv) {
       "the highest share); preempt/s: the most, over rounds and threads, of involuntary "
       "context switches per second.\n\n",
       o.cache_mode ? " and puts" : "", o.rounds, o.sample_every,
+      o.cache_mode ? "; put p99 and p99.9 (us) likewise over every put, each timed alone" : "",
       o.cache_mode ? "goldylox_cache" : "goldylox (zstd)", o.min_cpu_share, o.retries);
   std::printf(
       "| dist | threads | store | Mops/s | x/glx | p50 us | x/glx | p99 us | x/glx | cpu share | "
-      "preempt/s |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+      "preempt/s |%s\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|%s\n",
+      o.cache_mode ? " put p99 us | put p99.9 us |" : "", o.cache_mode ? "--:|--:|" : "");
   for (std::size_t di = 0; di < nd; ++di) {
     for (std::size_t ti = 0; ti < nt; ++ti) {
       struct summary {
-        double mops, p50, p99, share, preempted;
+        double mops, p50, p99, share, preempted, put_p99, put_p999;
       };
       std::vector<summary> sum;
       for (std::size_t si = 0; si < ns; ++si) {
         const auto& rs = results[(di * nt + ti) * ns + si];
-        summary x{0, 0, 0, 1, 0};
-        std::vector<double> p50, p99;
+        summary x{0, 0, 0, 1, 0, 0, 0};
+        std::vector<double> p50, p99, put_p99, put_p999;
         for (const auto& r : rs) {
           x.mops = std::max(x.mops, r.mops);
           x.share = std::min(x.share, r.cpu_share);
           x.preempted = std::max(x.preempted, r.preempted);
           p50.push_back(r.p50_us);
           p99.push_back(r.p99_us);
+          put_p99.push_back(r.put_p99_us);
+          put_p999.push_back(r.put_p999_us);
         }
         x.p50 = median(p50);
         x.p99 = median(p99);
+        x.put_p99 = median(put_p99);
+        x.put_p999 = median(put_p999);
         sum.push_back(x);
       }
       // The reference is the store named "goldylox" when it ran, else the first one.
@@ -1302,10 +1317,12 @@ int main(int argc, char** argv) {
       for (std::size_t si = 0; si < ns; ++si) {
         const summary& x = sum[si];
         const summary& g = sum[ref];
-        std::printf("| %s | %d | %s | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f |\n",
+        std::printf("| %s | %d | %s | %.3f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f |",
                     gb::to_string(o.dists[di]), o.threads[ti], reps[si].s->name().c_str(), x.mops,
                     x.mops / g.mops, x.p50, x.p50 / g.p50, x.p99, x.p99 / g.p99, x.share,
                     x.preempted);
+        if (o.cache_mode) std::printf(" %.1f | %.1f |", x.put_p99, x.put_p999);
+        std::printf("\n");
       }
     }
   }
