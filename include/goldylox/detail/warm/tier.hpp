@@ -17,8 +17,8 @@
 //    hash bits 32 and up, masked, so in a table of up to 2^16 cells the cell alone gives it: an
 //    erase's shifting and a growth's copying never touch a node;
 //  * slots (node pointer and generation, allocated 1024 at a time as the shard fills, so an
-//    empty tier costs only its policies' metadata), a free-slot stack, and its own policy
-//    instance over the slots (the eviction_policy contract);
+//    empty tier costs only its policies' metadata), a stack of free slots threaded through
+//    them, and its own policy instance over the slots (the eviction_policy contract);
 //  * a writers' lock, an erase counter (`version`, a seqlock), and a read buffer.
 //
 // Reads take no lock and write no shared line but the read buffer's. A reader pins the epoch
@@ -30,9 +30,11 @@
 // odd while it moves cells, and a miss counts only if `version` was even and unchanged across
 // the probe (otherwise the reader probes again). Growth copies the cells into a table twice the
 // size and publishes it; a reader still on the old one sees it as it was at the switch.
-// Unlinked nodes and old tables are retired to the epoch domain and freed once no reader can
-// hold them. Memory orders: cell and pointer loads and unlinking stores are seq_cst, as epoch.hpp
-// requires, and they order the version checks; publishing a new cell is a release store.
+// Unlinked nodes and old tables are retired to the epoch domain and reclaimed once no reader can
+// hold them: a table is freed; a node's memory goes to the reclaiming thread's node_recycler
+// (below), a bounded per-thread stack from which that thread's next inserts take their nodes.
+// Memory orders: cell and pointer loads and unlinking stores are seq_cst, as epoch.hpp requires,
+// and they order the version checks; publishing a new cell is a release store.
 //
 // A hit is recorded as (slot, generation) in the shard's read buffer, a lossy ring of 64 entries
 // (Caffeine's read buffers): the policy hears of it when the buffer is drained, under the lock,
@@ -74,6 +76,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <shared_mutex>  // std::shared_lock
 #include <stdexcept>
@@ -92,8 +95,112 @@
 #include "goldylox/detail/common/hash.hpp"
 #include "goldylox/detail/common/platform.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define GOLDYLOX_WARM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GOLDYLOX_WARM_ASAN 1
+#endif
+#endif
+#if defined(GOLDYLOX_WARM_ASAN)
+#include <sanitizer/asan_interface.h>
+#endif
+
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
+
+// The warm tier's node memory (blocks of Size bytes aligned to Align), recycled per thread: the
+// epoch domain hands a reclaimed node's block to the thread that reclaimed it, which keeps up to
+// `capacity` blocks for its next inserts; past that, and after the thread's exit, blocks go back
+// to operator delete. A block arrives here only from a reclaim (no reader can still hold it) or
+// from a tier's destructor (no reader is inside), so reuse is as safe as free(). Steady-state
+// churn, an insert and an eviction per miss, then neither mallocs nor frees: the domain frees in
+// batches of scan_interval (64), which overflowed glibc's per-thread cache and sent most
+// allocations to its slower bins. Under AddressSanitizer a kept block is poisoned, so a read of
+// recycled memory is still reported as a use after free.
+template <std::size_t Size, std::size_t Align>
+class node_recycler {
+ public:
+  // Covers a few reclaim batches, so that one thread's churn never overflows it.
+  static constexpr unsigned capacity = 256;
+
+  static void* allocate() {
+    shelf& k = shelf_;
+    if (k.count != 0) {
+      void* p = k.blocks[--k.count];
+#if defined(GOLDYLOX_WARM_ASAN)
+      ASAN_UNPOISON_MEMORY_REGION(p, Size);
+#endif
+      return p;
+    }
+    return fresh();
+  }
+
+  static void deallocate(void* p) noexcept {
+    shelf& k = shelf_;
+    if (k.count < capacity && k.state != closed) {
+      if (GOLDYLOX_UNLIKELY(k.state == unused)) watch_exit();
+#if defined(GOLDYLOX_WARM_ASAN)
+      ASAN_POISON_MEMORY_REGION(p, Size);
+#endif
+      k.blocks[k.count++] = p;
+      return;
+    }
+    give_back(p);
+  }
+
+  // A block from allocate() that must not be handed out again.
+  static void discard(void* p) noexcept { give_back(p); }
+
+  // How many blocks the calling thread keeps.
+  static unsigned kept() noexcept { return shelf_.count; }
+
+ private:
+  static constexpr bool over_aligned = Align > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  static void* fresh() {
+    if constexpr (over_aligned) {
+      return ::operator new(Size, std::align_val_t{Align});
+    } else {
+      return ::operator new(Size);
+    }
+  }
+  static void give_back(void* p) noexcept {
+    if constexpr (over_aligned) {
+      ::operator delete(p, Size, std::align_val_t{Align});
+    } else {
+      ::operator delete(p, Size);
+    }
+  }
+
+  enum : unsigned char { unused, open, closed };
+  // Trivial, so that reaching it needs no TLS initialisation guard; the exit hook is registered
+  // by the first block kept.
+  struct shelf {
+    void* blocks[capacity];
+    unsigned count;
+    unsigned char state;
+  };
+  static inline thread_local constinit shelf shelf_{};
+
+  struct exit_hook {
+    ~exit_hook() {
+      shelf& k = shelf_;
+      k.state = closed;  // blocks reclaimed later in this thread's exit are freed at once
+      while (k.count != 0) {
+        void* p = k.blocks[--k.count];
+#if defined(GOLDYLOX_WARM_ASAN)
+        ASAN_UNPOISON_MEMORY_REGION(p, Size);
+#endif
+        give_back(p);
+      }
+    }
+  };
+  GOLDYLOX_NOINLINE static void watch_exit() noexcept {
+    static thread_local exit_hook hook;
+    (void)hook;
+    shelf_.state = open;
+  }
+};
 
 struct warm_tier_options {
   std::size_t max_entries = 0;  // required, >= 1
@@ -335,7 +442,7 @@ class warm_tier {
   std::size_t shard_count() const noexcept { return shards_.size(); }
 
   // Memory of the nodes (with malloc's 16-byte header, not counting what K and V own on the
-  // heap), slots, index tables and free lists; policy metadata is the policy's own and not
+  // heap), slots and index tables; policy metadata is the policy's own and not
   // counted (docs/eviction.md lists it per policy).
   std::size_t memory_bytes() const {
     std::size_t bytes = sizeof(*this) + shards_.size() * sizeof(shard);
@@ -343,17 +450,16 @@ class warm_tier {
       std::shared_lock lock(sh->mutex);
       bytes += sh->chunks.size() * sizeof(void*) +
                (sh->fresh + chunk_size - 1) / chunk_size * chunk_size * sizeof(slot_data) +
-               sh->free.capacity() * sizeof(slot) + (sh->table().mask + 1) * sizeof(cell) +
-               sh->count * (sizeof(node) + malloc_header);
+               (sh->table().mask + 1) * sizeof(cell) + sh->count * (sizeof(node) + malloc_header);
     }
     return bytes;
   }
 
   // A rough per-entry memory cost at capacity (node, slot, three index cells: the table is a
-  // power of two between 2 and 4 cells per entry, free-list entry, and an allowance of 64 bytes
-  // for the policy), for configuration checks.
+  // power of two between 2 and 4 cells per entry, and an allowance of 64 bytes for the policy),
+  // for configuration checks.
   static constexpr std::size_t bytes_per_entry() noexcept {
-    return sizeof(node) + malloc_header + sizeof(slot_data) + 3 * sizeof(cell) + sizeof(slot) + 64;
+    return sizeof(node) + malloc_header + sizeof(slot_data) + 3 * sizeof(cell) + 64;
   }
 
   warm_tier_stats stats() const {
@@ -376,6 +482,7 @@ class warm_tier {
   static constexpr std::size_t min_cells = 16;
   static constexpr std::size_t malloc_header = 16;
   static constexpr std::size_t npos = ~std::size_t{0};
+  static constexpr slot no_slot = ~slot{0};
   static constexpr unsigned tag_shift = 48;
   static constexpr std::uintptr_t address_mask = (std::uintptr_t{1} << tag_shift) - 1;
 
@@ -402,9 +509,12 @@ class warm_tier {
   struct slot_data {
     node* n = nullptr;
     std::uint32_t generation = 0;
-    // Hash bits 32..63: the entry's cell and home, so an eviction finds the cell without
-    // touching the node (the least recently useful entry's node is rarely in cache).
-    std::uint32_t hash_hi = 0;
+    union {
+      // Hash bits 32..63: the entry's cell and home, so an eviction finds the cell without
+      // touching the node (the least recently useful entry's node is rarely in cache).
+      std::uint32_t hash_hi = 0;
+      slot next_free;  // while the slot is free: the one below it on the free stack
+    };
   };
 
   struct index_table {
@@ -434,7 +544,9 @@ class warm_tier {
     // No reader may still be inside the tier. Nodes and tables retired earlier belong to the
     // epoch domain, which frees them on its own.
     ~shard() {
-      for (slot s = 0; s < fresh; ++s) delete (*this)[s].n;
+      for (slot s = 0; s < fresh; ++s) {
+        if (node* n = (*this)[s].n) destroy_node(n);
+      }
       delete index.load(std::memory_order_relaxed);
     }
     shard(const shard&) = delete;
@@ -461,12 +573,13 @@ class warm_tier {
     std::size_t max_weight;
     std::size_t weight = 0;
     std::size_t count = 0;
-    // Slots [0, fresh) exist, in chunks allocated as the shard fills; released ones wait in
-    // `free`, whose capacity always covers every existing slot (so releasing never allocates).
+    // Slots [0, fresh) exist, in chunks allocated as the shard fills; released ones wait on a
+    // stack threaded through their slot_data (`free`, then each one's `next_free`), so releasing
+    // never allocates.
     std::size_t capacity;
     std::vector<std::unique_ptr<slot_data[]>> chunks;
     slot fresh = 0;
-    std::vector<slot> free;
+    slot free = no_slot;
     P policy;
     const bool coalesce;
     std::uint64_t drained = 0;  // read-buffer positions consumed
@@ -505,7 +618,14 @@ class warm_tier {
   static void destroy(void* p) noexcept {
     delete static_cast<T*>(p);
   }
-  void retire(node* n) const { epoch_->retire(this_thread_epoch_record(), n, destroy<node>); }
+  // Node memory comes from, and goes back to, the thread's recycler (rounded to 16 bytes, so that
+  // tiers whose nodes differ by a few bytes share blocks).
+  using node_memory = node_recycler<(sizeof(node) + 15) / 16 * 16, alignof(node)>;
+  static void destroy_node(void* p) noexcept {
+    static_cast<node*>(p)->~node();
+    node_memory::deallocate(p);
+  }
+  void retire(node* n) const { epoch_->retire(this_thread_epoch_record(), n, destroy_node); }
 
   // The shard takes the top bits of the table hash (hash.hpp); the index bits from 32 up.
   template <class Q>
@@ -633,8 +753,10 @@ class warm_tier {
   // Under the lock, before an insert: keeps the index at most half full. Throws std::bad_alloc
   // with the shard unchanged.
   void reserve_cell(shard& sh) const {
+    if ((sh.count + 1) * 2 > sh.table().mask + 1) grow_index(sh);
+  }
+  GOLDYLOX_NOINLINE void grow_index(shard& sh) const {
     index_table* t = sh.index.load(std::memory_order_relaxed);
-    if ((sh.count + 1) * 2 <= t->mask + 1) return;
     auto bigger = std::make_unique<index_table>((t->mask + 1) * 2);
     for (std::size_t i = 0; i <= t->mask; ++i) {
       const std::uintptr_t c = t->cells[i].load(std::memory_order_relaxed);
@@ -687,12 +809,17 @@ class warm_tier {
   template <class KA, class VA>
   static node* make_node(KA&& k, VA&& v, std::uint64_t h, std::size_t w, slot s,
                          std::uint32_t generation) {
-    auto* n = new node(std::forward<KA>(k), std::forward<VA>(v), h, w, s, generation);
-    if ((reinterpret_cast<std::uintptr_t>(n) & ~address_mask) != 0) {
-      delete n;
+    void* p = node_memory::allocate();
+    if ((reinterpret_cast<std::uintptr_t>(p) & ~address_mask) != 0) {
+      node_memory::discard(p);
       throw std::runtime_error("warm tier: a node's address does not fit in 48 bits");
     }
-    return n;
+    try {
+      return ::new (p) node(std::forward<KA>(k), std::forward<VA>(v), h, w, s, generation);
+    } catch (...) {
+      node_memory::deallocate(p);
+      throw;
+    }
   }
 
   // Under the lock. The new node is built before anything changes, so a throw keeps the old
@@ -728,18 +855,22 @@ class warm_tier {
   // in `victims`, delivered by put).
   void insert(shard& sh, K&& key, V&& value, std::uint64_t h, std::size_t w, victim_list& victims) {
     sh.policy.on_miss(h);
-    while (sh.policy.size() > 0 && ((sh.free.empty() && sh.fresh == sh.capacity) ||
+    while (sh.policy.size() > 0 && ((sh.free == no_slot && sh.fresh == sh.capacity) ||
                                     (sh.max_weight != 0 && sh.weight + w > sh.max_weight))) {
       evict_one(sh, victims);
     }
     reserve_cell(sh);
-    if (sh.free.empty()) grow(sh);
-    const slot s = sh.free.back();
+    const bool reused = sh.free != no_slot;
+    const slot s = reused ? sh.free : fresh_slot(sh);
     slot_data& d = sh[s];
     node* n = make_node(std::move(key), std::move(value), h, w, s, d.generation);
     index_table& t = *sh.index.load(std::memory_order_relaxed);
     place(t, cell_value(n), home_of(h, t.mask), std::memory_order_release);
-    sh.free.pop_back();
+    if (reused) {
+      sh.free = d.next_free;
+    } else {
+      ++sh.fresh;
+    }
     d.n = n;
     d.hash_hi = static_cast<std::uint32_t>(h >> 32);
     ++sh.count;
@@ -751,9 +882,13 @@ class warm_tier {
     const slot v = sh.policy.victim();
     node* n = sh[v].n;
     try {
-      // Room first: a stamp taken must reach the sink (it may be a registration the sink ends).
-      victims.reserve(victims.size() + 1);
-      victims.push_back(victim{n, stamp_ ? stamp_(n->key) : 0});
+      if (stamp_) {
+        // Room first: a stamp taken must reach the sink (it may be a registration the sink ends).
+        victims.reserve(victims.size() + 1);
+        victims.push_back(victim{n, stamp_(n->key)});
+      } else {
+        victims.push_back(victim{n, 0});
+      }
     } catch (...) {  // the entry stays: give it back to the policy
       sh.policy.on_miss(n->hash);
       sh.policy.on_insert(v, n->hash);
@@ -764,13 +899,13 @@ class warm_tier {
     release(sh, v, weigher_ ? n->weight : 1);
   }
 
-  // Makes one more slot free (the shard is below capacity): the next fresh one, allocating its
-  // chunk when it starts one. Throws std::bad_alloc with the shard unchanged.
-  static void grow(shard& sh) {
-    sh.free.reserve(static_cast<std::size_t>(sh.fresh) + 1);
+  // The next fresh slot (no slot is free and the shard is below capacity), allocating its chunk
+  // when it starts one; the caller takes it by advancing `fresh`. Throws std::bad_alloc with the
+  // shard unchanged.
+  static slot fresh_slot(shard& sh) {
     const std::size_t c = sh.fresh / chunk_size;
     if (!sh.chunks[c]) sh.chunks[c] = std::make_unique<slot_data[]>(chunk_size);
-    sh.free.push_back(sh.fresh++);
+    return sh.fresh;
   }
 
   // The node has left the index (or is leaving it with the whole table): its slot becomes free.
@@ -779,25 +914,32 @@ class warm_tier {
     sh.weight -= weight;
     d.n = nullptr;
     ++d.generation;
-    sh.free.push_back(s);
+    d.next_free = sh.free;
+    sh.free = s;
   }
 
   // Every victim reaches the sink even if an earlier call throws; the first exception is then
   // rethrown (after the tier's own state is complete). Then the victims are retired.
   void deliver(victim_list& victims) {
     if (victims.empty()) return;
-    std::exception_ptr first;
     if (sink_ || stamped_sink_) {
-      for (const victim& v : victims) {
-        try {
-          if (stamped_sink_) {
-            stamped_sink_(v.n->key, v.n->value, v.stamp, v.n->hits.load(std::memory_order_relaxed));
-          } else {
-            sink_(v.n->key, v.n->value);
-          }
-        } catch (...) {
-          if (!first) first = std::current_exception();
+      deliver_to_sink(victims);
+      return;
+    }
+    epoch_domain::record& r = this_thread_epoch_record();
+    for (const victim& v : victims) epoch_->retire(r, v.n, destroy_node);
+  }
+  GOLDYLOX_NOINLINE void deliver_to_sink(victim_list& victims) {
+    std::exception_ptr first;
+    for (const victim& v : victims) {
+      try {
+        if (stamped_sink_) {
+          stamped_sink_(v.n->key, v.n->value, v.stamp, v.n->hits.load(std::memory_order_relaxed));
+        } else {
+          sink_(v.n->key, v.n->value);
         }
+      } catch (...) {
+        if (!first) first = std::current_exception();
       }
     }
     for (const victim& v : victims) retire(v.n);
