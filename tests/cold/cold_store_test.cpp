@@ -236,7 +236,9 @@ TEST_P(ColdStoreCodecs, APreparedPutStoresWhatPutStores) {
     prepared->prepare(as_bytes(v), 7 + k, p);
     EXPECT_EQ(p.size(), v.size());
     ASSERT_TRUE(prepared->put_prepared(as_bytes(key_for(k)), p).ok());
-    if (k == 0) ASSERT_TRUE(prepared->put_prepared(as_bytes("again"), p).ok());
+    if (k == 0) {
+      ASSERT_TRUE(prepared->put_prepared(as_bytes("again"), p).ok());
+    }
   }
   for (std::uint64_t k = 0; k < 300; ++k) {
     std::uint64_t tag = 0;
