@@ -315,11 +315,11 @@ TYPED_TEST(TypedCacheTest, GetOrInsertRunsFactoryOnlyWhenAbsent) {
 
 TYPED_TEST(TypedCacheTest, GetOrInsertThrowingFactoryInsertsNothing) {
   int calls = 0;
-  EXPECT_THROW(this->cache_.get_or_insert(this->key(1),
-                                          [&]() -> typename TestFixture::V {
-                                            ++calls;
-                                            throw std::runtime_error("factory failed");
-                                          }),
+  EXPECT_THROW((void)this->cache_.get_or_insert(this->key(1),
+                                                [&]() -> typename TestFixture::V {
+                                                  ++calls;
+                                                  throw std::runtime_error("factory failed");
+                                                }),
                std::runtime_error);
   EXPECT_EQ(calls, 1);
   EXPECT_FALSE(this->cache_.contains(this->key(1)));

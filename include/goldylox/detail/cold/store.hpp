@@ -260,9 +260,8 @@ class cold_store {
 
    private:
     friend class cold_store;
-    std::vector<std::byte> bytes_;  // what the record stores: compressed, or the raw value
+    std::vector<std::byte> bytes_;  // exactly what the record stores: compressed, or the raw value
     codec_id codec_ = codec_id::none;
-    std::size_t stored_size_ = 0;
     std::size_t value_size_ = 0;
     std::uint64_t type_tag_ = 0;
     std::uint64_t expiry_ns_ = 0;
@@ -274,8 +273,11 @@ class cold_store {
                std::uint64_t expiry_ns = 0) {
     const compressed c = compress(value, type_tag, out.bytes_);
     out.codec_ = c.codec;
-    out.stored_size_ = c.bytes.size();
-    if (c.codec == codec_id::none) out.bytes_.assign(value.begin(), value.end());
+    if (c.codec == codec_id::none) {
+      out.bytes_.assign(value.begin(), value.end());
+    } else {
+      out.bytes_.resize(c.bytes.size());  // the compressed bytes lead the buffer: keeps them
+    }
     out.value_size_ = value.size();
     out.type_tag_ = type_tag;
     out.expiry_ns_ = expiry_ns;
@@ -284,7 +286,7 @@ class cold_store {
   // put() of a prepared value: the same checks, outcomes and guarantees.
   absl::Status put_prepared(std::span<const std::byte> key, const prepared_value& p) {
     if (auto st = check_fits(key.size(), p.value_size_); !st.ok()) return st;
-    const compressed c{std::span<const std::byte>(p.bytes_.data(), p.stored_size_), p.codec_};
+    const compressed c{std::span<const std::byte>(p.bytes_), p.codec_};
     return append_value(key, c, p.value_size_, p.type_tag_, p.expiry_ns_, scratch());
   }
 

@@ -34,6 +34,17 @@
 #ifndef GOLDYLOX_TSAN
 #define GOLDYLOX_TSAN 0
 #endif
+// AddressSanitizer builds, likewise.
+#if defined(__SANITIZE_ADDRESS__)
+#define GOLDYLOX_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GOLDYLOX_ASAN 1
+#endif
+#endif
+#ifndef GOLDYLOX_ASAN
+#define GOLDYLOX_ASAN 0
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define GOLDYLOX_LIKELY(x) __builtin_expect(!!(x), 1)

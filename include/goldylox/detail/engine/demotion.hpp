@@ -379,8 +379,8 @@ class demotion_queue {
   void write(entry& d, writer by) const noexcept {
     try {
       // Serialized and compressed before the home lock, which every writer of the keys of that
-      // group waits for: under it there is only the decision and the append (compressing there
-      // put milliseconds into the tail of puts). A demotion superseded already (it stays so) is
+      // group waits for: under it there is only the decision and the append (a put of such a
+      // key used to wait for a compression too). A demotion superseded already (it stays so) is
       // not worth the work; one superseded later wastes it, never writes it.
       cold_store::prepared_value& prepared = prepared_buffer();
       absl::Status ready = absl::FailedPreconditionError("superseded");

@@ -95,14 +95,7 @@
 #include "goldylox/detail/common/hash.hpp"
 #include "goldylox/detail/common/platform.hpp"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define GOLDYLOX_WARM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GOLDYLOX_WARM_ASAN 1
-#endif
-#endif
-#if defined(GOLDYLOX_WARM_ASAN)
+#if GOLDYLOX_ASAN
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -128,7 +121,7 @@ class node_recycler {
     shelf& k = shelf_;
     if (k.count != 0) {
       void* p = k.blocks[--k.count];
-#if defined(GOLDYLOX_WARM_ASAN)
+#if GOLDYLOX_ASAN
       ASAN_UNPOISON_MEMORY_REGION(p, Size);
 #endif
       return p;
@@ -140,7 +133,7 @@ class node_recycler {
     shelf& k = shelf_;
     if (k.count < capacity && k.state != closed) {
       if (GOLDYLOX_UNLIKELY(k.state == unused)) watch_exit();
-#if defined(GOLDYLOX_WARM_ASAN)
+#if GOLDYLOX_ASAN
       ASAN_POISON_MEMORY_REGION(p, Size);
 #endif
       k.blocks[k.count++] = p;
@@ -188,7 +181,7 @@ class node_recycler {
       k.state = closed;  // blocks reclaimed later in this thread's exit are freed at once
       while (k.count != 0) {
         void* p = k.blocks[--k.count];
-#if defined(GOLDYLOX_WARM_ASAN)
+#if GOLDYLOX_ASAN
         ASAN_UNPOISON_MEMORY_REGION(p, Size);
 #endif
         give_back(p);
