@@ -123,16 +123,23 @@ TEST(Stress, WarmTierRecycledNodeMemoryIsNeverReusedUnderAReader) {
       {.max_entries = 64, .shards = 2});
   std::atomic<std::uint64_t> next{0};
   std::atomic<std::uint64_t> held{0};
+  std::atomic<int> writers_done{0};
   Failures failures;
   const auto value_of = [](std::uint64_t k) { return (k << 32) | ((k * 0x9e3779b9U) >> 32); };
   run_concurrently(kThreads, [&](int t) {
     Rng rng(static_cast<std::uint64_t>(t) + 7);
-    for (std::uint64_t i = 0; i < ops; ++i) {
-      if (t < 2) {
+    if (t < 2) {
+      for (std::uint64_t i = 0; i < ops; ++i) {
         const std::uint64_t k = next.fetch_add(1, std::memory_order_relaxed);
         if (!w.put(k, value_of(k)).ok()) failures.report("put refused");
-        continue;
       }
+      writers_done.fetch_add(1);
+      return;
+    }
+    // Readers keep reading while any writer runs (on two cores the scheduler may run a reader's
+    // whole quota before a writer starts), then until they have held at least one entry.
+    for (std::uint64_t i = 0;; ++i) {
+      if (i >= ops && writers_done.load() == 2 && held.load(std::memory_order_relaxed) > 0) break;
       const std::uint64_t newest = next.load(std::memory_order_relaxed);
       const std::uint64_t k = newest - std::min<std::uint64_t>(newest, rng.below(96));
       w.visit_entry(k, [&](const std::uint64_t& key, const std::uint64_t& v, std::uint32_t) {
