@@ -154,9 +154,11 @@ class cache {
 
   // Makes now, on the calling thread, the work the cache has queued for its background pool:
   // moves between tiers that reads asked for (promotions), then the cold tier's write-back of
-  // the evictions waiting for it. With enable_background_workers(false) there is none (every
-  // move is made by the read that asked for it, every eviction written by the call that caused
-  // it). Tests call it to make a cache's state deterministic; an application rarely needs to.
+  // the evictions waiting for it, then the warm tier's policies' learning (the adaptive
+  // policy's simulations, the linear model's training). With enable_background_workers(false)
+  // there is none (every move is made by the read that asked for it, every eviction written by
+  // the call that caused it, and policies learn as requests arrive). Tests call it to make a
+  // cache's state deterministic; an application rarely needs to.
   void run_pending_tasks() { engine_->run_pending_tasks(); }
 
   // Shuts the cold tier down and reports how it went (the destructor does the same but can only

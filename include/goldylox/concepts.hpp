@@ -4,7 +4,8 @@
 //  * hasher_for             — what a custom hasher must provide.
 //  * hot_tier               — what the engine needs from its first tier.
 //  * eviction_policy        — what the warm tier (and goldylox-sim) needs from a replacement
-//                             policy; users can write their own.
+//                             policy; users can write their own (deferred_learning_policy:
+//                             the optional hooks that let a policy learn off the request path).
 //  * codec                  — what the cold tier needs from a compressor (codec.hpp has LZ4,
 //                             Zstandard, Brotli and none).
 #pragma once
@@ -112,6 +113,24 @@ constexpr bool coalesces_hits(const P& p) noexcept {
   }
 }
 }  // namespace detail
+
+// Optional: a policy that learns from the requests it sees (the adaptive family's miniature
+// simulations, the linear model's training pairs) may let its owner run that learning later,
+// in batches, off the path of the request that caused it:
+//   p.defer_learning(n)    from now on, queue the learning of up to n requests (0, the
+//                          default: learn inline, as each event arrives);
+//   p.learn()              does the queued learning now; true if there was any;
+//   p.learning_backlog()   requests queued.
+// learn() runs under the same exclusion as the other events (the warm tier: the shard's lock).
+// A policy whose queue is full learns inline, so what it decides never lags its requests by more
+// than n; decisions stay O(1) amortised. A warm tier with a background pool defers and has the
+// pool call learn() (engine/maintenance.hpp); goldylox-sim never defers.
+template <class P>
+concept deferred_learning_policy = requires(P& p, const P& cp, std::size_t n) {
+  p.defer_learning(n);
+  { p.learn() } -> std::convertible_to<bool>;
+  { cp.learning_backlog() } -> std::convertible_to<std::size_t>;
+};
 
 // The compressors of the cold tier's records. Each record stores its codec's id (stable across
 // releases: it is part of the on-disk format) and the value's original size, so decompression

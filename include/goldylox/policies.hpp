@@ -79,6 +79,7 @@ static_assert(eviction_policy<lru> && eviction_policy<fifo> && eviction_policy<c
               eviction_policy<s3fifo> && eviction_policy<sieve> && eviction_policy<w_tinylfu> &&
               eviction_policy<w_tinylfu_fixed> && eviction_policy<linear_model> &&
               eviction_policy<adaptive>);
+static_assert(deferred_learning_policy<linear_model> && deferred_learning_policy<adaptive>);
 
 }  // namespace policy
 GOLDYLOX_END_NAMESPACE

@@ -26,6 +26,9 @@ struct cache_stats {
                                          // asked for and the promotion manager's queue had no
                                          // room for (with a background pool): not made
   std::size_t pending_moves = 0;         // moves queued for the background pool now
+  std::size_t learning_backlog = 0;      // requests the warm tier's policy has yet to learn
+                                         // from (with a background pool; see
+                                         // run_pending_tasks)
   std::uint64_t cold_hits = 0;           // hits the cold tier served, values on their way to
                                          // it included (counted with telemetry)
   std::uint64_t cold_demotions = 0;      // memory evictions written to the cold tier

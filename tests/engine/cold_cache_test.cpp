@@ -401,8 +401,9 @@ TEST(ColdCache, CachesSharingABackgroundPoolSyncOnItsThreads) {
     caches.push_back(*std::move(made));
   }
   EXPECT_EQ(process_threads(), threads_before) << "a cache started a thread of its own";
-  // Per cache: its sync, its promotion manager and its demotion write-back.
-  EXPECT_EQ(worker_pool->stats().jobs, 9u);
+  // Per cache: its sync, its promotion manager, its demotion write-back and its warm tier's
+  // policy learning (engine/maintenance.hpp).
+  EXPECT_EQ(worker_pool->stats().jobs, 12u);
   for (auto& c : caches) {
     for (int i = 0; i < 100; ++i) ASSERT_TRUE(c.put("k" + std::to_string(i), user_for(i)).ok());
   }
@@ -425,7 +426,7 @@ TEST(ColdCache, CachesSharingABackgroundPoolSyncOnItsThreads) {
     ASSERT_TRUE(made->config().background_pool.has_value());
     EXPECT_TRUE(*made->config().background_pool == fallback);
     EXPECT_EQ(process_threads(), with_default);
-    EXPECT_EQ(gd::background_pool_access::pool(fallback)->stats().jobs, 3u);
+    EXPECT_EQ(gd::background_pool_access::pool(fallback)->stats().jobs, 4u);
   }
 
   // Background workers off: the periodic promise keeps a private syncer per cache.

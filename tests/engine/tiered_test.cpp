@@ -537,6 +537,47 @@ TEST(QueuedMoves, AReadQueuesItsPromotionAndThePoolMakesIt) {
   for (std::uint64_t k = 100; k < 104; ++k) ASSERT_EQ(cache.get(k), k);
 }
 
+// With a pool the warm tier's policy learns there: requests only queue what it learns
+// (stats().learning_backlog), the pool's maintenance job learns it, and run_pending_tasks() learns
+// the rest on the calling thread. Without a pool nothing is queued.
+TEST(QueuedMoves, ThePolicyLearnsOnThePool) {
+  goldylox::background_pool pool(1);
+  auto cache = make_pooled(pool, 64, 1000);
+  std::size_t most = 0;
+  {
+    pool_blocker blocker(pool);
+    for (std::uint64_t i = 0; i < 20000; ++i) {
+      const std::uint64_t k = (i * 7919) % 5000;
+      if (!cache.get(k)) ASSERT_TRUE(cache.put(k, k).ok());
+      most = std::max(most, cache.stats().learning_backlog);
+    }
+    EXPECT_GT(cache.stats().learning_backlog, 0u) << "the blocked pool learnt";
+  }
+  EXPECT_GT(most, 0u);
+  // Bounded while the pool could not run: a shard's queue (1024) is learnt inline when it
+  // fills, and a 1000-entry warm tier has at most 8 shards (64 entries or more each).
+  EXPECT_LE(most, 8u * 1024);
+  // Released, the pool learns what is queued (each shard's last queue reached the notify mark,
+  // or was below it: what remains is less than the mark per shard).
+  for (int i = 0; i < 2000 && cache.stats().learning_backlog >= 64; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  cache.run_pending_tasks();
+  EXPECT_EQ(cache.stats().learning_backlog, 0u);
+
+  auto made = U64::builder()
+                  .hot_tier_max_entries(64)
+                  .warm_tier_max_entries(1000)
+                  .enable_background_workers(false)
+                  .build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  for (std::uint64_t i = 0; i < 5000; ++i) {
+    const std::uint64_t k = (i * 7919) % 5000;
+    if (!made->get(k)) ASSERT_TRUE(made->put(k, k).ok());
+    ASSERT_EQ(made->stats().learning_backlog, 0u);
+  }
+}
+
 // 10x more moves asked for than the queue holds, with the pool unable to run: the queue stays
 // within its bound, the rest are dropped and counted, and every entry is still served from where
 // it is. Released, the pool makes what was queued.

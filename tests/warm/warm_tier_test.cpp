@@ -347,3 +347,42 @@ TEST(WarmTier, TheNodeRecyclerIsBoundedAndFreesItsBlocksAtThreadExit) {
   }).join();
   EXPECT_EQ(recycler::kept(), 0u);  // another thread's blocks are not this one's
 }
+
+// Deferred learning (engine/maintenance.hpp): each shard's policy queues what it learns, `due`
+// runs once a shard's backlog reaches the mark (never under the shard's lock: it may call back
+// in), learn() empties every backlog, and a full queue is learnt inline without any call.
+TEST(WarmTier, PoliciesLearnWhenToldAndTheBacklogIsBounded) {
+  constexpr std::size_t batch = 128, mark = 32;
+  gd::warm_tier<int, int, gd::any_policy> w(
+      {.max_entries = 400, .shards = 2}, {}, {}, [](std::size_t c, std::size_t shards) {
+        return gd::make_shard_policy<gl::policy::adaptive>(c, shards);
+      });
+  int dues = 0;
+  std::size_t backlog_at_due = 0;
+  w.defer_learning(batch, mark, [&]() noexcept {
+    ++dues;
+    backlog_at_due = std::max(backlog_at_due, w.learning_backlog());  // takes the shard locks
+  });
+  std::size_t most = 0;
+  // Misses over a key space 10x the capacity: at 200 entries a shard samples every key.
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_TRUE(w.put((i * 7919) % 4000, i).ok());
+    most = std::max(most, w.learning_backlog());
+  }
+  EXPECT_GT(dues, 0);
+  EXPECT_GE(backlog_at_due, mark);
+  EXPECT_LE(most, 2 * batch);  // two shards, each at most a queue
+  EXPECT_GT(w.learning_backlog(), 0u);
+  EXPECT_EQ(w.learn(), 2u);
+  EXPECT_EQ(w.learning_backlog(), 0u);
+  EXPECT_EQ(w.learn(), 0u);  // nothing left to learn
+  EXPECT_LE(w.size(), 400u);
+
+  // A policy that does not learn has nothing to defer.
+  gd::warm_tier<int, int, gl::policy::lru> plain({.max_entries = 100, .shards = 1});
+  plain.defer_learning(batch, mark, [&]() noexcept { ++dues; });
+  const int dues_before = dues;
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(plain.put(i, i).ok());
+  EXPECT_EQ(plain.learning_backlog(), 0u);
+  EXPECT_EQ(dues, dues_before);
+}

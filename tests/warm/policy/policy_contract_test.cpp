@@ -243,6 +243,88 @@ TEST(LinearModel, RejectsInvalidOptions) {
   EXPECT_THROW(gl::policy::linear_model(10, o), std::invalid_argument);
 }
 
+// ---- deferred learning (concepts.hpp's deferred_learning_policy) -----------------------------
+
+// The adaptive policy learning in batches, as the warm tier has it learn on the background pool:
+// its simulations queue the sampled requests, learn() replays them, and a full queue is replayed
+// inline. It still follows every phase change, and loses little against learning inline.
+TEST(DeferredLearning, TheAdaptivePolicyFollowsPhaseChangesLearningInBatches) {
+  constexpr std::size_t cap = 200;
+  std::mt19937_64 rng(7);
+  std::vector<gd::trace_request> a, b, c, all;
+  append_loop(a, 1'000'000, 500, 60);
+  append_sliding(b, 2'000'000, 30000, 150, rng);
+  append_loop(c, 3'000'000, 500, 60);
+  for (const auto* phase : {&a, &b, &c}) all.insert(all.end(), phase->begin(), phase->end());
+  const std::uint64_t inline_hits = hits_of(gd::replay<gl::policy::adaptive>(all, cap));
+
+  for (const std::size_t learn_every : {100u, 0u}) {  // 0: never called, the queue fills
+    SCOPED_TRACE(learn_every);
+    constexpr std::size_t batch = 256;
+    gd::simulated_cache<gl::policy::adaptive> cache(cap);
+    cache.policy().defer_learning(batch);
+    std::uint64_t got = 0;
+    std::size_t most = 0, queued_at_some_point = 0;
+    std::string_view leader_at_end[3];
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      got += cache.access(all[i].id) ? 1 : 0;
+      const std::size_t backlog = cache.policy().learning_backlog();
+      most = std::max(most, backlog);
+      queued_at_some_point += backlog != 0 ? 1 : 0;
+      if (learn_every != 0 && i % learn_every == 0) {
+        EXPECT_EQ(cache.policy().learn(), backlog != 0);
+        EXPECT_EQ(cache.policy().learning_backlog(), 0u);
+      }
+      if (i + 1 == a.size()) leader_at_end[0] = cache.policy().leader_name();
+      if (i + 1 == a.size() + b.size()) leader_at_end[1] = cache.policy().leader_name();
+    }
+    leader_at_end[2] = cache.policy().leader_name();
+    EXPECT_GT(queued_at_some_point, all.size() / 2) << "nothing was deferred";
+    EXPECT_LE(most, batch);
+    EXPECT_NE(leader_at_end[0], "LRU");
+    EXPECT_EQ(leader_at_end[1], "LRU");
+    EXPECT_NE(leader_at_end[2], "LRU");
+    EXPECT_GT(static_cast<double>(got), 0.97 * static_cast<double>(inline_hits))
+        << "inline " << inline_hits;
+  }
+}
+
+// The linear model's training from its queue: nothing is learnt until learn() (or a full queue),
+// then the same pairs are resolved, and the trained model is as good as one trained inline.
+TEST(DeferredLearning, TheLinearModelTrainsFromItsQueue) {
+  const auto t =
+      gd::read_trace(std::string(GOLDYLOX_TEST_DATA_DIR) + "/traces/lirs_multi2.oracleGeneral.zst");
+  constexpr std::size_t cap = 568;
+  gd::simulated_cache<gl::policy::linear_model> inline_cache(cap);
+  gd::simulated_cache<gl::policy::linear_model> deferred(cap);
+  constexpr std::size_t batch = 512;
+  deferred.policy().defer_learning(batch);
+  std::uint64_t inline_hits = 0, deferred_hits = 0;
+  std::size_t most = 0;
+  bool held_back = false;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    inline_hits += inline_cache.access(t[i].id) ? 1 : 0;
+    const std::uint64_t trained_before = deferred.policy().trained();
+    const std::size_t backlog_before = deferred.policy().learning_backlog();
+    deferred_hits += deferred.access(t[i].id) ? 1 : 0;
+    const std::size_t backlog = deferred.policy().learning_backlog();
+    most = std::max(most, backlog);
+    // A request that only queued (its queue did not fill and replay) trained nothing.
+    if (backlog > backlog_before) {
+      EXPECT_EQ(deferred.policy().trained(), trained_before) << i;
+      held_back = held_back || backlog_before > 0;
+    }
+    if (i % 300 == 0) deferred.policy().learn();
+  }
+  deferred.policy().learn();
+  EXPECT_TRUE(held_back);
+  EXPECT_LE(most, batch);
+  EXPECT_EQ(deferred.policy().learning_backlog(), 0u);
+  EXPECT_GT(deferred.policy().trained(), 1000u);
+  // Within half a point of learning inline (measured: 48.99 % inline).
+  EXPECT_GT(deferred_hits + t.size() / 200, inline_hits) << "inline " << inline_hits;
+}
+
 TEST(AdaptivePolicy, SamplesLargeCachesAndValidatesItsOptions) {
   const gl::policy::adaptive small(1000);
   EXPECT_EQ(small.sampling_rate(), 1.0);

@@ -18,6 +18,7 @@
 //   demotion.hpp      the cold demotion queues, per (engine, thread), and the pool job that
 //                     writes them (rule C2)
 //   promotion.hpp     reads below the hot tier and the moves up they cause (M2, C3)
+//   maintenance.hpp   the pool job the warm tier's policies learn on (off the request path)
 //   single_flight.hpp get_or_insert: one loader per absent key
 //   stats.hpp         the cache_stats snapshot
 // With a cold tier every write runs under the key's home lock (no lock-free in-place put), retires
@@ -44,6 +45,7 @@
 #include "goldylox/config.hpp"
 #include "goldylox/detail/engine/coherence.hpp"
 #include "goldylox/detail/engine/demotion.hpp"
+#include "goldylox/detail/engine/maintenance.hpp"
 #include "goldylox/detail/engine/promotion.hpp"
 #include "goldylox/detail/engine/single_flight.hpp"
 #include "goldylox/detail/engine/stats.hpp"
@@ -360,10 +362,12 @@ class engine {
   }
   // Makes the moves between tiers that reads have queued for the background pool now, on the
   // calling thread, then writes the demotions waiting for the pool (theirs and the moves') to the
-  // cold tier (nothing to do without a pool).
+  // cold tier, then has the warm tier's policies learn what they queued (maintenance.hpp);
+  // nothing to do without a pool.
   void run_pending_tasks() {
     promotion_.run_pending();
     demotions_.settle();
+    maintenance_.run_pending();
   }
 
   // Makes what the cold tier holds durable (cold_store::sync); OK without a cold tier. First
@@ -435,6 +439,7 @@ class engine {
     cache_stats s =
         collect_stats(t_, sizeof(*this), {demotions_.queue_depth(), demotions_.queue_peak()});
     s.pending_moves = promotion_.pending();
+    if (t_.warm != nullptr) s.learning_backlog = t_.warm->learning_backlog();
     return s;
   }
 
@@ -493,6 +498,9 @@ class engine {
   std::atomic<bool> flushing_{false};  // closing: every entry goes to the cold tier
   std::mutex close_mu_;
   bool closed_ = false;  // guarded by close_mu_
+  // Last, so destroyed first: its job calls into the warm tier, and the warm tier calls it
+  // (~engine has stopped the queued moves, the only pool job that writes the warm tier).
+  maintenance<K, S, Hash, KeyEqual> maintenance_{t_};
 };
 
 }  // namespace detail

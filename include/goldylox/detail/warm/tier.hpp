@@ -48,6 +48,13 @@
 // visit_entry also counts the node's reads (a relaxed fetch_add on the node): the engine promotes
 // an entry back to the hot tier by that count.
 //
+// Learning off the request path (concepts.hpp's deferred_learning_policy, for policies that
+// learn: adaptive, linear-model): after defer_learning(), a shard's policy queues its learning;
+// a writer (or a reader's drain) that leaves the backlog at or past the notify mark calls the
+// `due` callback once its lock is released, and whoever that wakes (the engine's maintenance
+// job on the background pool) calls learn(), which takes each shard's lock in turn. A policy
+// whose queue fills learns inline, so nothing waits on the callback for correctness.
+//
 // Writes (put, erase) take the shard's lock, drain the read buffer first (so the policy sees
 // hits before it picks victims), then update index, slots and policy. Victims are unlinked under
 // the lock and handed to the sink after it is released (by const reference: a reader may still
@@ -279,6 +286,53 @@ class warm_tier {
     stamped_sink_ = std::move(sink);
   }
 
+  // From now on each shard's policy queues the learning of up to `batch` requests
+  // (deferred_learning_policy; policies that do not learn ignore it), and `due` runs, outside
+  // every lock, after a write or drain leaves a shard's backlog at `notify_at` or more. Set
+  // before use; `due` must not throw.
+  void defer_learning(std::size_t batch, std::size_t notify_at, std::function<void()> due) {
+    if constexpr (deferred_learning_policy<P>) {
+      for (auto& sh : shards_) {
+        std::unique_lock lock(sh->mutex);
+        sh->policy.defer_learning(batch);
+      }
+      learning_mark_ = notify_at;
+      learning_due_ = std::move(due);
+    }
+  }
+
+  // Does the learning the shards' policies queued, each under its shard's lock. With `wait`
+  // false a shard whose lock is taken is skipped (its writer is busy with the policy; the backlog
+  // waits for the next call, or is learnt inline when it fills). Returns how many shards learnt.
+  std::size_t learn(bool wait = true) {
+    std::size_t learnt = 0;
+    if constexpr (deferred_learning_policy<P>) {
+      for (auto& sh : shards_) {
+        std::unique_lock lock(sh->mutex, std::defer_lock);
+        if (wait) {
+          lock.lock();
+        } else if (!lock.try_lock()) {
+          continue;
+        }
+        drain(*sh);  // hits first: they are requests the policy learns from too
+        learnt += sh->policy.learn() ? 1 : 0;
+      }
+    }
+    return learnt;
+  }
+
+  // Requests queued for learning, over all shards.
+  std::size_t learning_backlog() const {
+    std::size_t n = 0;
+    if constexpr (deferred_learning_policy<P>) {
+      for (const auto& sh : shards_) {
+        std::shared_lock lock(sh->mutex);
+        n += sh->policy.learning_backlog();
+      }
+    }
+    return n;
+  }
+
   // Calls f(const V&) if `key` is present, and records the hit for the policy. Takes no lock;
   // f runs with the calling thread's epoch pinned, so it should be short (a long one delays
   // the freeing of retired entries, never correctness). f may call back into the tier.
@@ -342,6 +396,7 @@ class warm_tier {
     victim_list victims;
     std::exception_ptr failed;
     bool inserted = false;
+    bool due = false;
     {
       std::unique_lock lock(sh.mutex);
       drain(sh);
@@ -355,7 +410,9 @@ class warm_tier {
       } catch (...) {
         failed = std::current_exception();
       }
+      due = learning_due(sh);
     }
+    if (due) learning_due_();
     // Entries evicted before a failure still reach the sink; then the failure is reported.
     deliver(victims);
     if (failed) std::rethrow_exception(failed);
@@ -771,8 +828,23 @@ class warm_tier {
       sh.dropped.fetch_add(1, std::memory_order_relaxed);
     }
     if (pos % read_buffer_size == read_buffer_size - 1) {
-      std::unique_lock lock(sh.mutex, std::try_to_lock);
-      if (lock.owns_lock()) drain(sh);
+      bool due = false;
+      {
+        std::unique_lock lock(sh.mutex, std::try_to_lock);
+        if (!lock.owns_lock()) return;
+        drain(sh);
+        due = learning_due(sh);
+      }
+      if (due) learning_due_();
+    }
+  }
+
+  // Under the shard's lock: whether the policy's learning backlog asks for the `due` callback.
+  bool learning_due(shard& sh) const {
+    if constexpr (deferred_learning_policy<P>) {
+      return learning_due_ && sh.policy.learning_backlog() >= learning_mark_;
+    } else {
+      return false;
     }
   }
 
@@ -946,6 +1018,8 @@ class warm_tier {
   sink_type sink_;
   std::function<std::uint64_t(const K&)> stamp_;
   std::function<void(const K&, const V&, std::uint64_t, std::uint32_t)> stamped_sink_;
+  std::function<void()> learning_due_;  // see defer_learning
+  std::size_t learning_mark_ = 0;
   unsigned shard_bits_ = 0;
   std::size_t max_entries_ = 0;
   std::size_t max_weight_ = 0;

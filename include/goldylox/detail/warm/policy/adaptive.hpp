@@ -26,6 +26,13 @@
 //    the cache converges to the leader's own contents after a switch, whatever history the new
 //    live metadata lacks), and the rest is decided by the live leader.
 //
+// Deferred learning (concepts.hpp's deferred_learning_policy): the miniature simulations are
+// the policy's learning. Deferred, a sampled request only queues its hash; learn() replays the
+// queue through the simulations in order (and dooms, and tests the lead, as inline), so the
+// simulations see the same request sequence and only their verdicts arrive later: a doomed key
+// may stay up to a queue's worth of requests longer, a change of leader happens that much later.
+// A full queue is learnt inline by the request that fills it.
+//
 // The initial leader is the first expert: with cold miniature caches nothing distinguishes the
 // experts, so the first should be the most robust (policy::adaptive starts with LIRS).
 //
@@ -160,6 +167,20 @@ class adaptive_policy {
     forget(s);
   }
 
+  // deferred_learning_policy (see the design comment).
+  void defer_learning(std::size_t n) {
+    if (n < queued_.size()) replay();
+    defer_ = n;
+    queued_.reserve(n);
+  }
+  bool learn() {
+    if (queued_.empty()) return false;
+    replay();
+    switch_if_due();
+    return true;
+  }
+  std::size_t learning_backlog() const noexcept { return queued_.size(); }
+
   // Diagnostics: the expert that decides evictions now, how often the lead changed, and the
   // sampling rate of the miniature simulations.
   std::size_t leader() const noexcept { return leader_; }
@@ -204,8 +225,23 @@ class adaptive_policy {
     return rate_ >= 1.0 || mix_hash(hash) < threshold_;
   }
 
-  // A sampled request: every miniature cache sees it, and the lead is tested.
+  // A sampled request: every miniature cache sees it (now, or queued when learning is deferred),
+  // and the lead is tested.
   void observe(std::uint64_t hash) {
+    if (defer_ == 0) {
+      simulate(hash);
+      return;
+    }
+    queued_.push_back(hash);
+    // Learnt inline when full; a change of leader it decides waits, as any, for switch_if_due.
+    if (queued_.size() >= defer_) replay();
+  }
+  void replay() {
+    for (const std::uint64_t h : queued_) simulate(h);
+    queued_.clear();
+  }
+
+  void simulate(std::uint64_t hash) {
     shadows_.access(
         hash,
         [this](std::size_t i, std::uint64_t id) {
@@ -348,6 +384,8 @@ class adaptive_policy {
   std::size_t leader_;
   std::size_t next_leader_ = expert_count;  // expert_count: no change pending
   std::uint64_t switches_ = 0;
+  std::size_t defer_ = 0;              // deferred_learning_policy: 0 learns inline
+  std::vector<std::uint64_t> queued_;  // sampled requests not yet simulated
 };
 
 }  // namespace detail

@@ -52,6 +52,10 @@ class any_policy {
   // The wrapped policy's name (P::name).
   std::string_view policy_name() const noexcept { return impl_->policy_name(); }
   bool coalesces_hits() const noexcept { return impl_->coalesces_hits(); }
+  // deferred_learning_policy, for every policy: one that does not learn has nothing to defer.
+  void defer_learning(std::size_t n) { impl_->defer_learning(n); }
+  bool learn() { return impl_->learn(); }
+  std::size_t learning_backlog() const noexcept { return impl_->learning_backlog(); }
 
  private:
   struct base {
@@ -65,6 +69,9 @@ class any_policy {
     virtual std::size_t capacity() const = 0;
     virtual std::string_view policy_name() const noexcept = 0;
     virtual bool coalesces_hits() const noexcept = 0;
+    virtual void defer_learning(std::size_t n) = 0;
+    virtual bool learn() = 0;
+    virtual std::size_t learning_backlog() const noexcept = 0;
   };
   template <class P>
   struct model final : base {
@@ -78,11 +85,28 @@ class any_policy {
     std::size_t capacity() const override { return p.capacity(); }
     std::string_view policy_name() const noexcept override { return P::name; }
     bool coalesces_hits() const noexcept override { return detail::coalesces_hits(p); }
+    void defer_learning(std::size_t n) override {
+      if constexpr (deferred_learning_policy<P>) p.defer_learning(n);
+    }
+    bool learn() override {
+      if constexpr (deferred_learning_policy<P>) {
+        return p.learn();
+      } else {
+        return false;
+      }
+    }
+    std::size_t learning_backlog() const noexcept override {
+      if constexpr (deferred_learning_policy<P>) {
+        return p.learning_backlog();
+      } else {
+        return 0;
+      }
+    }
     P p;
   };
   std::unique_ptr<base> impl_;
 };
-static_assert(eviction_policy<any_policy>);
+static_assert(eviction_policy<any_policy> && deferred_learning_policy<any_policy>);
 
 // Makes the policy of one warm-tier shard: (shard capacity, shard count) -> policy.
 using policy_factory = std::function<any_policy(std::size_t capacity, std::size_t shards)>;

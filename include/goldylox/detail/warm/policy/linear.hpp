@@ -23,6 +23,14 @@
 // and no class imbalance. Unresolved pairs sit in a ring of `memory` x capacity; the oldest is
 // dropped unlearnt when the ring wraps. The rate decays slowly to a floor.
 //
+// Deferred learning (concepts.hpp's deferred_learning_policy): the training is the pair
+// bookkeeping (a map lookup per request, a map insert per pair, an SGD step per resolved pair);
+// deciding needs only the weights, the entries and the ghosts. Deferred, a request queues its
+// hash and an eviction the pair it drew (the features' difference is taken at the eviction: taken
+// later, a pair member's request in between would leak into its features, and the model would
+// learn its own label), and learn() replays them in order, so the same pairs are resolved by the
+// same requests as inline. Only the weights lag, by at most a queue's worth of events.
+//
 // Untrained, w_recency = -1 and w_frequency = +1 (the rest 0): a sampled blend of LRU and LFU.
 // Training moves it where the trace rewards: on loops it learns that entries which come back
 // after an eviction, and old ones, are wanted sooner (MRU-like); on OLTP that frequency and
@@ -97,7 +105,7 @@ class linear_model_policy {
 
   void on_hit(slot s) {
     ++now_;
-    resolve(e_[s].hash);
+    train_on_request(e_[s].hash);
     e_[s].gap = static_cast<std::uint32_t>(std::min<std::uint64_t>(now_ - e_[s].last, 0xffffffffU));
     e_[s].last = now_;
     ++e_[s].hits;
@@ -105,7 +113,7 @@ class linear_model_policy {
 
   void on_miss(std::uint64_t hash) {
     ++now_;
-    resolve(hash);
+    train_on_request(hash);
     pending_returns_ = 0;
     pending_gap_ = 0;
     if (const auto it = ghosts_.find(hash); it != ghosts_.end()) {
@@ -164,6 +172,19 @@ class linear_model_policy {
   }
 
   void on_erase(slot s) { leave(s); }
+
+  // deferred_learning_policy (see the design comment).
+  void defer_learning(std::size_t n) {
+    if (n < queued_.size()) replay();
+    defer_ = n;
+    queued_.reserve(n);
+  }
+  bool learn() {
+    if (queued_.empty()) return false;
+    replay();
+    return true;
+  }
+  std::size_t learning_backlog() const noexcept { return queued_.size(); }
 
   static constexpr std::size_t bytes_per_entry() noexcept {
     return sizeof(entry) + sizeof(pair_record) + 32 + 40;
@@ -273,23 +294,64 @@ class linear_model_policy {
   // ---- training --------------------------------------------------------------------------
 
   void pair_up(slot a, slot b) {
-    if (!o_.train || a == b || pending_.contains(e_[a].hash) || pending_.contains(e_[b].hash))
-      return;
+    if (!o_.train || a == b) return;
+    std::array<float, features> xa{}, xb{};
+    features_of(a, xa.data());
+    features_of(b, xb.data());
+    std::array<float, features> d{};
+    for (std::size_t j = 0; j < features; ++j) d[j] = xa[j] - xb[j];
+    if (defer_ == 0) {
+      add_pair(e_[a].hash, e_[b].hash, d);
+    } else {
+      enqueue({e_[a].hash, e_[b].hash, d, true});
+    }
+  }
+  void add_pair(std::uint64_t first, std::uint64_t second, const std::array<float, features>& d) {
+    if (pending_.contains(first) || pending_.contains(second)) return;
     pair_record& r = pairs_[pair_head_];
     if (r.live) {  // the ring is full: the oldest unresolved pair is dropped unlearnt
       pending_.erase(r.first);
       pending_.erase(r.second);
     }
-    std::array<float, features> xa{}, xb{};
-    features_of(a, xa.data());
-    features_of(b, xb.data());
-    for (std::size_t j = 0; j < features; ++j) r.d[j] = xa[j] - xb[j];
-    r.first = e_[a].hash;
-    r.second = e_[b].hash;
+    r.d = d;
+    r.first = first;
+    r.second = second;
     r.live = true;
     pending_[r.first] = pair_head_;
     pending_[r.second] = pair_head_;
     pair_head_ = (pair_head_ + 1) % pairs_.size();
+  }
+
+  // A queued request (pair == false: `first` is its key) or a drawn pair (its two keys and the
+  // difference of their features when it was drawn).
+  struct learning_event {
+    std::uint64_t first = 0, second = 0;
+    std::array<float, features> d{};
+    bool pair = false;
+  };
+
+  void train_on_request(std::uint64_t hash) {
+    if (defer_ == 0) {
+      resolve(hash);
+    } else if (o_.train) {
+      learning_event e;
+      e.first = hash;
+      enqueue(e);
+    }
+  }
+  void enqueue(const learning_event& e) {
+    queued_.push_back(e);
+    if (queued_.size() >= defer_) replay();
+  }
+  void replay() {
+    for (const learning_event& e : queued_) {
+      if (e.pair) {
+        add_pair(e.first, e.second, e.d);
+      } else {
+        resolve(e.first);
+      }
+    }
+    queued_.clear();
   }
 
   // The first of a pair to be requested again was the one to keep.
@@ -350,6 +412,8 @@ class linear_model_policy {
   std::vector<std::uint64_t> ghost_ring_;
   std::size_t ghost_head_ = 0;
   std::size_t ghost_count_ = 0;
+  std::size_t defer_ = 0;  // deferred_learning_policy: 0 learns inline
+  std::vector<learning_event> queued_;
 };
 
 }  // namespace detail

@@ -63,6 +63,7 @@ class simulated_cache {
   std::size_t size() const noexcept { return where_.size(); }
   bool contains(std::uint64_t id) const { return where_.contains(id, key_of()); }
   const P& policy() const noexcept { return policy_; }
+  P& policy() noexcept { return policy_; }
 
  private:
   keys_by_slot key_of() const noexcept { return {id_of_.data()}; }
