@@ -59,6 +59,7 @@
 #include "goldylox/detail/common/platform.hpp"
 #include "goldylox/detail/warm/policy/classic.hpp"
 #include "goldylox/detail/warm/policy/index_lists.hpp"
+#include "goldylox/detail/warm/policy/learning_queue.hpp"
 #include "goldylox/detail/warm/policy/simulated_cache.hpp"
 #include "goldylox/detail/warm/policy/slot_index.hpp"
 
@@ -168,14 +169,9 @@ class adaptive_policy {
   }
 
   // deferred_learning_policy (see the design comment).
-  void defer_learning(std::size_t n) {
-    if (n < queued_.size()) replay();
-    defer_ = n;
-    queued_.reserve(n);
-  }
+  void defer_learning(std::size_t n) { queued_.set_bound(n, simulator()); }
   bool learn() {
-    if (queued_.empty()) return false;
-    replay();
+    if (!queued_.drain(simulator())) return false;
     switch_if_due();
     return true;
   }
@@ -228,17 +224,16 @@ class adaptive_policy {
   // A sampled request: every miniature cache sees it (now, or queued when learning is deferred),
   // and the lead is tested.
   void observe(std::uint64_t hash) {
-    if (defer_ == 0) {
+    if (queued_.deferred()) {
+      // A full queue is simulated here; a change of leader it decides waits, as any, for
+      // switch_if_due.
+      queued_.push(hash, simulator());
+    } else {
       simulate(hash);
-      return;
     }
-    queued_.push_back(hash);
-    // Learnt inline when full; a change of leader it decides waits, as any, for switch_if_due.
-    if (queued_.size() >= defer_) replay();
   }
-  void replay() {
-    for (const std::uint64_t h : queued_) simulate(h);
-    queued_.clear();
+  auto simulator() {
+    return [this](std::uint64_t h) { simulate(h); };
   }
 
   void simulate(std::uint64_t hash) {
@@ -384,8 +379,7 @@ class adaptive_policy {
   std::size_t leader_;
   std::size_t next_leader_ = expert_count;  // expert_count: no change pending
   std::uint64_t switches_ = 0;
-  std::size_t defer_ = 0;              // deferred_learning_policy: 0 learns inline
-  std::vector<std::uint64_t> queued_;  // sampled requests not yet simulated
+  learning_queue<std::uint64_t> queued_;  // sampled requests not yet simulated
 };
 
 }  // namespace detail

@@ -55,6 +55,7 @@
 #include "goldylox/detail/common/hash.hpp"
 #include "goldylox/detail/common/platform.hpp"
 #include "goldylox/detail/warm/policy/classic.hpp"
+#include "goldylox/detail/warm/policy/learning_queue.hpp"
 
 #if GOLDYLOX_HAS_SSE2
 #include <xsimd/xsimd.hpp>
@@ -173,17 +174,30 @@ class linear_model_policy {
 
   void on_erase(slot s) { leave(s); }
 
+ private:
+  // A queued request (pair == false: `first` is its key) or a drawn pair (its two keys and the
+  // difference of their features when it was drawn).
+  struct learning_event {
+    std::uint64_t first = 0, second = 0;
+    std::array<float, features> d{};
+    bool pair = false;
+  };
+
+  // Replays one queued event (defined before its uses: its type is deduced).
+  auto trainer() {
+    return [this](const learning_event& e) {
+      if (e.pair) {
+        add_pair(e.first, e.second, e.d);
+      } else {
+        resolve(e.first);
+      }
+    };
+  }
+
+ public:
   // deferred_learning_policy (see the design comment).
-  void defer_learning(std::size_t n) {
-    if (n < queued_.size()) replay();
-    defer_ = n;
-    queued_.reserve(n);
-  }
-  bool learn() {
-    if (queued_.empty()) return false;
-    replay();
-    return true;
-  }
+  void defer_learning(std::size_t n) { queued_.set_bound(n, trainer()); }
+  bool learn() { return queued_.drain(trainer()); }
   std::size_t learning_backlog() const noexcept { return queued_.size(); }
 
   static constexpr std::size_t bytes_per_entry() noexcept {
@@ -300,10 +314,10 @@ class linear_model_policy {
     features_of(b, xb.data());
     std::array<float, features> d{};
     for (std::size_t j = 0; j < features; ++j) d[j] = xa[j] - xb[j];
-    if (defer_ == 0) {
-      add_pair(e_[a].hash, e_[b].hash, d);
+    if (queued_.deferred()) {
+      queued_.push({e_[a].hash, e_[b].hash, d, true}, trainer());
     } else {
-      enqueue({e_[a].hash, e_[b].hash, d, true});
+      add_pair(e_[a].hash, e_[b].hash, d);
     }
   }
   void add_pair(std::uint64_t first, std::uint64_t second, const std::array<float, features>& d) {
@@ -322,36 +336,14 @@ class linear_model_policy {
     pair_head_ = (pair_head_ + 1) % pairs_.size();
   }
 
-  // A queued request (pair == false: `first` is its key) or a drawn pair (its two keys and the
-  // difference of their features when it was drawn).
-  struct learning_event {
-    std::uint64_t first = 0, second = 0;
-    std::array<float, features> d{};
-    bool pair = false;
-  };
-
   void train_on_request(std::uint64_t hash) {
-    if (defer_ == 0) {
+    if (!queued_.deferred()) {
       resolve(hash);
     } else if (o_.train) {
       learning_event e;
       e.first = hash;
-      enqueue(e);
+      queued_.push(e, trainer());
     }
-  }
-  void enqueue(const learning_event& e) {
-    queued_.push_back(e);
-    if (queued_.size() >= defer_) replay();
-  }
-  void replay() {
-    for (const learning_event& e : queued_) {
-      if (e.pair) {
-        add_pair(e.first, e.second, e.d);
-      } else {
-        resolve(e.first);
-      }
-    }
-    queued_.clear();
   }
 
   // The first of a pair to be requested again was the one to keep.
@@ -412,8 +404,7 @@ class linear_model_policy {
   std::vector<std::uint64_t> ghost_ring_;
   std::size_t ghost_head_ = 0;
   std::size_t ghost_count_ = 0;
-  std::size_t defer_ = 0;  // deferred_learning_policy: 0 learns inline
-  std::vector<learning_event> queued_;
+  learning_queue<learning_event> queued_;
 };
 
 }  // namespace detail
