@@ -1,7 +1,8 @@
 // Warm-tier throughput against sharded-LRU peers, in the same run: a read-through workload (get;
 // on a miss, put) over a Zipf(0.99) stream of 4M requests on 1M keys, a 100K-entry cache, at 1
 // and 2 threads (Google Benchmark ->Threads; each thread starts at its own offset in the stream).
-// GOLDYLOX_BENCH_THETA=0.8 (say) runs the same with another Zipf exponent.
+// GOLDYLOX_BENCH_THETA=0.8 (say) runs the same with another Zipf exponent, and
+// GOLDYLOX_BENCH_HOT_SHARE=0.75 (say) gives goldylox_tiered another hot:warm split.
 //
 //   goldylox warm_tier<uint64_t, uint64_t, P>, P = lru, sieve, s3fifo, adaptive; and adaptive
 //     with its miniature-cache budget shared among the shards (goldylox_warm_adaptive_shared)
@@ -9,7 +10,7 @@
 //     the default preset (25K hot over 75K warm, adaptive policy), moves queued for the shared
 //     background pool; goldylox_default_inline: the same with enable_background_workers(false)
 //   goldylox_tiered<sieve|adaptive>  the whole cache (typed_cache): a 25K-entry hot tier over a
-//     75K-entry warm tier with that policy; goldylox_hot_only: the hot tier alone, 100K entries
+//     75K-entry warm tier with that policy (GOLDYLOX_BENCH_HOT_SHARE moves the split); goldylox_hot_only: the hot tier alone, 100K entries
 //   absl_sharded_lru   64 shards, each a std::mutex around an absl::flat_hash_map and a list
 //   rocksdb_lru        rocksdb::NewLRUCache (64 shards), if librocksdb-dev is installed
 //   rocksdb_hyperclock rocksdb::HyperClockCacheOptions (64 shards), likewise
@@ -61,6 +62,18 @@ double theta() {
     std::exit(2);
   }
   return t;
+}
+
+// goldylox_tiered's hot tier, in entries: a quarter of the capacity, or GOLDYLOX_BENCH_HOT_SHARE
+// (a number in (0, 1)) of it.
+std::size_t tiered_hot_entries() {
+  const char* v = std::getenv("GOLDYLOX_BENCH_HOT_SHARE");
+  const double share = v != nullptr ? std::strtod(v, nullptr) : 0.25;
+  if (!(share > 0.0 && share < 1.0)) {
+    std::fprintf(stderr, "GOLDYLOX_BENCH_HOT_SHARE must be a number between 0 and 1\n");
+    std::exit(2);
+  }
+  return std::max<std::size_t>(1, static_cast<std::size_t>(share * capacity));
 }
 
 const std::vector<std::uint64_t>& stream() {
@@ -137,8 +150,8 @@ template <const char* Name>
 struct goldylox_tiered : goldylox_cache {
   goldylox_tiered()
       : goldylox_cache(gl::typed_cache<std::uint64_t, std::uint64_t>::builder()
-                           .hot_tier_max_entries(capacity / 4)
-                           .warm_tier_max_entries(capacity - capacity / 4)
+                           .hot_tier_max_entries(tiered_hot_entries())
+                           .warm_tier_max_entries(capacity - tiered_hot_entries())
                            .warm_tier_policy(Name)
                            .build()
                            .value()) {}

@@ -162,4 +162,45 @@ TEST(Stress, WarmTierRecycledNodeMemoryIsNeverReusedUnderAReader) {
   EXPECT_GT(w.stats().evictions, ops);
 }
 
+// Deferred learning under load (engine/maintenance.hpp's arrangement): writers and readers of a
+// warm tier whose policies queue their learning, one thread replaying the queues as the pool's
+// job would (skipping busy shards), and the `due` callback counting. Every value read is the
+// key's own, the bound holds, and after a last learn() nothing is left queued.
+TEST(Stress, WarmTierPoliciesLearnWhileReadersAndWritersRun) {
+  const std::uint64_t ops = scaled(100'000);
+  constexpr std::uint64_t keys = 4096;
+  namespace gd = goldylox::detail;
+  gd::warm_tier<std::uint64_t, std::uint64_t, gd::any_policy> w(
+      {.max_entries = 512, .shards = 4}, {}, {}, [](std::size_t c, std::size_t shards) {
+        return gd::make_shard_policy<goldylox::policy::adaptive>(c, shards);
+      });
+  std::atomic<std::uint64_t> dues{0};
+  w.defer_learning(256, 32, [&]() noexcept { dues.fetch_add(1, std::memory_order_relaxed); });
+  std::atomic<int> running{kThreads - 1};
+  std::atomic<std::uint64_t> learnt{0};
+  Failures failures;
+  run_concurrently(kThreads, [&](int t) {
+    if (t == 0) {  // the maintenance job
+      while (running.load() != 0) learnt.fetch_add(w.learn(/*wait=*/false));
+      return;
+    }
+    Rng rng(static_cast<std::uint64_t>(t) + 31);
+    for (std::uint64_t i = 0; i < ops; ++i) {
+      const std::uint64_t k = rng.below(keys);
+      if (t % 2 == 1) {
+        if (!w.put(k, k * 3 + 1).ok()) failures.report("put refused");
+      } else if (const auto got = w.get(k); got && *got != k * 3 + 1) {
+        failures.report("key ", k, " read ", *got);
+      }
+    }
+    running.fetch_sub(1);
+  });
+  EXPECT_EQ(failures.count(), 0);
+  EXPECT_GT(dues.load(), 0u);
+  EXPECT_GT(learnt.load(), 0u);
+  EXPECT_LE(w.size(), 512u);
+  w.learn();
+  EXPECT_EQ(w.learning_backlog(), 0u);
+}
+
 }  // namespace
