@@ -10,7 +10,8 @@
 //     the default preset (25K hot over 75K warm, adaptive policy), moves queued for the shared
 //     background pool; goldylox_default_inline: the same with enable_background_workers(false)
 //   goldylox_tiered<sieve|adaptive>  the whole cache (typed_cache): a 25K-entry hot tier over a
-//     75K-entry warm tier with that policy (GOLDYLOX_BENCH_HOT_SHARE moves the split); goldylox_hot_only: the hot tier alone, 100K entries
+//     75K-entry warm tier with that policy (GOLDYLOX_BENCH_HOT_SHARE moves the split);
+//     goldylox_hot_only: the hot tier alone, 100K entries
 //   absl_sharded_lru   64 shards, each a std::mutex around an absl::flat_hash_map and a list
 //   rocksdb_lru        rocksdb::NewLRUCache (64 shards), if librocksdb-dev is installed
 //   rocksdb_hyperclock rocksdb::HyperClockCacheOptions (64 shards), likewise

@@ -2,19 +2,20 @@
 // path of the requests that taught them (concepts.hpp's deferred_learning_policy).
 //
 // With a pool, the warm tier's policies defer their learning (the adaptive policy's miniature
-// simulations, the linear model's training pairs): a request only queues it. A shard whose
-// backlog reaches `notify_at` wakes this job, which has every shard learn in turn, skipping a
-// shard whose lock a writer holds (it is woken again by that shard's next write while the
-// backlog stays high). A backlog of `batch` is learnt inline by the request that fills it, so a
-// slow or busy pool delays a policy's verdicts by at most `batch` of its shard's requests and
-// never blocks a request. Without a pool nothing is deferred: the policies learn inline, so
-// inline mode and goldylox-sim decide exactly as before.
+// simulations, the linear model's training pairs): a request only queues it. A write that leaves
+// its shard's backlog at `notify_at` or more wakes this job (reads never do: a reader must not
+// wait on the pool's mutex), which has every shard learn in turn, skipping a shard whose lock a
+// writer holds (that shard's next write wakes the job again while the backlog stays high). A
+// backlog of `batch` is learnt inline by the request that fills it, so a slow or busy pool delays a
+// policy's verdicts by at most `batch` of its shard's requests and never blocks a request. Without
+// a pool nothing is deferred: the policies learn inline, so inline mode and goldylox-sim decide
+// exactly as before.
 //
 // The batch sizes trade timeliness for work moved off the caller: at `notify_at` = 64 the pool
-// wakes once per 64 queued requests of a shard (a wake-up costs about as much as the learning of
-// a few requests), and at `batch` = 1024 a policy lags by at most 1024 of its shard's requests,
-// a small fraction of the adaptive policy's decision window (8 x its miniature caches' size,
-// at least 2000 requests) and of the linear model's pair memory (its capacity).
+// wakes at most once per 64 queued requests of a shard, and at `batch` = 1024 a policy lags by at
+// most 1024 of its shard's requests, a small fraction of the adaptive policy's decision window (8 x
+// its miniature caches' size, at least 2000 requests) and of the linear model's pair memory (its
+// capacity).
 //
 // Owns: the pool job. Invariant: the job is registered only while the warm tier exists (this
 // object is destroyed before the tier stack), and no run outlives it (~job_handle waits).

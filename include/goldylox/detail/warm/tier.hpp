@@ -50,10 +50,11 @@
 //
 // Learning off the request path (concepts.hpp's deferred_learning_policy, for policies that
 // learn: adaptive, linear-model): after defer_learning(), a shard's policy queues its learning;
-// a writer (or a reader's drain) that leaves the backlog at or past the notify mark calls the
-// `due` callback once its lock is released, and whoever that wakes (the engine's maintenance
-// job on the background pool) calls learn(), which takes each shard's lock in turn. A policy
-// whose queue fills learns inline, so nothing waits on the callback for correctness.
+// a writer that leaves the backlog at or past the notify mark calls the `due` callback once its
+// lock is released (never a reader: waking a pool may take a mutex), and whoever that wakes (the
+// engine's maintenance job on the background pool) calls learn(), which takes each shard's lock
+// in turn. A policy whose queue fills learns inline, so nothing waits on the callback for
+// correctness.
 //
 // Writes (put, erase) take the shard's lock, drain the read buffer first (so the policy sees
 // hits before it picks victims), then update index, slots and policy. Victims are unlinked under
@@ -288,8 +289,8 @@ class warm_tier {
 
   // From now on each shard's policy queues the learning of up to `batch` requests
   // (deferred_learning_policy; policies that do not learn ignore it), and `due` runs, outside
-  // every lock, after a write or drain leaves a shard's backlog at `notify_at` or more. Set
-  // before use; `due` must not throw.
+  // every lock, after a write leaves a shard's backlog at `notify_at` or more. Set before use;
+  // `due` must not throw.
   void defer_learning(std::size_t batch, std::size_t notify_at, std::function<void()> due) {
     if constexpr (deferred_learning_policy<P>) {
       for (auto& sh : shards_) {
@@ -827,15 +828,12 @@ class warm_tier {
                                    std::memory_order_relaxed)) {
       sh.dropped.fetch_add(1, std::memory_order_relaxed);
     }
+    // No learning_due_ here: waking the pool can take its mutex, and a reader never waits. The
+    // hits drained here join the backlog, which the shard's next write reports (or a full queue
+    // learns inline).
     if (pos % read_buffer_size == read_buffer_size - 1) {
-      bool due = false;
-      {
-        std::unique_lock lock(sh.mutex, std::try_to_lock);
-        if (!lock.owns_lock()) return;
-        drain(sh);
-        due = learning_due(sh);
-      }
-      if (due) learning_due_();
+      std::unique_lock lock(sh.mutex, std::try_to_lock);
+      if (lock.owns_lock()) drain(sh);
     }
   }
 
