@@ -187,7 +187,7 @@ class linear_model_policy {
   auto trainer() {
     return [this](const learning_event& e) {
       if (e.pair) {
-        add_pair(e.first, e.second, e.d);
+        if (unpaired(e.first, e.second)) add_pair(e.first, e.second, e.d);
       } else {
         resolve(e.first);
       }
@@ -309,6 +309,9 @@ class linear_model_policy {
 
   void pair_up(slot a, slot b) {
     if (!o_.train || a == b) return;
+    // Inline, a key already in a pair is skipped before its features are computed; deferred, the
+    // replay checks (pairs are made there).
+    if (!queued_.deferred() && !unpaired(e_[a].hash, e_[b].hash)) return;
     std::array<float, features> xa{}, xb{};
     features_of(a, xa.data());
     features_of(b, xb.data());
@@ -320,8 +323,11 @@ class linear_model_policy {
       add_pair(e_[a].hash, e_[b].hash, d);
     }
   }
+  bool unpaired(std::uint64_t first, std::uint64_t second) const {
+    return !pending_.contains(first) && !pending_.contains(second);
+  }
+  // A new pair of two keys in no pair (unpaired).
   void add_pair(std::uint64_t first, std::uint64_t second, const std::array<float, features>& d) {
-    if (pending_.contains(first) || pending_.contains(second)) return;
     pair_record& r = pairs_[pair_head_];
     if (r.live) {  // the ring is full: the oldest unresolved pair is dropped unlearnt
       pending_.erase(r.first);
