@@ -1570,7 +1570,10 @@ int lost_after_kill9(const std::string& dir, bool write_through) {
     return b;
   };
   {
-    auto made = builder().build();
+    // No pool in the parent: the child below makes the process-wide default pool itself. Made
+    // here, its worker could hold the pool's mutex at the fork, and the child would wait for it
+    // forever (docs/configuration.md: a child builds its caches with a pool of its own).
+    auto made = builder().enable_background_workers(false).build();
     if (!made.ok()) return -1;
     for (int i = 0; i < 100; ++i) {
       if (!made->put(i, "old-" + std::to_string(i)).ok()) return -2;
