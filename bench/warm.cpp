@@ -32,6 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -67,6 +68,11 @@ double theta() {
 
 // goldylox_tiered's hot tier, in entries: a quarter of the capacity, or GOLDYLOX_BENCH_HOT_SHARE
 // (a number in (0, 1)) of it.
+bool env_is(const char* name, std::string_view value) {
+  const char* v = std::getenv(name);
+  return v != nullptr && value == v;
+}
+
 std::size_t tiered_hot_entries() {
   const char* v = std::getenv("GOLDYLOX_BENCH_HOT_SHARE");
   const double share = v != nullptr ? std::strtod(v, nullptr) : 0.25;
@@ -147,6 +153,8 @@ struct goldylox_default_inline : goldylox_cache {
                            .build()
                            .value()) {}
 };
+// GOLDYLOX_BENCH_LAYOUT=two_tables builds these with memory_layout::two_tables;
+// GOLDYLOX_BENCH_INLINE=1 without background workers.
 template <const char* Name>
 struct goldylox_tiered : goldylox_cache {
   goldylox_tiered()
@@ -154,11 +162,17 @@ struct goldylox_tiered : goldylox_cache {
                            .hot_tier_max_entries(tiered_hot_entries())
                            .warm_tier_max_entries(capacity - tiered_hot_entries())
                            .warm_tier_policy(Name)
+                           .memory_layout(env_is("GOLDYLOX_BENCH_LAYOUT", "two_tables")
+                                              ? gl::memory_layout::two_tables
+                                              : gl::memory_layout::one_table)
+                           .enable_background_workers(!env_is("GOLDYLOX_BENCH_INLINE", "1"))
                            .build()
                            .value()) {}
 };
 constexpr char sieve_name[] = "sieve";
 constexpr char adaptive_name[] = "adaptive";
+constexpr char lirs_name[] = "lirs";
+constexpr char tinylfu_name[] = "w-tinylfu";
 struct goldylox_hot_only : goldylox_cache {
   goldylox_hot_only()
       : goldylox_cache(gl::typed_cache<std::uint64_t, std::uint64_t>::builder()
@@ -309,6 +323,8 @@ GOLDYLOX_WARM_BENCH(goldylox_default);
 GOLDYLOX_WARM_BENCH(goldylox_default_inline);
 GOLDYLOX_WARM_BENCH(goldylox_tiered<sieve_name>);
 GOLDYLOX_WARM_BENCH(goldylox_tiered<adaptive_name>);
+GOLDYLOX_WARM_BENCH(goldylox_tiered<lirs_name>);
+GOLDYLOX_WARM_BENCH(goldylox_tiered<tinylfu_name>);
 GOLDYLOX_WARM_BENCH(goldylox_hot_only);
 GOLDYLOX_WARM_BENCH(absl_sharded_lru);
 #if defined(GOLDYLOX_BENCH_HAVE_ROCKSDB)

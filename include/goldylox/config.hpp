@@ -12,7 +12,12 @@
 //                               the cache). The presets give every cache a warm tier.
 //   warm_tier_policy            the warm tier's eviction policy: a name (default "adaptive"), a
 //                               policy type, or a factory making a user policy.
-//   warm_tier_promotion_hits    warm hits after which an entry moves back to the hot tier.
+//   warm_tier_promotion_hits    warm hits after which an entry moves back to the hot tier
+//                               (memory_layout::two_tables only).
+//   memory_layout               one_table (default): the hot and warm budgets add up to one
+//                               lock-free table whose evictions the warm tier's policy decides;
+//                               two_tables: a CLOCK hot table over a separate warm tier, entries
+//                               moving between them (docs/architecture.md#memory-layout).
 //   enable_simd                 picks the SSE2 tag compare (true) or the portable SWAR compare.
 //   enable_telemetry            counts hits and misses (off by default, as Caffeine's
 //                               recordStats(): counting costs a get ~15 % of its instructions).
@@ -74,6 +79,15 @@ GOLDYLOX_BEGIN_NAMESPACE
 
 enum class preset { high_performance, balanced, high_capacity, ml_optimized };
 
+// How the memory tiers hold their entries (docs/architecture.md#memory-layout):
+//   one_table   every memory entry lives in the hot tier's lock-free table, sized for the hot and
+//               warm budgets together, and the warm tier's policy decides what that table
+//               evicts (engine/governor.hpp): reads cost the hot table's read, the hit ratio is
+//               the policy's at the whole budget, and nothing moves between memory tiers;
+//   two_tables  the hot table (CLOCK) holds the entries the promotion manager moves up from a
+//               separate warm tier, which holds the rest under its policy.
+enum class memory_layout : std::uint8_t { one_table, two_tables };
+
 // Which of the warm tier's evictions the cold tier takes: all of them, or only those read at
 // least once in the warm tier (docs/cold-tier.md measures both).
 enum class cold_admission : std::uint8_t { all, reread };
@@ -99,6 +113,7 @@ struct cache_config {
   std::size_t warm_tier_max_entries = 0;  // 0 = no warm tier
   std::string warm_tier_policy;           // the warm tier's policy: its name, or P::name for a type
   std::uint32_t warm_tier_promotion_hits = 2;
+  goldylox::memory_layout memory_layout = goldylox::memory_layout::one_table;
   std::string cold_tier_storage_path;  // empty = memory only
   std::uint64_t cold_tier_max_bytes = 0;
   std::uint64_t cold_tier_segment_bytes = 0;  // 0: derived from cold_tier_max_bytes
@@ -159,6 +174,7 @@ struct config_request {
   std::optional<std::string> warm_policy_name;
   policy_factory warm_policy_make;
   std::optional<std::uint32_t> warm_tier_promotion_hits;
+  std::optional<goldylox::memory_layout> memory_layout;
   std::optional<std::string> cold_tier_storage_path;
   std::optional<std::uint64_t> cold_tier_max_bytes;
   std::optional<std::uint64_t> cold_tier_segment_bytes;
@@ -314,6 +330,7 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   c.hot_tier_max_entries = sizes->hot;
   c.warm_tier_max_entries = sizes->warm;
   c.warm_tier_promotion_hits = r.warm_tier_promotion_hits.value_or(2);
+  c.memory_layout = r.memory_layout.value_or(memory_layout::one_table);
   c.cold_tier_storage_path = r.cold_tier_storage_path.value_or("");
   c.cold_tier_codec = r.cold_tier_codec.value_or("zstd");
   if (r.compression_level) {
@@ -384,6 +401,20 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
         "goldylox: warm_tier_policy and warm_tier_promotion_hits apply to the warm tier, which "
         "is off (",
         named("warm_tier_max_entries", 0, sizes->warm_origin), ")"));
+  }
+  if (c.memory_layout == memory_layout::one_table && c.warm_tier_max_entries != 0) {
+    if (r.warm_tier_promotion_hits) {
+      return absl::InvalidArgumentError(
+          "goldylox: warm_tier_promotion_hits applies to memory_layout::two_tables; with "
+          "one_table (the default) no entry moves between the memory tiers");
+    }
+    if (c.hot_tier_max_entries + c.warm_tier_max_entries > max_hot_tier_entries) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("goldylox: memory_layout::one_table holds hot_tier_max_entries + "
+                       "warm_tier_max_entries = ",
+                       c.hot_tier_max_entries + c.warm_tier_max_entries,
+                       " entries in one table, over its limit of ", max_hot_tier_entries));
+    }
   }
   if (c.warm_tier_promotion_hits == 0) {
     return absl::InvalidArgumentError(
@@ -606,6 +637,13 @@ class basic_builder {
   // per cache instead, and background_pool fails build() with kInvalidArgument.
   Derived& enable_background_workers(bool on) {
     request_.enable_background_workers = on;
+    return self();
+  }
+  // How the memory tiers hold their entries: memory_layout::one_table (the default: one
+  // lock-free table holds hot and warm budgets together, its evictions decided by the warm
+  // tier's policy) or memory_layout::two_tables (a CLOCK hot table over a separate warm tier).
+  Derived& memory_layout(goldylox::memory_layout layout) {
+    request_.memory_layout = layout;
     return self();
   }
   // Hit/miss counting in stats() (false, the default: it costs a get about 16 instructions).

@@ -61,8 +61,8 @@ struct cache_stats {
   std::size_t cold_size = 0;                 // cold records (promoted entries keep theirs)
   std::uint64_t cold_disk_bytes = 0;         // bytes of the cold tier's segment files
   std::size_t size = 0;                      // entries held now, all tiers
-  std::size_t hot_size = 0;                  // of which in the hot tier
-  std::size_t warm_size = 0;                 // of which in the warm tier
+  std::size_t hot_size = 0;                  // of which in the hot tier (one table: all memory)
+  std::size_t warm_size = 0;                 // of which in the warm tier (one table: 0)
   std::size_t capacity = 0;                  // maximum entries, all tiers
   std::size_t memory_bytes = 0;  // approximate bytes owned by the cache (heap parts of values
                                  // stored in cache<K>, and warm-tier policy metadata, are not

@@ -188,44 +188,51 @@ TEST(ColdCache, UnserializableValuesStayInMemoryAndAreCounted) {
   EXPECT_FALSE(gone->has_value());
 }
 
+// One table: `read` is the entry's reference bit (read since stored); two tables: reads in the
+// warm tier.
 TEST(ColdCache, TheRereadRuleKeepsEntriesNeverReadOffTheDisk) {
-  temp_dir dir;
-  const auto build = [&](goldylox::cold_admission rule) {
-    return goldylox::typed_cache<int, int>::builder()
-        .hot_tier_max_entries(1)  // every put pushes the previous key into the warm tier
-        .warm_tier_max_entries(64)
-        .warm_tier_policy("fifo")
-        .cold_tier_storage_path(dir.path())
-        .cold_tier_segment_bytes(256 << 10)
-        .cold_tier_max_bytes(16 << 20)
-        .cold_tier_admission(rule)
-        .enable_telemetry(true)
-        // Inline demotions: the counts below are read right after the puts that evicted.
-        .enable_background_workers(false)
-        .build();
-  };
-  {
-    auto made = build(goldylox::cold_admission::reread);
-    ASSERT_TRUE(made.ok()) << made.status();
-    EXPECT_EQ(made->config().cold_tier_admission, goldylox::cold_admission::reread);
-    // 0..15 are read once they have moved to the warm tier; 1000.. are never read.
-    for (int i = 0; i < 16; ++i) ASSERT_TRUE(made->put(i, i).ok());
-    ASSERT_TRUE(made->put(1000, 1000).ok());
-    for (int i = 0; i < 16; ++i) EXPECT_EQ(made->get(i), i);  // one warm read each
-    for (int i = 1001; i < 1016; ++i) ASSERT_TRUE(made->put(i, i).ok());
-    for (int i = 1016; i < 2000; ++i) ASSERT_TRUE(made->put(i, i).ok());
-    const auto st = made->stats();
-    EXPECT_GT(st.cold_not_admitted, 800u);
-    EXPECT_LE(st.cold_demotions, 16u);
-    for (int i = 0; i < 16; ++i) EXPECT_EQ(made->get(i), i) << "read entries reach the disk";
-    EXPECT_FALSE(made->get(1100).has_value()) << "an entry never read was not written";
+  for (const auto layout :
+       {goldylox::memory_layout::one_table, goldylox::memory_layout::two_tables}) {
+    SCOPED_TRACE(layout == goldylox::memory_layout::one_table ? "one table" : "two tables");
+    temp_dir dir;
+    const auto build = [&](goldylox::cold_admission rule) {
+      return goldylox::typed_cache<int, int>::builder()
+          .hot_tier_max_entries(1)  // two tables: each put pushes the previous key to the warm tier
+          .warm_tier_max_entries(64)
+          .warm_tier_policy("fifo")
+          .memory_layout(layout)
+          .cold_tier_storage_path(dir.path())
+          .cold_tier_segment_bytes(256 << 10)
+          .cold_tier_max_bytes(16 << 20)
+          .cold_tier_admission(rule)
+          .enable_telemetry(true)
+          // Inline demotions: the counts below are read right after the puts that evicted.
+          .enable_background_workers(false)
+          .build();
+    };
+    {
+      auto made = build(goldylox::cold_admission::reread);
+      ASSERT_TRUE(made.ok()) << made.status();
+      EXPECT_EQ(made->config().cold_tier_admission, goldylox::cold_admission::reread);
+      // 0..15 are read once after they are stored (two tables: in the warm tier); 1000.. never.
+      for (int i = 0; i < 16; ++i) ASSERT_TRUE(made->put(i, i).ok());
+      ASSERT_TRUE(made->put(1000, 1000).ok());
+      for (int i = 0; i < 16; ++i) EXPECT_EQ(made->get(i), i);
+      for (int i = 1001; i < 1016; ++i) ASSERT_TRUE(made->put(i, i).ok());
+      for (int i = 1016; i < 2000; ++i) ASSERT_TRUE(made->put(i, i).ok());
+      const auto st = made->stats();
+      EXPECT_GT(st.cold_not_admitted, 800u);
+      EXPECT_LE(st.cold_demotions, 16u);
+      for (int i = 0; i < 16; ++i) EXPECT_EQ(made->get(i), i) << "read entries reach the disk";
+      EXPECT_FALSE(made->get(1100).has_value()) << "an entry never read was not written";
+    }
+    auto all = build(goldylox::cold_admission::all);
+    ASSERT_TRUE(all.ok()) << all.status();
+    for (int i = 3000; i < 4000; ++i) ASSERT_TRUE(all->put(i, i).ok());
+    EXPECT_EQ(all->stats().cold_not_admitted, 0u);
+    EXPECT_GT(all->stats().cold_demotions, 900u);
+    EXPECT_EQ(all->get(3100), 3100);
   }
-  auto all = build(goldylox::cold_admission::all);
-  ASSERT_TRUE(all.ok()) << all.status();
-  for (int i = 3000; i < 4000; ++i) ASSERT_TRUE(all->put(i, i).ok());
-  EXPECT_EQ(all->stats().cold_not_admitted, 0u);
-  EXPECT_GT(all->stats().cold_demotions, 900u);
-  EXPECT_EQ(all->get(3100), 3100);
 }
 
 TEST(ColdCache, TypedCacheRoundTripsThroughDisk) {

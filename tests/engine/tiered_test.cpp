@@ -6,6 +6,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -31,6 +32,7 @@ C make_tiered(std::size_t hot, std::size_t warm, std::uint32_t promotion_hits = 
   auto made = C::builder()
                   .hot_tier_max_entries(hot)
                   .warm_tier_max_entries(warm)
+                  .memory_layout(goldylox::memory_layout::two_tables)
                   .warm_tier_promotion_hits(promotion_hits)
                   .enable_telemetry(true)
                   .enable_background_workers(false)
@@ -331,6 +333,7 @@ TEST(Tiered, AFailedDemotionIsCountedAndTheCacheKeepsServing) {
   auto made = goldylox::typed_cache<std::uint64_t, fragile>::builder()
                   .hot_tier_max_entries(16)
                   .warm_tier_max_entries(1000)
+                  .memory_layout(goldylox::memory_layout::two_tables)
                   .enable_background_workers(false)  // each read's copies, in order
                   .build();
   ASSERT_TRUE(made.ok());
@@ -454,6 +457,100 @@ TEST(TieredBuilder, InvalidWarmOptions) {
   EXPECT_EQ(no_warm->config().warm_tier_policy, "");
 }
 
+// ---- One table (the default layout): the warm policy decides the hot table's evictions -------
+
+U64 make_one_table(std::size_t entries, std::string_view policy) {
+  auto made = U64::builder()
+                  .max_entries(entries)
+                  .warm_tier_policy(policy)
+                  .enable_telemetry(true)
+                  .enable_background_workers(false)
+                  .build();
+  EXPECT_TRUE(made.ok()) << made.status();
+  return std::move(made).value();
+}
+
+// LRU over all of memory: a read saves a key from the next eviction, whichever it is.
+TEST(OneTable, EvictsWhatThePolicyChooses) {
+  auto cache = make_one_table(64, "lru");
+  for (std::uint64_t k = 0; k < 64; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  EXPECT_EQ(cache.get(0), 0u);  // 0 becomes the most recent; 1 is now the least
+  ASSERT_TRUE(cache.put(100, 100).ok());
+  EXPECT_TRUE(cache.contains(0));
+  EXPECT_FALSE(cache.contains(1));
+  EXPECT_EQ(cache.size(), 64u);
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_EQ(s.hot_size, 64u);
+  EXPECT_EQ(s.warm_size, 0u);
+  EXPECT_EQ(s.evictions, 1u);
+  EXPECT_EQ(s.promotions + s.demotions, 0u);
+  // FIFO: the same read saves nothing.
+  auto fifo = make_one_table(64, "fifo");
+  for (std::uint64_t k = 0; k < 64; ++k) ASSERT_TRUE(fifo.put(k, k).ok());
+  EXPECT_EQ(fifo.get(0), 0u);
+  ASSERT_TRUE(fifo.put(100, 100).ok());
+  EXPECT_FALSE(fifo.contains(0));
+  EXPECT_TRUE(fifo.contains(1));
+}
+
+// Erases and overwrites reach the policy: the freed places are
+// refilled without an eviction, and an erased key is never the policy's victim later (the
+// victim would not be found, and the cache would run a place short).
+TEST(OneTable, RemovalsLeaveThePolicy) {
+  auto cache = make_one_table(64, "lru");
+  for (std::uint64_t k = 0; k < 64; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  ASSERT_TRUE(*cache.remove(5));
+  ASSERT_TRUE(*cache.remove(6));
+  ASSERT_TRUE(cache.put(7, 70).ok());      // an overwrite: a use, no new entry
+  ASSERT_TRUE(cache.replace(8, 80).ok());  // likewise, under the key's lock
+  ASSERT_TRUE(cache.put(200, 200).ok());
+  ASSERT_TRUE(cache.put(201, 201).ok());
+  EXPECT_EQ(cache.stats().evictions, 0u);
+  EXPECT_EQ(cache.size(), 64u);
+  for (std::uint64_t k = 300; k < 300 + 64; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  EXPECT_EQ(cache.size(), 64u);  // every new key evicted exactly one old one
+  EXPECT_EQ(cache.stats().evictions, 64u);
+  cache.clear();
+  EXPECT_EQ(cache.size(), 0u);
+  for (std::uint64_t k = 0; k < 64; ++k) ASSERT_TRUE(cache.put(k, k).ok());
+  EXPECT_EQ(cache.size(), 64u);  // clear emptied the policy too: no eviction to refill
+  EXPECT_EQ(cache.stats().evictions, 64u);
+}
+
+// Values in nodes (std::string) go through the same governor.
+TEST(OneTable, NodeValuesAreGovernedToo) {
+  auto made = Str::builder()
+                  .max_entries(32)
+                  .warm_tier_policy("lru")
+                  .enable_background_workers(false)
+                  .build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  for (int i = 0; i < 32; ++i) ASSERT_TRUE(made->put(key(i), key(i)).ok());
+  EXPECT_EQ(made->get(key(0)), key(0));
+  ASSERT_TRUE(made->put(key(100), key(100)).ok());
+  EXPECT_TRUE(made->contains(key(0)));
+  EXPECT_FALSE(made->contains(key(1)));
+  EXPECT_EQ(made->size(), 32u);
+}
+
+TEST(OneTable, OptionsOnlyTwoTablesHaveAreRefused) {
+  auto promotions = U64::builder().max_entries(100).warm_tier_promotion_hits(3).build();
+  EXPECT_EQ(promotions.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(promotions.status().message().find("memory_layout::two_tables"), std::string::npos)
+      << promotions.status();
+  auto two = U64::builder()
+                 .max_entries(100)
+                 .warm_tier_promotion_hits(3)
+                 .memory_layout(goldylox::memory_layout::two_tables)
+                 .build();
+  EXPECT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->config().memory_layout, goldylox::memory_layout::two_tables);
+  auto one = U64::builder().max_entries(100).build();
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->config().memory_layout, goldylox::memory_layout::one_table);
+  EXPECT_EQ(one->capacity(), 100u);
+}
+
 // ---- Queued moves: with a background pool, reads queue the moves they ask for ----------------
 
 // Occupies a one-thread pool with a job of its own until released (or destroyed), so a test can
@@ -484,6 +581,7 @@ U64 make_pooled(const goldylox::background_pool& pool, std::size_t hot, std::siz
   auto made = U64::builder()
                   .hot_tier_max_entries(hot)
                   .warm_tier_max_entries(warm)
+                  .memory_layout(goldylox::memory_layout::two_tables)
                   .warm_tier_promotion_hits(promotion_hits)
                   .enable_telemetry(true)
                   .background_pool(pool)

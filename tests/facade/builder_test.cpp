@@ -189,16 +189,24 @@ TEST(MaxEntries, TheReadmeTourHasTheCapacityItStates) {
 }
 
 TEST(MaxEntries, TheCacheHoldsNoMoreThanTheTotal) {
-  auto made = Typed::builder().max_entries(64).build();
-  ASSERT_TRUE(made.ok()) << made.status();
-  for (std::uint64_t k = 0; k < 2'000; ++k) {
-    ASSERT_TRUE(made->put(k, k).ok());
-    ASSERT_LE(made->size(), 64u);
+  for (const auto layout :
+       {goldylox::memory_layout::one_table, goldylox::memory_layout::two_tables}) {
+    auto made = Typed::builder().max_entries(64).memory_layout(layout).build();
+    ASSERT_TRUE(made.ok()) << made.status();
+    for (std::uint64_t k = 0; k < 2'000; ++k) {
+      ASSERT_TRUE(made->put(k, k).ok());
+      ASSERT_LE(made->size(), 64u);
+    }
+    const goldylox::cache_stats s = made->stats();
+    if (layout == goldylox::memory_layout::one_table) {
+      EXPECT_EQ(s.hot_size, 64u);  // one table: every memory entry, the budget full
+      EXPECT_EQ(s.warm_size, 0u);
+    } else {
+      EXPECT_LE(s.hot_size, 16u);
+      EXPECT_LE(s.warm_size, 48u);
+      EXPECT_GT(s.warm_size, 16u);  // the warm tier took the larger share
+    }
   }
-  const goldylox::cache_stats s = made->stats();
-  EXPECT_LE(s.hot_size, 16u);
-  EXPECT_LE(s.warm_size, 48u);
-  EXPECT_GT(s.warm_size, 16u);  // the warm tier took the larger share
 }
 
 TEST(MaxEntries, SmallTotalsGiveTheHotTierAtLeastOneEntry) {

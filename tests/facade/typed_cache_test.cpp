@@ -77,10 +77,15 @@ void collect_garbage() {
 }
 
 template <class C>
-C make_cache(std::size_t capacity = 1024) {
+C make_cache(std::size_t capacity = 1024,
+             goldylox::memory_layout layout = goldylox::memory_layout::one_table) {
   // Inline moves: these tests follow the facade read by read (sizes, copies); the background
   // pool's queued moves have their own tests (tests/engine: QueuedMoves, ColdCachePool).
-  auto made = C::builder().hot_tier_max_entries(capacity).enable_background_workers(false).build();
+  auto made = C::builder()
+                  .hot_tier_max_entries(capacity)
+                  .memory_layout(layout)
+                  .enable_background_workers(false)
+                  .build();
   EXPECT_TRUE(made.ok()) << made.status();
   return std::move(made).value();
 }
@@ -549,8 +554,23 @@ TEST(TypedCacheCustomHash, UsesTheGivenHasherAndEquality) {
 
 // ---- node values: copies and lifetimes ---------------------------------------------------------
 
-TEST(TypedCacheNodes, VisitDoesNotCopyTheValue) {
+TEST(TypedCacheNodes, VisitDoesNotCopyTheValueInOneTable) {
   auto cache = make_cache<typed_cache<std::uint64_t, Tracked>>();
+  ASSERT_TRUE(cache.put(1, Tracked(5)).ok());
+  const long copies = Tracked::copies.load();
+  const Tracked* first = nullptr;
+  const Tracked* second = nullptr;
+  EXPECT_TRUE(cache.visit(std::uint64_t{1}, [&](const Tracked& t) { first = &t; }));
+  EXPECT_TRUE(cache.visit(std::uint64_t{1}, [&](const Tracked& t) { second = &t; }));
+  EXPECT_EQ(Tracked::copies.load(), copies);
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(cache.stats().hot_size, 1u);  // one table holds every memory entry
+  EXPECT_EQ(cache.stats().warm_size, 0u);
+}
+
+TEST(TypedCacheNodes, VisitDoesNotCopyTheValue) {
+  auto cache =
+      make_cache<typed_cache<std::uint64_t, Tracked>>(1024, goldylox::memory_layout::two_tables);
   ASSERT_TRUE(cache.put(1, Tracked(5)).ok());
   // The key enters the warm tier, and its second read moves it into the hot tier (a move
   // between tiers copies the value once); visits from there on are what this test is about.

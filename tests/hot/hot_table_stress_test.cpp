@@ -649,7 +649,7 @@ TEST(Stress, EvictionsNeverDropAnAcknowledgedPut) {
   constexpr std::uint64_t puts_per_key = 4;
   std::mutex sink_mutex;
   std::vector<std::vector<std::uint64_t>> delivered(writers * keys_per_writer);
-  t.set_eviction_sink([&](const std::uint64_t& k, const std::uint64_t& v) {
+  t.set_eviction_sink([&](const std::uint64_t& k, const std::uint64_t& v, bool) {
     if (k < delivered.size()) {
       const std::lock_guard<std::mutex> lock(sink_mutex);
       delivered[k].push_back(v);

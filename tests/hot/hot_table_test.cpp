@@ -319,7 +319,8 @@ void check_eviction_sink(KeyOf key_of, ValueOf value_of) {
   detail::striped_counters counters;
   table<K, V> t(32, true, counters);
   std::map<K, V> evicted;
-  t.set_eviction_sink([&](const K& k, const V& v) {
+  t.set_eviction_sink([&](const K& k, const V& v, bool referenced) {
+    EXPECT_FALSE(referenced) << "a CLOCK victim has its reference bit clear";
     EXPECT_TRUE(evicted.emplace(k, v).second) << "evicted twice";
   });
   for (std::uint64_t i = 0; i < 200; ++i) {

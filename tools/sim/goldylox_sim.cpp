@@ -91,6 +91,8 @@ struct options {
   bool quiet = false;
   double tiered = 0;  // > 0: replay through the whole cache, this share of it in the hot tier
   std::uint32_t promotion_hits = 2;
+  bool promotion_hits_given = false;
+  bool two_tables = false;  // --two-tables: the tiered replay with memory_layout::two_tables
   std::vector<std::string> traces;
 };
 
@@ -101,21 +103,26 @@ struct fixed_hash {
   std::size_t operator()(std::uint64_t id) const noexcept { return gd::splitmix_mix(id); }
 };
 
-// A replay through goldylox::typed_cache itself: a hot tier of `hot_share` of the size over a warm
+// A replay through goldylox::typed_cache itself: a hot tier of `hot_share` of the size and a warm
 // tier running `policy`, read-through (get; on a miss, put). The same on every run on one machine
-// (the warm tier's shard count follows the machine's core count, so results can differ slightly
-// between machines). Moves between tiers are made inline (no background pool), each by the read
-// that asked for it: the promotion manager's decisions without the timing of a pool thread.
+// (the policy's shard count follows the machine's core count, so results can differ slightly
+// between machines). No background pool: with one table (the default layout) the policy hears of
+// every hit before each eviction, as when it runs alone; with two tables each move between tiers
+// is made by the read that asked for it (the promotion manager's decisions without the timing of
+// a pool thread).
 gd::replay_result replay_tiered(const std::vector<gd::trace_request>& trace, std::size_t size,
                                 std::string_view policy, double hot_share,
-                                std::uint32_t promotion_hits) {
+                                std::uint32_t promotion_hits, bool two_tables) {
   const std::size_t hot = std::clamp<std::size_t>(
       static_cast<std::size_t>(std::llround(static_cast<double>(size) * hot_share)), 1,
       std::max<std::size_t>(1, size - 1));
   auto builder = goldylox::typed_cache<std::uint64_t, std::uint64_t, fixed_hash>::builder();
   builder.hot_tier_max_entries(hot).warm_tier_max_entries(size > hot ? size - hot : 0);
   builder.enable_background_workers(false);
-  if (size > hot) builder.warm_tier_policy(policy).warm_tier_promotion_hits(promotion_hits);
+  builder.memory_layout(two_tables ? goldylox::memory_layout::two_tables
+                                   : goldylox::memory_layout::one_table);
+  if (size > hot) builder.warm_tier_policy(policy);
+  if (size > hot && two_tables) builder.warm_tier_promotion_hits(promotion_hits);
   auto cache = builder.build();
   if (!cache.ok()) {
     std::fprintf(stderr, "goldylox-sim: %s\n", std::string(cache.status().message()).c_str());
@@ -150,9 +157,11 @@ void print_help() {
       "                    best of every other column except belady (and lru, belady)\n"
       "  --svg FILE        write a hit-ratio plot per trace\n"
       "  --tiered SHARE    also replay each policy through the whole cache (typed_cache,\n"
-      "                    read-through): a hot tier of SHARE (0..1) of the size over a warm\n"
+      "                    read-through): a hot tier of SHARE (0..1) of the size and a warm\n"
       "                    tier running the policy, in rows named tiered-POLICY\n"
-      "  --promotion-hits N  with --tiered: warm hits that promote an entry (default 2)\n"
+      "  --two-tables      with --tiered: memory_layout::two_tables (a CLOCK hot table over\n"
+      "                    a separate warm tier) instead of the default one table\n"
+      "  --promotion-hits N  with --two-tables: warm hits that promote an entry (default 2)\n"
       "  --quiet           no progress on stderr\n"
       "Options with a value also take the form --option=value.\n",
       valid_policy_names().c_str());
@@ -245,6 +254,9 @@ options parse(int argc, char** argv) {
         usage_error("bad --promotion-hits '" + val + "': give a count >= 1");
       }
       o.promotion_hits = static_cast<std::uint32_t>(n);
+      o.promotion_hits_given = true;
+    } else if (a == "--two-tables") {
+      o.two_tables = true;
     } else if (a == "--quiet") {
       o.quiet = true;
     } else if (a.starts_with("--")) {
@@ -254,6 +266,8 @@ options parse(int argc, char** argv) {
     }
   }
   if (o.traces.empty()) usage_error("no trace given");
+  if (o.two_tables && o.tiered == 0) usage_error("--two-tables needs --tiered");
+  if (o.promotion_hits_given && !o.two_tables) usage_error("--promotion-hits needs --two-tables");
   if (o.policies.empty()) {
     for (const auto& p : all_policies()) o.policies.push_back(&p);
   }
@@ -265,9 +279,10 @@ options parse(int argc, char** argv) {
     for (const policy_entry* p : o.policies) {
       if (p->name == "belady") continue;
       names.push_back("tiered-" + std::string(p->name));
-      entries.push_back({names.back(), [policy = p->name, share = o.tiered, n = o.promotion_hits](
-                                           const std::vector<gd::trace_request>& t, std::size_t c) {
-                           return replay_tiered(t, c, policy, share, n);
+      entries.push_back({names.back(), [policy = p->name, share = o.tiered, n = o.promotion_hits,
+                                        two = o.two_tables](const std::vector<gd::trace_request>& t,
+                                                            std::size_t c) {
+                           return replay_tiered(t, c, policy, share, n, two);
                          }});
       tiered.push_back(&entries.back());
     }

@@ -3,7 +3,10 @@
 // a cold start, every request counted, every miss inserted.
 //
 // A policy is driven through simulated_cache, exactly as the warm tier drives it, with the object
-// id as the key hash (ids are distinct, so ghost lists never confuse two objects).
+// id mixed by splitmix_mix as the key hash: the hash the whole cache gives the same key in
+// `goldylox-sim --tiered` (its fixed_hash), so a policy that samples or counts by hash (adaptive,
+// W-TinyLFU) sees the same keys alone and in the cache. The mix is a bijection: ids stay
+// distinct, so ghost lists never confuse two objects.
 //
 // Belady (OPT/MIN) evicts the resident object whose next request is farthest away, never-again
 // counting as infinitely far; a max-heap with lazy deletion makes it O(log n) per request. The
@@ -20,6 +23,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "goldylox/concepts.hpp"
+#include "goldylox/detail/common/hash.hpp"
 #include "goldylox/detail/warm/policy/simulated_cache.hpp"
 #include "sim/trace.hpp"
 
@@ -40,7 +44,7 @@ replay_result replay(const std::vector<trace_request>& trace, std::size_t capaci
   replay_result r;
   for (const trace_request& q : trace) {
     ++r.requests;
-    if (!cache.access(q.id)) ++r.misses;
+    if (!cache.access(splitmix_mix(q.id))) ++r.misses;
   }
   return r;
 }

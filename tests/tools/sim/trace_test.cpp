@@ -8,12 +8,14 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include "goldylox/goldylox.hpp"
 #include "goldylox/policies.hpp"
 #include "sim/replay.hpp"
 
@@ -163,6 +165,50 @@ TEST(Traces, BeladyIsALowerBoundForEveryPolicy) {
     EXPECT_LE(opt, gd::replay<gl::policy::clock>(t, c).misses);
     EXPECT_LE(opt, gd::replay<gl::policy::lfu>(t, c).misses);
     EXPECT_LE(opt, gd::replay<gl::policy::arc>(t, c).misses);
+  }
+}
+
+// The whole cache with one table (the default layout), read-through and inline, decides exactly
+// as its policy alone: the policy hears every hit before each eviction, in order, and the
+// governor keeps one shard below 8192 entries. The cache hashes ids as goldylox-sim does
+// (splitmix_mix), which is the hash replay() gives the policy alone.
+struct splitmix_hash {
+  using is_avalanching = void;
+  std::size_t operator()(std::uint64_t id) const noexcept { return gd::splitmix_mix(id); }
+};
+
+std::uint64_t one_table_misses(const std::vector<gd::trace_request>& t, std::size_t size,
+                               std::string_view policy) {
+  auto made = gl::typed_cache<std::uint64_t, std::uint64_t, splitmix_hash>::builder()
+                  .max_entries(size)
+                  .warm_tier_policy(policy)
+                  .enable_background_workers(false)
+                  .build();
+  EXPECT_TRUE(made.ok()) << made.status();
+  std::uint64_t misses = 0;
+  for (const gd::trace_request& q : t) {
+    if (!made->get(q.id)) {
+      ++misses;
+      EXPECT_TRUE(made->put(q.id, q.id).ok());
+    }
+  }
+  EXPECT_LE(made->size(), size);
+  return misses;
+}
+
+TEST(Traces, OneTableCacheDecidesAsItsPolicyAlone) {
+  for (const char* name : {"lirs_gli", "lirs_multi2"}) {
+    const auto t = gd::read_trace(data_dir + "/traces/" + name + ".oracleGeneral.zst");
+    for (const std::size_t c : {100u, 700u}) {
+      SCOPED_TRACE(std::string(name) + " at " + std::to_string(c));
+      EXPECT_EQ(one_table_misses(t, c, "lru"), gd::replay<gl::policy::lru>(t, c).misses);
+      EXPECT_EQ(one_table_misses(t, c, "arc"), gd::replay<gl::policy::arc>(t, c).misses);
+      EXPECT_EQ(one_table_misses(t, c, "lirs"), gd::replay<gl::policy::lirs>(t, c).misses);
+      EXPECT_EQ(one_table_misses(t, c, "s3fifo"), gd::replay<gl::policy::s3fifo>(t, c).misses);
+      EXPECT_EQ(one_table_misses(t, c, "w-tinylfu"),
+                gd::replay<gl::policy::w_tinylfu>(t, c).misses);
+      EXPECT_EQ(one_table_misses(t, c, "adaptive"), gd::replay<gl::policy::adaptive>(t, c).misses);
+    }
   }
 }
 

@@ -84,9 +84,13 @@ class engine {
     if (t_.warm == nullptr) {
       if (t_.cold != nullptr) {
         // The hot tier's sink runs under the victim's home lock, which every write of the key
-        // takes: the departure registers there (C2).
-        t_.hot.set_eviction_sink(
-            [this](const K& key, const S& value) noexcept { demotions_.push(key, value); });
+        // takes: the departure registers there (C2). With one table (a governed hot tier) the
+        // admission rule applies as to warm evictions below: `referenced` says whether the
+        // entry was read since it was inserted.
+        t_.hot.set_eviction_sink([this](const K& key, const S& value, bool referenced) noexcept {
+          if (!admitted(referenced || t_.governor == nullptr)) return;
+          demotions_.push(key, value);
+        });
       }
       return;
     }
@@ -96,17 +100,12 @@ class engine {
       t_.warm->set_stamped_sink(
           [this](const K& key) noexcept { return demotions_.depart(key); },
           [this](const K&, const S& value, std::uint64_t stamp, std::uint32_t reads) noexcept {
-            // The admission rule: with `reread`, an entry never read in the warm tier is not
-            // worth a disk write (closing the cache writes everything).
-            const bool admitted = reads != 0 || flushing_.load(std::memory_order_relaxed) ||
-                                  t_.config.cold_tier_admission != cold_admission::reread;
-            if (!admitted) t_.counters.add(counter::cold_not_admitted);
-            demotions_.push_stamped(value, stamp, admitted);
+            demotions_.push_stamped(value, stamp, admitted(reads != 0));
           });
     }
     t_.hot.set_reference_observer([this](const K& key) { promotion_.on_hot_reference(key); });
     // Rule M1: runs under the victim's home lock; must not throw.
-    t_.hot.set_eviction_sink([this](const K& key, const S& value) noexcept {
+    t_.hot.set_eviction_sink([this](const K& key, const S& value, bool) noexcept {
       promotion_.on_hot_victim(key);
       try {
         if (t_.warm->put(K(key), S(value)).ok()) return;
@@ -440,6 +439,7 @@ class engine {
         collect_stats(t_, sizeof(*this), {demotions_.queue_depth(), demotions_.queue_peak()});
     s.pending_moves = promotion_.pending();
     if (t_.warm != nullptr) s.learning_backlog = t_.warm->learning_backlog();
+    if (t_.governor != nullptr) s.learning_backlog = t_.governor->learning_backlog();
     return s;
   }
 
@@ -496,6 +496,16 @@ class engine {
   // C4: writes store their value in the cold tier before memory (fixed at construction).
   const bool write_through_ = t_.cold != nullptr && t_.config.cold_tier_write_through;
   std::atomic<bool> flushing_{false};  // closing: every entry goes to the cold tier
+
+  // The cold tier's admission rule for a memory eviction: with `reread`, an entry never read in
+  // memory after it was stored there is not worth a disk write (closing the cache writes
+  // everything). Counts what it refuses.
+  bool admitted(bool was_read) const noexcept {
+    const bool in = was_read || flushing_.load(std::memory_order_relaxed) ||
+                    t_.config.cold_tier_admission != cold_admission::reread;
+    if (!in) t_.counters.add(counter::cold_not_admitted);
+    return in;
+  }
   std::mutex close_mu_;
   bool closed_ = false;  // guarded by close_mu_
   // Last, so destroyed first: its job calls into the warm tier, and the warm tier calls it

@@ -41,11 +41,18 @@ class maintenance {
   static constexpr std::size_t batch = 1024;
 
   explicit maintenance(tiers_type& tiers) : tiers_(tiers) {
-    if (tiers.warm == nullptr || !tiers.config.background_pool) return;
-    job_ = background_pool_access::pool(*tiers.config.background_pool)
-               ->add([this](std::stop_token) { tiers_.warm->learn(/*wait=*/false); },
-                     std::chrono::nanoseconds(0));
-    tiers.warm->defer_learning(batch, notify_at, [this]() noexcept { job_->notify(); });
+    if ((tiers.warm == nullptr && tiers.governor == nullptr) || !tiers.config.background_pool) {
+      return;
+    }
+    job_ =
+        background_pool_access::pool(*tiers.config.background_pool)
+            ->add([this](std::stop_token) { learn(/*wait=*/false); }, std::chrono::nanoseconds(0));
+    auto due = [this]() noexcept { job_->notify(); };
+    if (tiers.warm != nullptr) {
+      tiers.warm->defer_learning(batch, notify_at, due);
+    } else {
+      tiers.governor->defer_learning(batch, notify_at, due);
+    }
   }
 
   maintenance(const maintenance&) = delete;
@@ -53,10 +60,18 @@ class maintenance {
 
   // Learns every shard's backlog now, on the calling thread (nothing to do without a pool).
   void run_pending() {
-    if (job_ != nullptr) tiers_.warm->learn(/*wait=*/true);
+    if (job_ != nullptr) learn(/*wait=*/true);
   }
 
  private:
+  void learn(bool wait) {
+    if (tiers_.warm != nullptr) {
+      tiers_.warm->learn(wait);
+    } else {
+      tiers_.governor->learn(wait);
+    }
+  }
+
   tiers_type& tiers_;
   std::unique_ptr<job_handle> job_;
 };

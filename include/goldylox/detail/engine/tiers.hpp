@@ -21,6 +21,7 @@
 #include "goldylox/config.hpp"
 #include "goldylox/detail/cold/tier.hpp"
 #include "goldylox/detail/common/counters.hpp"
+#include "goldylox/detail/engine/governor.hpp"
 #include "goldylox/detail/hot/table.hpp"
 #include "goldylox/detail/warm/policy/any_policy.hpp"
 #include "goldylox/detail/warm/tier.hpp"
@@ -52,6 +53,7 @@ struct tier_stack {
   using hot_type = hot_table<K, S, Hash, KeyEqual>;
   using warm_type = warm_tier<K, S, any_policy, Hash, KeyEqual>;
   using cold_type = cold_tier<K, S>;
+  using governor_type = slot_governor<hot_type>;
   using decision = table_decision<S>;
   static constexpr bool cold_capable = cold_serializable<K>;
 
@@ -61,12 +63,18 @@ struct tier_stack {
       : config(c),
         telemetry(c.enable_telemetry),
         promotion_hits(c.warm_tier_promotion_hits),
-        hot(c.hot_tier_max_entries, c.enable_simd, counters) {
+        hot(c.hot_tier_max_entries +
+                (c.memory_layout == memory_layout::one_table ? c.warm_tier_max_entries : 0),
+            c.enable_simd, counters) {
     if constexpr (cold_capable) {
       if (store != nullptr) cold = std::make_unique<cold_type>(std::move(store));
     }
     if (c.warm_tier_max_entries == 0) return;
     if (!make_policy) make_policy = &make_shard_policy<policy::adaptive>;
+    if (c.memory_layout == memory_layout::one_table) {
+      governor = std::make_unique<governor_type>(hot, make_policy);
+      return;
+    }
     warm = std::make_unique<warm_type>(
         warm_tier_options{.max_entries = c.warm_tier_max_entries}, nullptr, nullptr,
         [&](std::size_t capacity, std::size_t shards) { return make_policy(capacity, shards); });
@@ -117,6 +125,9 @@ struct tier_stack {
   mutable striped_counters counters;
   // Mutable: a read may move an entry between tiers, which changes no value.
   mutable hot_type hot;
+  // memory_layout::one_table with a warm budget: the warm policy deciding the hot table's
+  // evictions (declared after `hot`, which it points into; nullptr otherwise).
+  std::unique_ptr<governor_type> governor;
   mutable std::unique_ptr<warm_type> warm;  // nullptr without a warm tier
   std::unique_ptr<cold_type> cold;          // nullptr without a cold tier
 };

@@ -46,7 +46,10 @@
 // down. A writer prefetches the lock word, tags and likely slot before taking the lock
 // (warm_for_write).
 //
-// Eviction. When an insert takes the size past capacity, the inserter (after releasing its lock)
+// Eviction. A governed table (set_governor, governed.hpp) leaves the choice to its governor: it
+// reports every publish and removal under the key's home lock and every hit to the hit rings,
+// and after an insert the inserter evicts the governor's victims through evict_slot. Otherwise,
+// when an insert takes the size past capacity, the inserter (after releasing its lock)
 // runs a CLOCK sweep: a shared hand walks groups, each group resumes from its own hand position;
 // referenced slots lose their bit (second chance), the first unreferenced one is removed under its
 // own home lock and handed to the eviction sink. The insert's own new entry is spared.
@@ -73,6 +76,7 @@
 #include "goldylox/detail/common/epoch.hpp"
 #include "goldylox/detail/common/group_lock.hpp"
 #include "goldylox/detail/common/hash.hpp"
+#include "goldylox/detail/hot/governed.hpp"
 #include "goldylox/detail/hot/tag_group.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -132,8 +136,10 @@ class hot_table {
   using mapped_type = V;
   using decision = table_decision<V>;
   // Receives each victim while it is still protected (under its home lock); must not throw and
-  // must not call back into this table.
-  using eviction_sink = std::function<void(const K&, const V&)>;
+  // must not call back into this table. `referenced` is the victim's reference bit: in a governed
+  // table, whether it was read or updated since it was inserted; a CLOCK victim's is always
+  // clear.
+  using eviction_sink = std::function<void(const K&, const V&, bool referenced)>;
 
   static constexpr bool packed = use_packed_slots<K, V>;
   static constexpr unsigned probe_window = 16;
@@ -167,6 +173,35 @@ class hot_table {
   }
 
   void set_eviction_sink(eviction_sink sink) { sink_ = std::move(sink); }
+
+  // Hands eviction to `governor` (governed.hpp): from now on the governor hears of every entry
+  // published and removed, and of the hits readers record, and picks the victims; the CLOCK hand
+  // only still makes room inside a probe window that is full. Set before use, on an empty table;
+  // the governor must outlive every call into the table.
+  void set_governor(table_governor* governor) noexcept { gov_ = governor; }
+
+  // Governed tables: evicts the entry in slot s to the eviction sink, as the CLOCK hand would,
+  // if it still has hash h (the governor's victim may have been removed, or its slot reused,
+  // since it was chosen). Takes the entry's home lock; call it with no lock held.
+  bool evict_slot(std::size_t s, std::uint64_t h) {
+    pin_type pin;
+    if constexpr (!packed) pin.emplace(domain_);
+    // An in-place update of the victim makes remove_observed give up; its value is then read
+    // again. Bounded: a key updated without pause keeps its place for a while.
+    for (unsigned tries = 0; tries < 64; ++tries) {
+      if constexpr (packed) {
+        const std::optional<packed_pair<K, V>> kv = read_packed(slots_[s]);
+        if (!kv || hash_of(kv->key) != h) return false;
+      } else {
+        const node* n = slots_[s].load(std::memory_order_seq_cst);
+        if (n == nullptr || n->hash != h) return false;
+      }
+      if (remove_observed(s, nullptr, /*second_chance=*/false, pin, /*to_sink=*/true, &h)) {
+        return true;
+      }
+    }
+    return false;
+  }
 
   // Called, during an eviction, with the key of each entry the CLOCK hand passes because it was
   // read since the hand last passed it: the engine's promotion manager learns from it how often
@@ -305,7 +340,7 @@ class hot_table {
           if (found) {
             // If an in-place update got there first, this erase is ordered before it (as in
             // store_locked) and the key stays with that update's value.
-            if (remove_slot(*found, pin, packed ? &seen : nullptr)) {
+            if (remove_slot(*found, h, pin, packed ? &seen : nullptr)) {
               counters_.add(counter::removals);
             }
             return compute_outcome::erased;
@@ -372,7 +407,7 @@ class hot_table {
     std::lock_guard<group_lock> lock(locks_[home]);
     const std::optional<std::size_t> found = locate_locked(h, key);
     if (!found) return static_cast<bool>(if_absent());
-    remove_slot(*found, pin);
+    remove_slot(*found, h, pin);
     counters_.add(counter::removals);
     return true;
   }
@@ -501,6 +536,24 @@ class hot_table {
     }
   }
   void touch(std::size_t s) const noexcept { touch(headers_[s / group_width], s % group_width); }
+
+  // A use of slot i of hdr by a key of hash h: its CLOCK bit, and for a governed table a record
+  // in the hit rings (a full ring asks the governor to drain it, then the record is tried once
+  // more and otherwise dropped).
+  GOLDYLOX_ALWAYS_INLINE void note_hit(std::uint64_t h, group_header& hdr, unsigned i) const {
+    touch(hdr, i);
+    if (gov_ != nullptr) {
+      const auto s = static_cast<std::uint32_t>(
+          static_cast<std::size_t>(&hdr - headers_.get()) * group_width + i);
+      hit_rings& rings = gov_->hits();
+      const std::size_t shard = rings.shard_of(h);
+      if (GOLDYLOX_UNLIKELY(!rings.record(shard, s))) record_after_drain(shard, s);
+    }
+  }
+  GOLDYLOX_NOINLINE void record_after_drain(std::size_t shard, std::uint32_t s) const noexcept {
+    gov_->rings_full(shard);
+    (void)gov_->hits().record(shard, s);
+  }
 
   // ---- packed slots: seqlock over relaxed atomic words ----
 
@@ -668,7 +721,7 @@ class hot_table {
           return probe_result::incomplete;  // mid-write, or emptied since the tag was read
         }
         const packed_pair<K, V> kv = unpack(words);
-        if (GOLDYLOX_LIKELY(deliver_if<Touch>(kv.key, kv.value, key, hdr, i, f))) {
+        if (GOLDYLOX_LIKELY(deliver_if<Touch>(kv.key, kv.value, key, h, hdr, i, f))) {
           return probe_result::hit;
         }
       } else if (visit_node<Touch>(sl, h, key, hdr, i, f)) {
@@ -702,9 +755,10 @@ class hot_table {
   // value to f.
   template <bool Touch, class Q, class F>
   GOLDYLOX_ALWAYS_INLINE bool deliver_if(const K& candidate, const V& value, const Q& key,
-                                         group_header& hdr, unsigned i, F& f) const {
+                                         std::uint64_t h, group_header& hdr, unsigned i,
+                                         F& f) const {
     if (!eq_(candidate, key)) return false;
-    if constexpr (Touch) touch(hdr, i);
+    if constexpr (Touch) note_hit(h, hdr, i);
     f(value);
     return true;
   }
@@ -714,7 +768,7 @@ class hot_table {
                                          group_header& hdr, unsigned i, F& f) const {
     const node* n = sl.load(std::memory_order_seq_cst);  // see epoch.hpp
     if (n == nullptr || n->hash != h || !eq_(n->key, key)) return false;
-    if constexpr (Touch) touch(hdr, i);
+    if constexpr (Touch) note_hit(h, hdr, i);
     const auto& value = node_value(*n);  // a copy's lifetime is extended to the block's end
     f(value);
     return true;
@@ -745,7 +799,7 @@ class hot_table {
         m &= m - 1;
         if constexpr (packed) {
           const std::optional<packed_pair<K, V>> kv = read_packed(sl);
-          if (kv && deliver_if<Touch>(kv->key, kv->value, key, hdr, i, f)) return true;
+          if (kv && deliver_if<Touch>(kv->key, kv->value, key, h, hdr, i, f)) return true;
         } else if (visit_node<Touch>(sl, h, key, hdr, i, f)) {
           return true;
         }
@@ -771,7 +825,13 @@ class hot_table {
       std::lock_guard<group_lock> lock(locks_[home]);
       outcome = locked(home, pin, inserted_at);
     }
-    if (outcome == compute_outcome::inserted) evict_to_capacity(pin, inserted_at);
+    if (outcome == compute_outcome::inserted) {
+      if (gov_ != nullptr) {
+        gov_->after_insert(h);
+      } else {
+        evict_to_capacity(pin, inserted_at);
+      }
+    }
     return outcome;
   }
 
@@ -786,7 +846,7 @@ class hot_table {
                                OnInsert& on_insert, const std::uint64_t* seen = nullptr) {
     if (found) {
       replace_value(*found, h, std::forward<KeyArg>(key), std::move(value), pin, seen);
-      touch(*found);
+      note_hit(h, headers_[*found / group_width], static_cast<unsigned>(*found % group_width));
       counters_.add(counter::updates);
       return compute_outcome::updated;
     }
@@ -893,7 +953,7 @@ class hot_table {
           if (open_write_if(sl, seen)) {
             const packed_pair<K, V> fresh{kv->key, value};
             close_write(sl, seen, &fresh);
-            touch(hdr, i);
+            note_hit(h, hdr, i);
             counters_.add(counter::updates);
             return true;
           }
@@ -908,6 +968,14 @@ class hot_table {
   // ---- mutation (caller holds the home lock of the key involved) ----
 
   void publish(std::size_t s, std::uint64_t h, K&& key, V&& value) {
+    if (gov_ != nullptr) {
+      try {
+        gov_->on_publish(s, h);
+      } catch (...) {
+        flip_tag(s, tag_reserved, tag_empty);
+        throw;
+      }
+    }
     if constexpr (packed) {
       const packed_pair<K, V> kv{std::move(key), std::move(value)};
       write_packed<false>(slots_[s], &kv);  // a reserved slot: no other writer can reach it
@@ -915,6 +983,7 @@ class hot_table {
       try {
         slots_[s].store(new node(h, std::move(key), std::move(value)), std::memory_order_release);
       } catch (...) {
+        if (gov_ != nullptr) gov_->on_remove(s, h);
         flip_tag(s, tag_reserved, tag_empty);
         throw;
       }
@@ -956,7 +1025,8 @@ class hot_table {
 
   // Empties slot s. With `seen` (packed slots), only if it still holds the contents read under
   // that sequence; returns false if an in-place update changed it meanwhile.
-  bool remove_slot(std::size_t s, pin_type& pin, const std::uint64_t* seen = nullptr) {
+  bool remove_slot(std::size_t s, std::uint64_t h, pin_type& pin,
+                   const std::uint64_t* seen = nullptr) {
     const std::uint8_t tag = tag_of_slot(s);
     if constexpr (packed) {
       (void)pin;
@@ -973,6 +1043,7 @@ class hot_table {
       node* old = slots_[s].exchange(nullptr, std::memory_order_seq_cst);
       pin->retire(old);
     }
+    if (gov_ != nullptr) gov_->on_remove(s, h);  // before the slot can be claimed again
     flip_tag(s, tag, tag_empty);
     size_.fetch_sub(1, std::memory_order_relaxed);
     return true;
@@ -1009,8 +1080,9 @@ class hot_table {
   // Removes the entry in slot s if it is still the one observed there. `held` is the home group
   // whose lock the caller already holds (nullptr if none): other locks are then only tried, never
   // waited for, so two writers can never wait on each other.
+  // With expect_hash, only an entry of that hash is removed.
   bool remove_observed(std::size_t s, const std::size_t* held, bool second_chance, pin_type& pin,
-                       bool to_sink) {
+                       bool to_sink, const std::uint64_t* expect_hash = nullptr) {
     std::uint64_t h = 0;
     std::optional<packed_pair<K, V>> snapshot;
     std::uint64_t observed_seq = 0;
@@ -1024,6 +1096,7 @@ class hot_table {
       if (observed == nullptr) return false;
       h = observed->hash;
     }
+    if (expect_hash != nullptr && h != *expect_hash) return false;
     const std::size_t home = home_group(h);
     std::unique_lock<group_lock> lock(locks_[home], std::defer_lock);
     if (held == nullptr) {
@@ -1037,24 +1110,25 @@ class hot_table {
     } else {
       if (slots_[s].load(std::memory_order_acquire) != observed) return false;
     }
-    if (second_chance) {
-      const auto bit = static_cast<std::uint16_t>(1U << (s % group_width));
-      if ((headers_[s / group_width].ref.load(std::memory_order_relaxed) & bit) != 0) return false;
-    }
+    if (second_chance && is_referenced(s)) return false;
     if constexpr (packed) {
       // Removed only if no in-place update slipped in since the check above, so the sink never
       // receives a value older than one a put has already acknowledged.
-      if (!remove_slot(s, pin, &observed_seq)) return false;
-      if (to_sink && sink_) deliver(snapshot->key, snapshot->value);
+      const bool referenced = is_referenced(s);
+      if (!remove_slot(s, h, pin, &observed_seq)) return false;
+      if (to_sink && sink_) sink_(snapshot->key, snapshot->value, referenced);
     } else {
-      if (to_sink && sink_) deliver(observed->key, node_value(*observed));
-      remove_slot(s, pin);
+      if (to_sink && sink_) sink_(observed->key, node_value(*observed), is_referenced(s));
+      remove_slot(s, h, pin);
     }
     if (to_sink) counters_.add(counter::evictions);
     return true;
   }
 
-  void deliver(const K& key, const V& value) const noexcept { sink_(key, value); }
+  bool is_referenced(std::size_t s) const noexcept {
+    return ((headers_[s / group_width].ref.load(std::memory_order_relaxed) >> (s % group_width)) &
+            1U) != 0;
+  }
 
   // One CLOCK step over group g. Each group keeps its own hand position (`clock`), so a visit
   // resumes after the previous victim: every slot is examined in turn, whatever its index
@@ -1127,6 +1201,7 @@ class hot_table {
   [[no_unique_address]] KeyEqual eq_;
   eviction_sink sink_;
   reference_observer observer_;
+  table_governor* gov_ = nullptr;
   alignas(cache_line) std::atomic<std::int64_t> size_{0};
   alignas(cache_line) std::atomic<std::size_t> hand_{0};
 };

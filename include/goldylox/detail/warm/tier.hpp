@@ -209,6 +209,17 @@ struct warm_tier_options {
   std::size_t shards = 0;       // 0: chosen from the hardware and the capacity; else a power of 2
 };
 
+// The shard count a policy-driven store of max_entries entries (and max_weight, 0 for none) gets
+// when none is asked for: enough shards that two threads rarely meet, few enough that each keeps
+// a useful population for its policy (at least 64 entries). A power of two.
+inline std::size_t warm_shard_count(std::size_t max_entries, std::size_t max_weight) {
+  const std::size_t want = std::bit_ceil(std::max(1U, std::thread::hardware_concurrency()) * 4U);
+  std::size_t n = std::max<std::size_t>(
+      1, std::min(want, std::bit_floor(std::max<std::size_t>(1, max_entries / 64))));
+  if (max_weight != 0) n = std::min(n, std::bit_floor(max_weight));
+  return n;
+}
+
 // Hits and misses are the engine's to count (its striped counters); the tier counts what only it
 // sees.
 struct warm_tier_stats {
@@ -243,13 +254,7 @@ class warm_tier {
     }
     std::size_t n = o.shards;
     if (n == 0) {
-      // Enough shards that two threads rarely meet, few enough that each keeps a useful
-      // population for its policy (at least 64 entries).
-      const std::size_t want =
-          std::bit_ceil(std::max(1U, std::thread::hardware_concurrency()) * 4U);
-      n = std::max<std::size_t>(
-          1, std::min(want, std::bit_floor(std::max<std::size_t>(1, o.max_entries / 64))));
-      if (o.max_weight != 0) n = std::min(n, std::bit_floor(o.max_weight));
+      n = warm_shard_count(o.max_entries, o.max_weight);
     } else if (o.max_weight != 0 && o.max_weight < n) {
       throw std::invalid_argument("warm tier: max_weight must be at least the shard count");
     }
