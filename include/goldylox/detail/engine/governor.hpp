@@ -105,7 +105,10 @@ class slot_governor final : public table_governor {
       const slot_type v = sh.policy.victim();
       const std::size_t g = i * stride_ + v;
       const resident r = resident_[g];
-      owner_[r.pos].store(none, std::memory_order_relaxed);
+      // Normally the slot still maps to g; after a policy failed to forget an entry (on_remove)
+      // its slot may hold another's, whose mapping stays.
+      std::uint32_t expected = static_cast<std::uint32_t>(g);
+      owner_[r.pos].compare_exchange_strong(expected, none, std::memory_order_relaxed);
       sh.free.push_back(v);                   // reserved for the capacity: cannot throw
       sh.victims.push_back({r.pos, r.hash});  // a few at a time, within its reserve
       sh.pending.store(sh.victims.size(), std::memory_order_relaxed);
