@@ -1,8 +1,9 @@
 // Component hot/ (main header: this one; tag_group.hpp is its SIMD tag matching). Owns the hot
 // tier's table, its CLOCK eviction and its node reclamation. Invariants: reads take no lock and
-// write no shared line except to set a clear CLOCK bit; every mutation of a key runs under its home
-// group's lock; the table never resizes. May call common/ only; it hands evictions to a sink the
-// engine installs and never calls another tier.
+// write no shared line except to set a clear CLOCK bit (a governed table's reads also write a
+// record into a hit ring of their own thread, governed.hpp); every mutation of a key runs under its
+// home group's lock; the table never resizes. May call common/ only; it hands evictions to a sink
+// the engine installs and never calls another tier.
 //
 // The hot tier: a bounded, concurrent open-addressing table with lock-free reads.
 //
