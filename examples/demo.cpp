@@ -50,11 +50,12 @@ int main() {
   std::cout << "compare_and_swap(60,120) -> " << std::boolalpha << *swapped << "\n";
 
   int factory_calls = 0;
-  absl::StatusOr<std::string> greeting = cache.get_or_insert<std::string>("greeting", [&] {
+  // The value type is the factory's: a std::string here.
+  absl::StatusOr<std::string> greeting = cache.get_or_insert("greeting", [&] {
     ++factory_calls;
     return std::string("hello");
   });
-  greeting = cache.get_or_insert<std::string>("greeting", [&] {
+  greeting = cache.get_or_insert("greeting", [&] {
     ++factory_calls;
     return std::string("never built");
   });

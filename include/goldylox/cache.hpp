@@ -16,8 +16,10 @@
 
 #include <cstddef>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -30,6 +32,7 @@
 #include "goldylox/detail/common/any_value.hpp"
 #include "goldylox/detail/engine/engine.hpp"
 #include "goldylox/detail/facade/builder.hpp"
+#include "goldylox/detail/facade/bulk.hpp"
 #include "goldylox/stats.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -126,6 +129,32 @@ class cache {
                           if (stored != nullptr) reader(*stored);
                           out[i] = std::move(reader).result();
                         });
+  }
+
+  // Puts every (key, value) pair of `entries` (a map, a vector of pairs, ...; the values' type,
+  // decayed, is the type stored) as put() would, moving them out of a range passed as an rvalue.
+  // Each key is written atomically, the batch is not: a key that fails (with a cold tier, see
+  // put) is left unchanged and the others are still written. OK, or the first failure's code
+  // with how many keys failed.
+  template <class R>
+    requires detail::key_value_range<R, K> && cache_value<detail::pair_value_t<R>>
+  absl::Status put_all(R&& entries) {
+    using V = detail::pair_value_t<R>;
+    return detail::put_each(
+        std::forward<R>(entries), [this](auto&& key, auto&& value) -> absl::Status {
+          return put<V>(std::forward<decltype(key)>(key), V(std::forward<decltype(value)>(value)));
+        });
+  }
+
+  // Removes every key of `keys` (any range of K, or of a transparent key type), whatever type
+  // each holds, as remove() would: how many were present, or the first failure's code with how
+  // many keys failed (the others are removed).
+  template <std::ranges::input_range R>
+  absl::StatusOr<std::size_t> remove_all(const R& keys) {
+    return detail::remove_each(keys, [this](const auto& key) { return remove(key); });
+  }
+  absl::StatusOr<std::size_t> remove_all(std::initializer_list<K> keys) {
+    return remove_all<std::initializer_list<K>>(keys);
   }
 
   bool contains(const K& key) const { return engine_->contains(key); }
@@ -235,7 +264,14 @@ class cache {
 
   // Returns the key's value, calling factory() to make it if absent; the factory runs at most
   // once per absent key however many threads ask. A throwing factory's exception reaches this
-  // caller and nothing is inserted. kFailedPrecondition if the key holds another type.
+  // caller and nothing is inserted. kFailedPrecondition if the key holds another type. V is the
+  // factory's (decayed) return type unless given: get_or_insert(k, [] { return User{}; }).
+  template <class F>
+    requires std::invocable<F&> && cache_value<std::decay_t<std::invoke_result_t<F&>>>
+  absl::StatusOr<std::decay_t<std::invoke_result_t<F&>>> get_or_insert(K key, F&& factory) {
+    return get_or_insert<std::decay_t<std::invoke_result_t<F&>>>(std::move(key),
+                                                                 std::forward<F>(factory));
+  }
   template <cache_value V, class F>
     requires std::is_invocable_r_v<V, F&>
   absl::StatusOr<V> get_or_insert(K key, F&& factory) {

@@ -19,8 +19,10 @@
 
 #include <cstddef>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -32,6 +34,7 @@
 #include "goldylox/config.hpp"
 #include "goldylox/detail/engine/engine.hpp"
 #include "goldylox/detail/facade/builder.hpp"
+#include "goldylox/detail/facade/bulk.hpp"
 #include "goldylox/stats.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -95,6 +98,30 @@ class typed_cache {
     std::vector<std::optional<V>> out(keys.size());
     get_many(keys, out);
     return out;
+  }
+
+  // Puts every (key, value) pair of `entries` (a map, a vector of pairs, ...) as put() would,
+  // moving them out of a range passed as an rvalue. Each key is written atomically, the batch is
+  // not: a key that fails (with a cold tier, see put) is left unchanged and the others are still
+  // written. OK, or the first failure's code with how many keys failed.
+  template <class R>
+    requires detail::key_value_range<R, K> && std::convertible_to<detail::pair_value_t<R>, V>
+  absl::Status put_all(R&& entries) {
+    return detail::put_each(
+        std::forward<R>(entries), [this](auto&& key, auto&& value) -> absl::Status {
+          return put(std::forward<decltype(key)>(key), V(std::forward<decltype(value)>(value)));
+        });
+  }
+
+  // Removes every key of `keys` (any range of K, or of a transparent key type) as remove()
+  // would: how many were present, or the first failure's code with how many keys failed (the
+  // others are removed).
+  template <std::ranges::input_range R>
+  absl::StatusOr<std::size_t> remove_all(const R& keys) {
+    return detail::remove_each(keys, [this](const auto& key) { return remove(key); });
+  }
+  absl::StatusOr<std::size_t> remove_all(std::initializer_list<K> keys) {
+    return remove_all<std::initializer_list<K>>(keys);
   }
 
   bool contains(const K& key) const { return engine_->contains(key); }

@@ -136,6 +136,14 @@ int eio_sequence(const std::string& dir, goldylox::cold_durability durability, b
     if (!cache.contains(2) || cache.get(2) != "R") return 24;
     if (cache.replace(1, "NEW").ok()) return 25;
     if (cache.get(1) != "OLD") return 26;
+    // Bulk writes: every key fails alone, keeps its value, and the error says how many failed.
+    const absl::Status all =
+        cache.put_all(std::vector<std::pair<int, std::string>>{{1, "NEW"}, {2, "NEW"}});
+    if (all.ok() || all.message().find("2 of 2 keys failed") == std::string::npos) return 40;
+    if (cache.get(1) != "OLD" || cache.get(2) != "R") return 41;
+    const absl::StatusOr<std::size_t> gone = cache.remove_all({1, 2});
+    if (gone.ok() || gone.status().code() != removed.status().code()) return 42;
+    if (cache.get(1) != "OLD" || cache.get(2) != "R") return 43;
     fault = 0;
     if (!cache.put(1, "NEWER").ok()) return 27;  // the cache goes on once the disk does
     if (cache.get(1) != "NEWER") return 28;

@@ -510,7 +510,7 @@ TEST(OneTable, RemovalsLeaveThePolicy) {
   for (std::uint64_t k = 300; k < 300 + 64; ++k) ASSERT_TRUE(cache.put(k, k).ok());
   EXPECT_EQ(cache.size(), 64u);  // every new key evicted exactly one old one
   EXPECT_EQ(cache.stats().evictions, 64u);
-  cache.clear();
+  ASSERT_TRUE(cache.clear().ok());
   EXPECT_EQ(cache.size(), 0u);
   for (std::uint64_t k = 0; k < 64; ++k) ASSERT_TRUE(cache.put(k, k).ok());
   EXPECT_EQ(cache.size(), 64u);  // clear emptied the policy too: no eviction to refill
@@ -646,7 +646,9 @@ TEST(QueuedMoves, ThePolicyLearnsOnThePool) {
     pool_blocker blocker(pool);
     for (std::uint64_t i = 0; i < 20000; ++i) {
       const std::uint64_t k = (i * 7919) % 5000;
-      if (!cache.get(k)) ASSERT_TRUE(cache.put(k, k).ok());
+      if (!cache.get(k)) {
+        ASSERT_TRUE(cache.put(k, k).ok());
+      }
       most = std::max(most, cache.stats().learning_backlog);
     }
     EXPECT_GT(cache.stats().learning_backlog, 0u) << "the blocked pool learnt";
@@ -671,7 +673,9 @@ TEST(QueuedMoves, ThePolicyLearnsOnThePool) {
   ASSERT_TRUE(made.ok()) << made.status();
   for (std::uint64_t i = 0; i < 5000; ++i) {
     const std::uint64_t k = (i * 7919) % 5000;
-    if (!made->get(k)) ASSERT_TRUE(made->put(k, k).ok());
+    if (!made->get(k)) {
+      ASSERT_TRUE(made->put(k, k).ok());
+    }
     ASSERT_EQ(made->stats().learning_backlog, 0u);
   }
 }

@@ -2,11 +2,14 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -305,6 +308,44 @@ TEST_F(CacheTest, GetOrInsert) {
                   "std::string", "int");
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(*cache_.get<std::string>("g"), "hello");
+}
+
+TEST_F(CacheTest, GetOrInsertDeducesTheValueTypeFromTheFactory) {
+  auto made = cache_.get_or_insert("d", [] { return std::string("x"); });
+  static_assert(std::is_same_v<decltype(made), absl::StatusOr<std::string>>);
+  ASSERT_TRUE(made.ok());
+  EXPECT_EQ(*made, "x");
+  EXPECT_EQ(*cache_.get<std::string>("d"), "x");
+  // The stored value wins over a second factory; the type is checked against the stored one.
+  EXPECT_EQ(*cache_.get_or_insert("d", [] { return std::string("y"); }), "x");
+  expect_mismatch(cache_.get_or_insert("d", [] { return User{1, "A"}; }), "std::string", "User");
+  // A factory returning a const reference stores the decayed type.
+  const User ada{7, "Ada"};
+  auto ref = cache_.get_or_insert("u", [&]() -> const User& { return ada; });
+  static_assert(std::is_same_v<decltype(ref), absl::StatusOr<User>>);
+  EXPECT_EQ(*cache_.get<User>("u"), ada);
+}
+
+TEST_F(CacheTest, PutAllAndRemoveAll) {
+  const std::map<std::string, int> numbers{{"a", 1}, {"b", 2}, {"c", 3}};
+  ASSERT_TRUE(cache_.put_all(numbers).ok());
+  EXPECT_EQ(*cache_.get<int>("b"), 2);
+  EXPECT_EQ(numbers.size(), 3U);  // an lvalue range is copied from
+  ASSERT_TRUE(cache_
+                  .put_all(std::vector<std::pair<std::string, User>>{{"b", User{2, "B"}},
+                                                                     {"d", User{4, "D"}}})
+                  .ok());
+  EXPECT_EQ(*cache_.get<User>("b"), (User{2, "B"}));  // the type is the range's value type
+  expect_mismatch(cache_.get<int>("d"), "User", "int");
+
+  const absl::StatusOr<std::size_t> removed = cache_.remove_all({"a", "b", "absent"});
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(*removed, 2U);
+  EXPECT_FALSE(cache_.contains("a"));
+  EXPECT_FALSE(cache_.contains("b"));
+  const std::vector<std::string_view> views{"c", "d"};  // transparent keys
+  EXPECT_EQ(*cache_.remove_all(views), 2U);
+  EXPECT_EQ(cache_.size(), 0U);
 }
 
 TEST_F(CacheTest, GetOrInsertThrowingFactoryInsertsNothing) {

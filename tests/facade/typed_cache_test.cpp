@@ -5,12 +5,14 @@
 // reclaimed through epoch-based reclamation).
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -566,6 +568,40 @@ TEST(TypedCacheNodes, VisitDoesNotCopyTheValueInOneTable) {
   EXPECT_EQ(first, second);
   EXPECT_EQ(cache.stats().hot_size, 1u);  // one table holds every memory entry
   EXPECT_EQ(cache.stats().warm_size, 0u);
+}
+
+TEST(TypedCacheBulk, PutAllMovesFromAnRvalueRangeAndCopiesFromAnLvalue) {
+  auto cache = make_cache<typed_cache<std::uint64_t, Tracked>>();
+  std::vector<std::pair<std::uint64_t, Tracked>> entries;
+  for (std::uint64_t k = 1; k <= 3; ++k) entries.emplace_back(k, Tracked(k * 10));
+  long copies = Tracked::copies.load();
+  ASSERT_TRUE(cache.put_all(entries).ok());
+  EXPECT_GE(Tracked::copies.load() - copies, 3);  // each value copied out of the lvalue range
+  ASSERT_TRUE(cache.put_all(std::vector<std::pair<std::uint64_t, Tracked>>{{4, Tracked(40)}}).ok());
+  copies = Tracked::copies.load();
+  ASSERT_TRUE(cache.put_all(std::move(entries)).ok());
+  EXPECT_EQ(Tracked::copies.load(), copies);  // moved, never copied
+  for (std::uint64_t k = 1; k <= 4; ++k) {
+    const std::optional<Tracked> v = cache.get(k);
+    ASSERT_TRUE(v.has_value()) << k;
+    EXPECT_EQ(v->v, k * 10);
+  }
+  EXPECT_EQ(Tracked::bad.load(), 0);
+}
+
+TEST(TypedCacheBulk, RemoveAllCountsThePresentKeys) {
+  auto cache = make_cache<typed_cache<std::string, int>>();
+  ASSERT_TRUE(cache.put_all(std::map<std::string, int>{{"a", 1}, {"b", 2}, {"c", 3}}).ok());
+  EXPECT_EQ(cache.size(), 3U);
+  const absl::StatusOr<std::size_t> removed = cache.remove_all({"a", "c", "x"});
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(*removed, 2U);
+  EXPECT_EQ(cache.get("b"), 2);
+  EXPECT_FALSE(cache.contains("a"));
+  const std::vector<std::string_view> views{"b", "b"};  // transparent keys, one repeated
+  EXPECT_EQ(*cache.remove_all(views), 1U);
+  EXPECT_EQ(*cache.remove_all(std::vector<std::string>{}), 0U);
+  EXPECT_EQ(cache.size(), 0U);
 }
 
 TEST(TypedCacheNodes, VisitDoesNotCopyTheValue) {
