@@ -184,18 +184,22 @@ class hot_table {
   // Governed tables: evicts the entry in slot s to the eviction sink, as the CLOCK hand would,
   // if it still has hash h (the governor's victim may have been removed, or its slot reused,
   // since it was chosen). Takes the entry's home lock; call it with no lock held.
+  //
+  // The victim may also be an entry another thread is still publishing: its insert told the
+  // governor (on_publish) before writing the slot, both under the key's home lock, and another
+  // insert may choose it in between (a policy that rejects new entries, such as W-TinyLFU,
+  // often does). A slot that does not hold h yet is therefore looked at again under that home
+  // lock, once the publisher has finished: giving up on it would leave an entry in the table
+  // that the policy has let go, never evicted again, the table over capacity for good.
   bool evict_slot(std::size_t s, std::uint64_t h) {
     pin_type pin;
     if constexpr (!packed) pin.emplace(domain_);
     // An in-place update of the victim makes remove_observed give up; its value is then read
     // again. Bounded: a key updated without pause keeps its place for a while.
     for (unsigned tries = 0; tries < 64; ++tries) {
-      if constexpr (packed) {
-        const std::optional<packed_pair<K, V>> kv = read_packed(slots_[s]);
-        if (!kv || hash_of(kv->key) != h) return false;
-      } else {
-        const node* n = slots_[s].load(std::memory_order_seq_cst);
-        if (n == nullptr || n->hash != h) return false;
+      if (!slot_has_hash(s, h)) {
+        const std::lock_guard lock(locks_[home_group(h)]);
+        if (!slot_has_hash(s, h)) return false;
       }
       if (remove_observed(s, nullptr, /*second_chance=*/false, pin, /*to_sink=*/true, &h)) {
         return true;
@@ -1124,6 +1128,17 @@ class hot_table {
     }
     if (to_sink) counters_.add(counter::evictions);
     return true;
+  }
+
+  // Whether slot s holds an entry of hash h now (read optimistically; node mode: call pinned).
+  bool slot_has_hash(std::size_t s, std::uint64_t h) const {
+    if constexpr (packed) {
+      const std::optional<packed_pair<K, V>> kv = read_packed(slots_[s]);
+      return kv && hash_of(kv->key) == h;
+    } else {
+      const node* n = slots_[s].load(std::memory_order_seq_cst);
+      return n != nullptr && n->hash == h;
+    }
   }
 
   bool is_referenced(std::size_t s) const noexcept {
