@@ -7,14 +7,17 @@
 //   goldylox warm_tier<uint64_t, uint64_t, P>, P = lru, sieve, s3fifo, adaptive; and adaptive
 //     with its miniature-cache budget shared among the shards (goldylox_warm_adaptive_shared)
 //   goldylox_default   the whole cache as README builds it: typed_cache with max_entries(100K),
-//     the default preset (25K hot over 75K warm, adaptive policy), moves queued for the shared
-//     background pool; goldylox_default_inline: the same with enable_background_workers(false)
-//   goldylox_tiered<sieve|adaptive>  the whole cache (typed_cache): a 25K-entry hot tier over a
-//     75K-entry warm tier with that policy (GOLDYLOX_BENCH_HOT_SHARE moves the split);
+//     the default preset (one table of 100K entries whose evictions the adaptive policy
+//     decides), learning on the shared background pool; goldylox_default_inline: the same with
+//     enable_background_workers(false)
+//   goldylox_tiered<sieve|adaptive|lirs|w-tinylfu>  the whole cache (typed_cache) with that
+//     policy: one table of 100K entries, or with GOLDYLOX_BENCH_LAYOUT=two_tables a 25K-entry hot
+//     tier over a 75K-entry warm tier (GOLDYLOX_BENCH_HOT_SHARE moves the split);
 //     goldylox_hot_only: the hot tier alone, 100K entries
 //   absl_sharded_lru   64 shards, each a std::mutex around an absl::flat_hash_map and a list
 //   rocksdb_lru        rocksdb::NewLRUCache (64 shards), if librocksdb-dev is installed
 //   rocksdb_hyperclock rocksdb::HyperClockCacheOptions (64 shards), likewise
+// GOLDYLOX_BENCH_ITERATIONS=N: a fixed number of operations per thread (for callgrind, below).
 // Counters: hit_ratio, and for the whole cache moves_per_op, the entries moved between its memory
 // tiers (promotions and demotions) per operation, which is the churn the coordinator keeps down.
 // RocksDB keys are the 8-byte key padded to the 16 bytes HyperClockCache requires; values are
@@ -135,8 +138,8 @@ struct goldylox_cache {
   }
   gl::typed_cache<std::uint64_t, std::uint64_t> cache;
 };
-// The whole cache as README builds it: max_entries(100K) with the default preset (25K hot, 75K
-// warm, the adaptive policy) and background workers (moves made on the shared default pool).
+// The whole cache as README builds it: max_entries(100K) with the default preset (one table, the
+// adaptive policy) and background workers (the policy learns on the shared default pool).
 struct goldylox_default : goldylox_cache {
   goldylox_default()
       : goldylox_cache(gl::typed_cache<std::uint64_t, std::uint64_t>::builder()
@@ -311,8 +314,20 @@ void read_through(benchmark::State& state) {
   }
 }
 
-#define GOLDYLOX_WARM_BENCH(...) \
-  BENCHMARK_TEMPLATE(read_through, __VA_ARGS__)->Threads(1)->Threads(2)->UseRealTime()
+// GOLDYLOX_BENCH_ITERATIONS=N runs each benchmark for exactly N operations per thread (instead
+// of a time), so that `valgrind --tool=callgrind` counts the same work every run: two runs with
+// different N give the instructions per operation as the difference of their totals over the
+// difference of N (stream generation and cache construction cancel out).
+void fixed_iterations(benchmark::internal::Benchmark* b) {
+  if (const char* v = std::getenv("GOLDYLOX_BENCH_ITERATIONS")) {
+    const long long n = std::atoll(v);
+    if (n > 0) b->Iterations(n);
+  }
+}
+
+#define GOLDYLOX_WARM_BENCH(...)                                                       \
+  BENCHMARK_TEMPLATE(read_through, __VA_ARGS__)->Threads(1)->Threads(2)->UseRealTime()-> \
+      Apply(fixed_iterations)
 
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::lru>);
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::sieve>);
