@@ -325,9 +325,12 @@ void fixed_iterations(benchmark::internal::Benchmark* b) {
   }
 }
 
-#define GOLDYLOX_WARM_BENCH(...)                                                       \
-  BENCHMARK_TEMPLATE(read_through, __VA_ARGS__)->Threads(1)->Threads(2)->UseRealTime()-> \
-      Apply(fixed_iterations)
+#define GOLDYLOX_WARM_BENCH(...)                \
+  BENCHMARK_TEMPLATE(read_through, __VA_ARGS__) \
+      ->Threads(1)                              \
+      ->Threads(2)                              \
+      ->UseRealTime()                           \
+      ->Apply(fixed_iterations)
 
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::lru>);
 GOLDYLOX_WARM_BENCH(goldylox_warm<gl::policy::sieve>);
