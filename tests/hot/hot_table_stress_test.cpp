@@ -684,3 +684,53 @@ TEST(Stress, EvictionsNeverDropAnAcknowledgedPut) {
 }
 
 }  // namespace
+
+namespace {
+
+// The overflow counters under concurrent inserts, updates, erasures and evictions of colliding
+// and ordinary keys: whatever interleaving, every entry's counts are taken back when it leaves
+// (0 once the table is empty), and no present key is ever hidden from a lookup by a count that
+// reached 0 too early.
+template <class Hash>
+void check_overflow_counts_concurrently() {
+  using T = detail::hot_table<std::uint64_t, std::uint64_t, Hash, std::equal_to<>>;
+  detail::striped_counters counters;
+  T t(512, true, counters);
+  constexpr std::uint64_t keyspace = 4096;
+  Failures failures;
+  run_concurrently(kThreads, [&](int tid) {
+    Rng rng(static_cast<std::uint64_t>(tid) + 101);
+    for (std::uint64_t i = 0; i < scaled(60'000); ++i) {
+      const std::uint64_t k = rng.below(keyspace);
+      switch (rng.below(4)) {
+        case 0:
+          t.erase(k);
+          break;
+        case 1:
+          t.visit(k, [&](const std::uint64_t& v) {
+            if (v != k) failures.report("key ", k, " holds ", v);
+          });
+          break;
+        default:
+          t.assign(k, k);
+      }
+    }
+  });
+  EXPECT_EQ(failures.count(), 0);
+  // Quiescent: every resident key is found (a count that reached 0 too early would hide one).
+  std::size_t found = 0;
+  for (std::uint64_t k = 0; k < keyspace; ++k) found += t.visit(k, [](const std::uint64_t&) {});
+  EXPECT_EQ(found, t.size());
+  for (std::uint64_t k = 0; k < keyspace; ++k) t.erase(k);
+  EXPECT_EQ(t.size(), 0u);
+  EXPECT_EQ(t.overflow_count(), 0u);
+}
+
+TEST(Stress, OverflowCountsReturnToZeroOrdinaryHash) {
+  check_overflow_counts_concurrently<goldylox::default_hash<std::uint64_t>>();
+}
+TEST(Stress, OverflowCountsReturnToZeroCollidingHash) {
+  check_overflow_counts_concurrently<EightHashes>();
+}
+
+}  // namespace

@@ -8,8 +8,8 @@
 // The hot tier: a bounded, concurrent open-addressing table with lock-free reads.
 //
 // Layout. The table is an array of groups. A group is a 32-byte header — 16 one-byte tags (see
-// tag_group.hpp), a 16-bit CLOCK reference mask, an 8-bit overflow mask and the group's CLOCK
-// hand position — plus 16 slots kept in a parallel array. A slot is either
+// tag_group.hpp), a 16-bit CLOCK reference mask, the group's CLOCK hand position and 8 one-byte
+// overflow counters — plus 16 slots kept in a parallel array. A slot is either
 //   * packed (K and V trivially copyable, together <= 32 bytes): a seqlock word plus the key and
 //     value bytes, stored as relaxed atomic 64-bit words; readers copy them optimistically and
 //     retry if the sequence moved. No pointers, so nothing to reclaim; or
@@ -22,10 +22,15 @@
 //
 // Probing. A key's home group comes from the high bits of its mixed hash (multiply-high), its tag
 // from the low byte. Probing is linear over at most `probe_window` (16) groups. Instead of
-// tombstones, each group has an overflow mask (as in Boost's concurrent_flat_map): an insert that
-// passes a group with no free slot sets bit (hash >> 8) & 7 there, and a lookup stops at the first
-// group whose bit for its hash is clear. Erase simply empties the slot. Overflow bits are never
-// cleared while the table is shared, which is harmless because the window bounds every probe.
+// tombstones, each group counts, per hash class (hash >> 8) & 7, the entries whose probe passed it
+// and that sit further on: an insert placed past its home group adds one to the counter of its
+// class in every group it passed (before its tag is published), its removal takes them back (after
+// its slot is emptied), and a lookup stops at the first group whose counter for its class is 0.
+// Erase empties the slot and leaves no tombstone. Boost's concurrent_flat_map keeps one bit per
+// class instead, set for good until a rehash; this table never rehashes, and under steady churn
+// (a cache evicting and inserting all the time) every group would end with all 8 bits set, so
+// every miss would walk the whole window: 7 groups on average at 100K entries, measured, against
+// about 1 with counters (docs/hot-tier.md).
 //
 // Reads. visit() loads the 16 tags of each probed group (one 16-byte load, see tag_group.hpp),
 // compares all 16 with one SIMD instruction, verifies the key of each candidate and hands the
@@ -433,6 +438,16 @@ class hot_table {
   }
   std::size_t capacity() const noexcept { return capacity_; }
   std::size_t slot_count() const noexcept { return groups_ * group_width; }
+
+  // The sum of every group's overflow counters: the groups the resident entries' probes pass
+  // beyond their home group (0 in an empty table; quiescent only, for tests and diagnostics).
+  std::size_t overflow_count() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t g = 0; g < groups_; ++g) {
+      for (const auto& c : headers_[g].overflow) n += c.load(std::memory_order_relaxed);
+    }
+    return n;
+  }
   bool simd_enabled() const noexcept { return simd_; }
 
   // Memory one entry costs at capacity (slot, header and lock share, node), for config checks.
@@ -490,8 +505,10 @@ class hot_table {
   struct alignas(32) group_header {
     std::atomic<std::uint64_t> tags[2] = {};
     std::atomic<std::uint16_t> ref{0};
-    std::atomic<std::uint8_t> overflow{0};
     std::atomic<std::uint8_t> clock{0};  // this group's CLOCK hand position (next slot to examine)
+    // Per hash class ((h >> 8) & 7): how many entries of that class whose probe passed this group
+    // sit in a later group. At most the 15 x 16 slots after it in the window: never wraps.
+    std::atomic<std::uint8_t> overflow[8] = {};
   };
   static_assert(alignof(group_header) >= 16, "match_group loads the tags with one aligned load");
 
@@ -503,8 +520,23 @@ class hot_table {
     return static_cast<std::size_t>(mul_high(h, groups_));
   }
   std::size_t next_group(std::size_t g) const noexcept { return ++g == groups_ ? 0 : g; }
-  static std::uint8_t overflow_bit(std::uint64_t h) noexcept {
-    return static_cast<std::uint8_t>(1U << ((h >> 8) & 7));
+  // Whether a probe for hash h must go on past this group: an entry of h's class lives further on.
+  static bool overflowed(const group_header& hdr, std::uint64_t h) noexcept {
+    return hdr.overflow[(h >> 8) & 7].load(std::memory_order_relaxed) != 0;
+  }
+  // Counts (delta +1, before the entry's tag is published) or uncounts (-1, after its slot is
+  // emptied) the entry of hash h in slot s in the overflow counter of every group its probe
+  // passed: from its home group up to, not including, its own.
+  void count_passage(std::uint64_t h, std::size_t s, bool add) noexcept {
+    const std::size_t last = s / group_width;
+    const std::size_t cls = (h >> 8) & 7;
+    for (std::size_t g = home_group(h); g != last; g = next_group(g)) {
+      if (add) {
+        headers_[g].overflow[cls].fetch_add(1, std::memory_order_relaxed);
+      } else {
+        headers_[g].overflow[cls].fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
   }
 
   std::uint8_t tag_of_slot(std::size_t s) const noexcept {
@@ -734,9 +766,7 @@ class hot_table {
       }
       if ((m & (m - 1)) != 0) return probe_result::incomplete;
     }
-    return (hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0
-               ? probe_result::miss
-               : probe_result::incomplete;
+    return !overflowed(hdr, h) ? probe_result::miss : probe_result::incomplete;
   }
 
   template <bool Touch, class Q>
@@ -809,7 +839,7 @@ class hot_table {
           return true;
         }
       }
-      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) return false;
+      if (!overflowed(hdr, h)) return false;
       if (++p == probe_window) return false;
       if (++g == groups) g = 0;
     }
@@ -855,7 +885,7 @@ class hot_table {
       counters_.add(counter::updates);
       return compute_outcome::updated;
     }
-    inserted_at = claim_slot(h, home, pin);
+    inserted_at = claim_slot(home, pin);
     if constexpr (std::is_same_v<std::remove_cvref_t<OnInsert>, no_hook>) {
       publish(inserted_at, h, K(std::forward<KeyArg>(key)), std::move(value));
     } else if constexpr (packed) {
@@ -924,7 +954,7 @@ class hot_table {
           if (n != nullptr && n->hash == h && eq_(n->key, key)) return s;
         }
       }
-      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) break;
+      if (!overflowed(hdr, h)) break;
     }
     return no_slot;
   }
@@ -965,7 +995,7 @@ class hot_table {
           // Another writer got in between: read the slot again.
         }
       }
-      if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) break;
+      if (!overflowed(hdr, h)) break;
     }
     return false;
   }
@@ -996,6 +1026,7 @@ class hot_table {
     const auto bit = static_cast<std::uint16_t>(1U << (s % group_width));
     headers_[s / group_width].ref.fetch_and(static_cast<std::uint16_t>(~bit),
                                             std::memory_order_relaxed);
+    count_passage(h, s, true);  // the tag's release publishes the counts with the entry
     flip_tag(s, tag_reserved, tag_of(h));
   }
 
@@ -1050,12 +1081,13 @@ class hot_table {
     }
     if (gov_ != nullptr) gov_->on_remove(s, h);  // before the slot can be claimed again
     flip_tag(s, tag, tag_empty);
+    count_passage(h, s, false);
     size_.fetch_sub(1, std::memory_order_relaxed);
     return true;
   }
 
   // Reserves a free slot in the key's probe window, evicting inside the window if it is full.
-  std::size_t claim_slot(std::uint64_t h, std::size_t home, pin_type& pin) {
+  std::size_t claim_slot(std::size_t home, pin_type& pin) {
     for (unsigned round = 0;; ++round) {
       std::size_t g = home;
       for (unsigned p = 0; p < window_; ++p, g = next_group(g)) {
@@ -1067,10 +1099,6 @@ class hot_table {
           if (m == 0) break;
           const std::size_t s = g * group_width + static_cast<unsigned>(std::countr_zero(m));
           if (try_reserve(s)) return s;
-        }
-        // Passing a full group: lookups for this hash class must continue past it.
-        if ((hdr.overflow.load(std::memory_order_relaxed) & overflow_bit(h)) == 0) {
-          hdr.overflow.fetch_or(overflow_bit(h), std::memory_order_release);
         }
       }
       // The whole window is full: make room inside it.
