@@ -18,8 +18,11 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <goldylox/goldylox.hpp>
+
+#include "test_support.hpp"
 
 namespace background_pool_test {
 
@@ -258,6 +261,44 @@ TEST(WorkerPool, DestructionAfterTheJobsAreGoneJoinsPromptly) {
   const auto t0 = std::chrono::steady_clock::now();
   pool.reset();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+// fork() copies only the calling thread: a child must neither inherit a pool mutex that a worker
+// held at that moment nor wait for the parent's workers. Here a helper thread keeps the worker
+// taking the pool's mutex while the test forks, 20 times; each child (a hang is killed by an
+// alarm) adds a job to the inherited pool and sees it run, sees an inherited job run when
+// notified, and destroys an inherited pool without waiting to join threads it does not have.
+TEST(WorkerPool, AForkedChildGetsWorkersOfItsOwn) {
+  detail::worker_pool pool(1);
+  auto* spare = new detail::worker_pool(2);
+  std::atomic<int> runs{0};
+  auto busy = pool.add([&](std::stop_token) { ++runs; }, 0ns);
+  std::atomic<bool> stop{false};
+  std::thread notifier([&] {
+    while (!stop.load()) busy->notify();
+  });
+  for (int i = 0; i < 20; ++i) {
+    const int code = goldylox_test::in_child([&] {
+      ::alarm(20);
+      std::atomic<int> ran{0};
+      {
+        auto own = pool.add([&](std::stop_token) { ++ran; }, 0ns);
+        own->notify();
+        if (!eventually([&] { return ran.load() > 0; })) return 2;
+      }
+      const int before = runs.load();
+      busy->notify();
+      if (!eventually([&] { return runs.load() > before; })) return 3;
+      delete spare;  // its workers are the parent's: nothing to join here
+      return 0;
+    });
+    EXPECT_EQ(code, 0) << "child " << i << " (2: its job never ran, 3: the inherited job never "
+                       << "ran, 142: it hung)";
+  }
+  stop.store(true);
+  notifier.join();
+  EXPECT_GT(runs.load(), 0);
+  delete spare;
 }
 
 TEST(WorkerPool, RejectsBadArguments) {

@@ -1396,7 +1396,8 @@ std::string kill_value(std::int64_t key, std::int64_t version) {
     const kill_log_record r{kind, key, version};
     if (::write(log, &r, sizeof r) != static_cast<ssize_t>(sizeof r)) std::_Exit(11);
   };
-  // A pool of its own: the parent's threads (a shared default pool) do not exist after fork().
+  // A pool of its own, made in the child (the shared default one would also do: a forked child's
+  // pools start workers of their own, WorkerPool.AForkedChildGetsWorkersOfItsOwn).
   goldylox::background_pool pool(1);
   // Versions grow across children too: each child starts above any earlier one's.
   std::atomic<std::int64_t> next_version{static_cast<std::int64_t>(seed) * 100'000'000 + 1};

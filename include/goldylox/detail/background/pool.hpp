@@ -37,6 +37,19 @@
 //
 // A job that throws is counted (failures) and the worker carries on; the exception is dropped,
 // so a job reports its own errors (the cold syncer counts them in its stats).
+//
+// fork(). The child gets a copy of the forking thread only: none of a pool's workers, and any
+// mutex another thread held at that moment stays locked for ever. So every pool is on a
+// process-wide list, and pthread_atfork handlers (installed once) take the list's mutex and every
+// pool's mu_ before fork() and release them after it, in the parent and in the child: the child
+// inherits no mutex of a pool held. In the child each pool is then `orphaned`: a run that was in
+// progress is forgotten (its worker is gone), and the condition variables, whose internal mutexes
+// a parent thread may have held, are never touched again. The child's first add() or notify()
+// starts fresh workers with fresh condition variables (the old thread objects and condition
+// variables are leaked: joining or destroying them would wait on threads that do not exist), and
+// a pool destroyed while still orphaned leaks them the same way instead of joining. What a run in
+// progress at the fork held (a cache's own locks) is the caller's business: a cache in use by
+// another thread at fork() is not safe to use in the child (docs/configuration.md).
 #pragma once
 
 #include <algorithm>
@@ -50,12 +63,15 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <pthread.h>
 
 #include "goldylox/version.hpp"
 
@@ -129,9 +145,14 @@ class worker_pool {
                                   std::to_string(max_pool_threads) + " threads, got " +
                                   std::to_string(threads));
     }
-    workers_.reserve(threads);
-    for (std::size_t i = 0; i < threads; ++i) {
-      workers_.emplace_back([this](std::stop_token stop) { work(stop); });
+    fork_guard::enlist(this);
+    try {
+      start_workers();
+    } catch (...) {
+      for (std::jthread& w : workers_) w.request_stop();
+      workers_.clear();  // joins the ones that started
+      fork_guard::leave(this);
+      throw;
     }
   }
 
@@ -155,6 +176,11 @@ class worker_pool {
             "inside a job); it cannot join itself");
       }
     }
+    fork_guard::leave(this);
+    if (orphaned_) {
+      abandon_workers();  // the threads are the parent's: nothing to join in this process
+      return;
+    }
     for (std::jthread& w : workers_) w.request_stop();
     workers_.clear();  // joins
   }
@@ -177,13 +203,14 @@ class worker_pool {
     std::unique_ptr<job_handle> handle(new job_handle(*this, std::move(job)));
     {
       std::lock_guard lock(mu_);
-      jobs_.push_back(raw);  // if this throws, ~job_handle unregisters nothing
+      if (orphaned_) restart_locked();  // first use in a forked child
+      jobs_.push_back(raw);             // if this throws, ~job_handle unregisters nothing
       if (period.count() > 0) {
         raw->due = after(clock::now(), period);
         ++wake_;
       }
     }
-    if (period.count() > 0) work_cv_.notify_one();  // an idle worker's earliest due time moved
+    if (period.count() > 0) work_cv_->notify_one();  // an idle worker's earliest due time moved
     return handle;
   }
 
@@ -230,9 +257,9 @@ class worker_pool {
       const std::uint64_t seen = wake_;
       const auto changed = [&] { return wake_ != seen; };
       if (due == clock::time_point::max()) {
-        work_cv_.wait(lock, stop, changed);
+        work_cv_->wait(lock, stop, changed);
       } else {
-        work_cv_.wait_until(lock, stop, due, changed);
+        work_cv_->wait_until(lock, stop, due, changed);
       }
     }
   }
@@ -256,7 +283,7 @@ class worker_pool {
     job.runner = std::thread::id();
     if (job.removed) {
       // Its handle waits for this run; once mu_ is released the job may be gone.
-      done_cv_.notify_all();
+      done_cv_->notify_all();
       return;
     }
     if (job.pending.load(std::memory_order_acquire)) {
@@ -267,7 +294,7 @@ class worker_pool {
     if (job.due != clock::time_point::max()) {
       // Other idle workers computed their wait without this job (it was running).
       ++wake_;
-      work_cv_.notify_one();
+      work_cv_->notify_one();
     }
   }
 
@@ -275,12 +302,19 @@ class worker_pool {
   void make_due(pool_job& job) noexcept {
     {
       std::lock_guard lock(mu_);
+      if (orphaned_) {
+        try {
+          restart_locked();  // first use in a forked child
+        } catch (...) {      // no thread could be started: the job runs when one can be
+          return;
+        }
+      }
       // Running: the worker sees `pending` when the run ends. Removed: its handle is going away.
       if (job.runner != std::thread::id() || job.removed) return;
       job.due = std::min(job.due, clock::now());
       ++wake_;
     }
-    work_cv_.notify_one();
+    work_cv_->notify_one();
   }
 
   void remove(pool_job& job) {
@@ -297,14 +331,108 @@ class worker_pool {
     // Outside mu_: the stop callbacks the job registered run here and may notify other jobs.
     job.stop.request_stop();
     std::unique_lock lock(mu_);
-    done_cv_.wait(lock, [&] { return job.runner == std::thread::id(); });
+    done_cv_->wait(lock, [&] { return job.runner == std::thread::id(); });
   }
+
+  void start_workers() {
+    workers_.reserve(threads_);
+    for (std::size_t i = 0; i < threads_; ++i) {
+      workers_.emplace_back([this](std::stop_token stop) { work(stop); });
+    }
+  }
+
+  // The parent's workers and condition variables, in a forked child: leaked, never touched
+  // (destroying a std::jthread joins, and these threads do not exist here).
+  void abandon_workers() noexcept {
+    if (new (std::nothrow) std::vector<std::jthread>(std::move(workers_)) == nullptr) {
+      for (std::jthread& w : workers_) w.detach();  // no memory to keep them in
+    }
+    workers_.clear();
+    (void)work_cv_.release();
+    (void)done_cv_.release();
+  }
+
+  // In a forked child, under mu_: fresh condition variables and workers (they wait for mu_,
+  // which this thread holds). Throws (std::bad_alloc, std::system_error), the pool still
+  // orphaned, if not even one worker can be started; with some started, runs on those.
+  void restart_locked() {
+    auto work_cv = std::make_unique<std::condition_variable_any>();
+    auto done_cv = std::make_unique<std::condition_variable>();
+    abandon_workers();
+    work_cv_ = std::move(work_cv);
+    done_cv_ = std::move(done_cv);
+    try {
+      start_workers();
+    } catch (...) {
+      if (workers_.empty()) throw;
+    }
+    orphaned_ = false;
+  }
+
+  // pthread_atfork's side (see the design comment). The list and its mutex live as long as the
+  // process (a function-local static, never destroyed: a pool destroyed at exit still leaves it).
+  struct fork_guard {
+    std::mutex mu;
+    std::vector<worker_pool*> pools;
+
+    static fork_guard& get() {
+      static fork_guard* const g = [] {
+        auto* made = new fork_guard;
+        if (::pthread_atfork(&before_fork, &after_fork_in_parent, &after_fork_in_child) != 0) {
+          throw std::runtime_error("goldylox: pthread_atfork failed");
+        }
+        return made;
+      }();
+      return *g;
+    }
+    static void enlist(worker_pool* p) {
+      fork_guard& g = get();
+      std::lock_guard lock(g.mu);
+      g.pools.push_back(p);
+    }
+    static void leave(worker_pool* p) noexcept {
+      fork_guard& g = get();
+      std::lock_guard lock(g.mu);
+      std::erase(g.pools, p);
+    }
+    static void before_fork() noexcept {
+      fork_guard& g = get();
+      g.mu.lock();
+      for (worker_pool* p : g.pools) p->mu_.lock();
+    }
+    static void after_fork_in_parent() noexcept {
+      fork_guard& g = get();
+      for (worker_pool* p : g.pools) p->mu_.unlock();
+      g.mu.unlock();
+    }
+    static void after_fork_in_child() noexcept {
+      fork_guard& g = get();
+      for (worker_pool* p : g.pools) {
+        p->orphaned_ = true;
+        for (pool_job* j : p->jobs_) {
+          // A notify still pending stays due, but its flag is cleared so that the child's next
+          // notify() takes the slow path, which starts the workers.
+          const bool pending = j->pending.exchange(false, std::memory_order_relaxed);
+          if (pending) j->due = clock::now();
+          if (j->runner != std::thread::id()) {  // that run was on a worker this process lacks
+            j->runner = std::thread::id();
+            j->due = pending || j->period.count() > 0 ? clock::now() : clock::time_point::max();
+          }
+        }
+        p->mu_.unlock();
+      }
+      g.mu.unlock();
+    }
+  };
 
   const std::size_t threads_;
   mutable std::mutex mu_;
-  std::condition_variable_any work_cv_;  // idle workers
-  std::condition_variable done_cv_;      // handles waiting for a run of their job to end
+  std::unique_ptr<std::condition_variable_any> work_cv_ =
+      std::make_unique<std::condition_variable_any>();  // idle workers
+  // Handles waiting for a run of their job to end.
+  std::unique_ptr<std::condition_variable> done_cv_ = std::make_unique<std::condition_variable>();
   // Guarded by mu_:
+  bool orphaned_ = false;  // a forked child's copy: the workers are the parent's
   std::vector<pool_job*> jobs_;
   std::uint64_t wake_ = 0;  // bumped when a job becomes due earlier than idle workers planned
   std::uint64_t runs_ = 0;
