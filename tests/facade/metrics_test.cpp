@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -219,6 +220,100 @@ TEST(Metrics, JsonOfALiveCacheMatchesItsStats) {
   EXPECT_EQ(doc["size"].GetUint64(), st.size);
   EXPECT_EQ(doc["evictions"].GetUint64(), 100U - st.size);
   EXPECT_EQ(doc["capacity"].GetUint64(), 64U);
+}
+
+// ---- latencies ----------------------------------------------------------------------------------
+
+namespace gd = goldylox::detail;
+
+TEST(LatencyHistogram, BucketsAreLogLinearWithinAnEighth) {
+  using H = gd::latency_histogram;
+  // Every value lies in its bucket, buckets are in order, and a bucket's width is at most an
+  // eighth of its lowest value (one nanosecond below 16).
+  std::uint64_t prev_edge = 0;
+  for (std::size_t b = 0; b + 1 < H::bucket_count; ++b) {
+    const std::uint64_t hi = H::upper_edge(b);
+    const std::uint64_t lo = b == 0 ? 0 : H::upper_edge(b - 1) + 1;
+    ASSERT_LE(lo, hi) << b;
+    if (b > 0) {
+      ASSERT_GT(hi, prev_edge) << b;
+    }
+    prev_edge = hi;
+    EXPECT_EQ(H::bucket_of(lo), b);
+    EXPECT_EQ(H::bucket_of(hi), b);
+    if (lo >= 16) {
+      EXPECT_LE(hi - lo + 1, lo / 8) << b;
+    }
+  }
+  EXPECT_EQ(H::bucket_of(~std::uint64_t{0}), H::bucket_count - 1);
+  EXPECT_EQ(H::bucket_of(std::uint64_t{1} << 50), H::bucket_count - 1);
+}
+
+TEST(LatencyHistogram, PercentilesAreAtMostAnEighthHighAndNeverLow) {
+  gd::latency_histogram h;
+  EXPECT_EQ(h.summary().samples, 0U);
+  EXPECT_EQ(h.summary().p99_ns, 0U);
+  for (std::uint64_t v = 1; v <= 100'000; ++v) h.record(v * 10);  // 10 ns .. 1 ms, uniform
+  const gd::latency_summary s = h.summary();
+  EXPECT_EQ(s.samples, 100'000U);
+  const auto within = [](std::uint64_t got, std::uint64_t exact) {
+    return got >= exact && got <= exact + exact / 8;
+  };
+  EXPECT_TRUE(within(s.p50_ns, 500'000)) << s.p50_ns;
+  EXPECT_TRUE(within(s.p99_ns, 990'000)) << s.p99_ns;
+  EXPECT_TRUE(within(s.p999_ns, 999'000)) << s.p999_ns;
+  gd::latency_histogram one;
+  one.record(7);
+  EXPECT_EQ(one.summary().p50_ns, 7U);  // below 16 ns, exact
+  EXPECT_EQ(one.summary().p999_ns, 7U);
+}
+
+// Through the cache: one get and one put in 32 per thread is timed (the first of a thread
+// included), every load is, nothing is without telemetry, and the figures reach both exports.
+TEST(LatencyHistogram, TheCacheTimesSampledGetsAndPutsAndEveryLoad) {
+  auto build = [](bool telemetry) {
+    return goldylox::typed_cache<int, int>::builder()
+        .max_entries(1000)
+        .enable_telemetry(telemetry)
+        .enable_background_workers(false)
+        .build();
+  };
+  auto on = build(true);
+  auto off = build(false);
+  ASSERT_TRUE(on.ok() && off.ok());
+  std::thread([&] {  // a fresh thread: its sampling countdown starts at its first call
+    for (int i = 0; i < 320; ++i) ASSERT_TRUE(on->put(i, i).ok());  // calls 1-320
+    for (int i = 0; i < 640; ++i) (void)on->get(i % 400);           // calls 321-960
+    for (int i = 1000; i < 1003; ++i) {  // each looks the key up first: calls 961-963
+      (void)on->get_or_insert(i, [] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        return 1;
+      });
+    }
+    for (int i = 0; i < 100; ++i) {  // telemetry off: no sample, and the countdown does not move
+      ASSERT_TRUE(off->put(i, i).ok());
+      (void)off->get(i);
+    }
+  })
+      .join();
+  const cache_stats s = on->stats();
+  // Calls 1, 33, 65, ... are timed, whatever their kind: 10 of the puts, 20 of the gets and the
+  // first get_or_insert's lookup (call 961).
+  EXPECT_EQ(s.put_latency_samples, 10U);
+  EXPECT_EQ(s.get_latency_samples, 21U);
+  EXPECT_EQ(off->stats().put_latency_samples, 0U);
+  EXPECT_EQ(off->stats().get_latency_samples, 0U);
+  EXPECT_EQ(off->stats().get_p99_ns, 0U);
+  EXPECT_GT(s.get_p50_ns, 0U);
+  EXPECT_LE(s.get_p50_ns, s.get_p99_ns);
+  EXPECT_LE(s.get_p99_ns, s.get_p999_ns);
+  EXPECT_EQ(s.loads, 3U);
+  EXPECT_GE(s.load_p50_ns, 2'000'000U);  // the factory slept 2 ms
+  EXPECT_LE(s.load_p50_ns, s.load_p999_ns);
+  const std::string json = goldylox::to_json(s);
+  EXPECT_NE(json.find("\"load_p50_ns\":" + std::to_string(s.load_p50_ns)), std::string::npos);
+  const std::string prom = goldylox::to_prometheus(s, "sessions");
+  EXPECT_NE(prom.find("goldylox_loads_total{cache=\"sessions\"} 3\n"), std::string::npos) << prom;
 }
 
 }  // namespace

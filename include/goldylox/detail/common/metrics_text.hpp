@@ -89,6 +89,18 @@ inline constexpr std::array stats_fields{
     GOLDYLOX_STATS_FIELD(warm_size, gauge, "Entries in the warm tier."),
     GOLDYLOX_STATS_FIELD(capacity, gauge, "Maximum entries of the memory tiers."),
     GOLDYLOX_STATS_FIELD(memory_bytes, gauge, "Approximate bytes the cache owns."),
+    GOLDYLOX_STATS_FIELD(get_latency_samples, counter, "Gets timed (1 in 32; telemetry)."),
+    GOLDYLOX_STATS_FIELD(get_p50_ns, gauge, "Median get latency, nanoseconds (telemetry)."),
+    GOLDYLOX_STATS_FIELD(get_p99_ns, gauge, "99th percentile get latency, nanoseconds."),
+    GOLDYLOX_STATS_FIELD(get_p999_ns, gauge, "99.9th percentile get latency, nanoseconds."),
+    GOLDYLOX_STATS_FIELD(put_latency_samples, counter, "Puts timed (1 in 32; telemetry)."),
+    GOLDYLOX_STATS_FIELD(put_p50_ns, gauge, "Median put latency, nanoseconds (telemetry)."),
+    GOLDYLOX_STATS_FIELD(put_p99_ns, gauge, "99th percentile put latency, nanoseconds."),
+    GOLDYLOX_STATS_FIELD(put_p999_ns, gauge, "99.9th percentile put latency, nanoseconds."),
+    GOLDYLOX_STATS_FIELD(loads, counter, "Factory runs of get_or_insert (telemetry)."),
+    GOLDYLOX_STATS_FIELD(load_p50_ns, gauge, "Median load latency, nanoseconds (telemetry)."),
+    GOLDYLOX_STATS_FIELD(load_p99_ns, gauge, "99th percentile load latency, nanoseconds."),
+    GOLDYLOX_STATS_FIELD(load_p999_ns, gauge, "99.9th percentile load latency, nanoseconds."),
 };
 #undef GOLDYLOX_STATS_FIELD
 

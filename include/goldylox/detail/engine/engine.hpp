@@ -31,6 +31,8 @@
 // cold/), background/ (through demotion.hpp) and common/; only the facades call it.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -43,6 +45,7 @@
 #include "absl/strings/str_cat.h"
 #include "goldylox/concepts.hpp"
 #include "goldylox/config.hpp"
+#include "goldylox/detail/common/latency_histogram.hpp"
 #include "goldylox/detail/engine/coherence.hpp"
 #include "goldylox/detail/engine/demotion.hpp"
 #include "goldylox/detail/engine/maintenance.hpp"
@@ -163,15 +166,56 @@ class engine {
 
   template <class Q, class F>
   GOLDYLOX_ALWAYS_INLINE bool visit(const Q& key, F&& f) const {
+    if (GOLDYLOX_UNLIKELY(t_.telemetry) && latency_histogram::sample_due()) {
+      const latency_timer timer(get_latency_);
+      return visit_untimed(key, f);
+    }
+    return visit_untimed(key, f);
+  }
+
+  // A copy of the value of `key`, or nullopt.
+  template <class Q>
+  GOLDYLOX_ALWAYS_INLINE std::optional<S> get(const Q& key) const {
+    if (GOLDYLOX_UNLIKELY(t_.telemetry) && latency_histogram::sample_due()) return timed_get(key);
+    return get_untimed(key);
+  }
+
+ private:
+  // Telemetry's timing (common/latency_histogram.hpp): records the time from its construction
+  // to its destruction, a throw included.
+  class latency_timer {
+   public:
+    explicit latency_timer(latency_histogram& h) noexcept
+        : h_(h), start_(std::chrono::steady_clock::now()) {}
+    latency_timer(const latency_timer&) = delete;
+    latency_timer& operator=(const latency_timer&) = delete;
+    ~latency_timer() {
+      const auto d = std::chrono::steady_clock::now() - start_;
+      h_.record(static_cast<std::uint64_t>(std::max<std::int64_t>(
+          0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count())));
+    }
+
+   private:
+    latency_histogram& h_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
+  template <class Q>
+  GOLDYLOX_NOINLINE std::optional<S> timed_get(const Q& key) const {
+    const latency_timer timer(get_latency_);
+    return get_untimed(key);
+  }
+
+  template <class Q, class F>
+  GOLDYLOX_ALWAYS_INLINE bool visit_untimed(const Q& key, F&& f) const {
     const bool hit = t_.hot.visit(key, f);
     if (t_.telemetry) t_.counters.add_lookup(hit);
     if (GOLDYLOX_LIKELY(hit || !t_.has_lower_tier())) return hit;
     return promotion_.visit_lower(key, f);
   }
 
-  // A copy of the value of `key`, or nullopt.
   template <class Q>
-  GOLDYLOX_ALWAYS_INLINE std::optional<S> get(const Q& key) const {
+  GOLDYLOX_ALWAYS_INLINE std::optional<S> get_untimed(const Q& key) const {
     if constexpr (hot_tier_type::packed) {
       // The lower tiers are consulted from the hot table's miss branch, so a hit's inline path is
       // the hot table's alone (see hot_table::find).
@@ -181,11 +225,12 @@ class engine {
       return t_.hot.find(key, t_.telemetry, [this](const Q& k) { return promotion_.get_lower(k); });
     } else {
       std::optional<S> out;
-      visit(key, [&](const S& v) { out.emplace(v); });
+      visit_untimed(key, [&](const S& v) { out.emplace(v); });
       return out;
     }
   }
 
+ public:
   template <class Q>
   bool contains(const Q& key) const {
     if (t_.hot.template visit<false>(key, [](const S&) noexcept {})) return true;
@@ -304,6 +349,16 @@ class engine {
   // cold record cannot be retired (C1); the cache is then unchanged.
   template <class KeyArg>
   absl::Status assign(KeyArg&& key, S value) {
+    if (GOLDYLOX_UNLIKELY(t_.telemetry) && latency_histogram::sample_due()) {
+      const latency_timer timer(put_latency_);
+      return assign_untimed(std::forward<KeyArg>(key), std::move(value));
+    }
+    return assign_untimed(std::forward<KeyArg>(key), std::move(value));
+  }
+
+ private:
+  template <class KeyArg>
+  absl::Status assign_untimed(KeyArg&& key, S value) {
     if (t_.cold == nullptr) {
       if (t_.warm == nullptr) {
         t_.hot.assign(std::forward<KeyArg>(key), std::move(value));
@@ -327,6 +382,7 @@ class engine {
         .status();
   }
 
+ public:
   // Removes `key` from every tier; true if a tier had it (or a value of it was on its way to the
   // cold tier). With a cold tier, an error if its record cannot be removed (the cache is then
   // unchanged). A transparent key Q that cannot make a K reaches the cold tier only through the
@@ -393,13 +449,19 @@ class engine {
   template <class Make, class Use>
   absl::Status get_or_insert(const K& key, Make&& make, Use&& use) {
     if (visit(key, use)) return absl::OkStatus();
+    // With telemetry every load is timed (loads are slow: a clock read is noise next to them).
+    auto timed_make = [&]() -> decltype(auto) {
+      std::optional<latency_timer> timer;
+      if (t_.telemetry) timer.emplace(load_latency_);
+      return make();
+    };
     try {
       flights_.load(
           key,
           [this](const K& k, auto&& f) {  // every tier, uncounted
             return t_.hot.visit(k, f) || (t_.has_lower_tier() && promotion_.visit_lower(k, f));
           },
-          make,
+          timed_make,
           [&](S fresh, std::optional<S>& result) {
             absl::StatusOr<compute_outcome> stored = compute(K(key), [&](const S* current) {
               if (current != nullptr) {  // a concurrent put won the race: keep and return it
@@ -440,6 +502,16 @@ class engine {
     s.pending_moves = promotion_.pending();
     if (t_.warm != nullptr) s.learning_backlog = t_.warm->learning_backlog();
     if (t_.governor != nullptr) s.learning_backlog = t_.governor->learning_backlog();
+    const auto fill = [](const latency_summary& l, std::uint64_t& samples, std::uint64_t& p50,
+                         std::uint64_t& p99, std::uint64_t& p999) {
+      samples = l.samples;
+      p50 = l.p50_ns;
+      p99 = l.p99_ns;
+      p999 = l.p999_ns;
+    };
+    fill(get_latency_.summary(), s.get_latency_samples, s.get_p50_ns, s.get_p99_ns, s.get_p999_ns);
+    fill(put_latency_.summary(), s.put_latency_samples, s.put_p50_ns, s.put_p99_ns, s.put_p999_ns);
+    fill(load_latency_.summary(), s.loads, s.load_p50_ns, s.load_p99_ns, s.load_p999_ns);
     return s;
   }
 
@@ -493,6 +565,10 @@ class engine {
   demotion_queue<K, S, Hash, KeyEqual> demotions_;
   promotion<K, S, Hash, KeyEqual> promotion_;
   single_flight<K, S, Hash, KeyEqual> flights_;
+  // Telemetry's latencies (written from const lookups: the histograms are not the cache's state).
+  mutable latency_histogram get_latency_;
+  latency_histogram put_latency_;
+  latency_histogram load_latency_;
   // C4: writes store their value in the cold tier before memory (fixed at construction).
   const bool write_through_ = t_.cold != nullptr && t_.config.cold_tier_write_through;
   std::atomic<bool> flushing_{false};  // closing: every entry goes to the cold tier
