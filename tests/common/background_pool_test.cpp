@@ -273,9 +273,10 @@ TEST(WorkerPool, AForkedChildGetsWorkersOfItsOwn) {
   auto* spare = new detail::worker_pool(1);
   {
     // Every thread of the parent has started before the first fork: a thread still starting
-    // holds the sanitizer runtime's own locks (its thread registry), which the child would inherit
-    // held (under ASan a child's new worker then never started, 1 run in 20). That is the
-    // runtime's fork hazard, not the pool's, and outside what this test checks.
+    // allocates (ASan's thread start frees memory in pthread_getattr_np), and libasan 12 does not
+    // hold its allocator's locks across fork(), so a child could inherit a size-class lock held
+    // and its new worker block on it for ever (seen under gdb: the first fork of a fresh process
+    // failed that way). That is the sanitizer runtime's fork hazard, not the pool's.
     std::atomic<int> warm{0};
     auto a = spare->add([&](std::stop_token) { ++warm; }, 0ns);
     a->notify();
