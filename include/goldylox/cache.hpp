@@ -24,6 +24,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -144,6 +145,30 @@ class cache {
         std::forward<R>(entries), [this](auto&& key, auto&& value) -> absl::Status {
           return put<V>(std::forward<decltype(key)>(key), V(std::forward<decltype(value)>(value)));
         });
+  }
+
+  // The values of `keys` (any range of K; repeated keys count once) that are present, as V, in a
+  // map; kFailedPrecondition, naming the key's position, if one holds another type.
+  template <cache_value V, std::ranges::input_range R>
+    requires std::convertible_to<std::ranges::range_reference_t<R>, const K&>
+  absl::StatusOr<absl::flat_hash_map<K, V, Hash, KeyEqual>> get_all(const R& keys) const {
+    absl::flat_hash_map<K, V, Hash, KeyEqual> out;
+    std::size_t position = 0;
+    for (const K& key : keys) {
+      absl::StatusOr<std::optional<V>> got = get<V>(key);
+      if (!got.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("goldylox: get_all: key #", position, ": ", got.status().message()));
+      }
+      if (got->has_value()) out.insert_or_assign(key, **std::move(got));
+      ++position;
+    }
+    return out;
+  }
+  template <cache_value V>
+  absl::StatusOr<absl::flat_hash_map<K, V, Hash, KeyEqual>> get_all(
+      std::initializer_list<K> keys) const {
+    return get_all<V, std::initializer_list<K>>(keys);
   }
 
   // Removes every key of `keys` (any range of K, or of a transparent key type), whatever type

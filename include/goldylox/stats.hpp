@@ -67,8 +67,14 @@ struct cache_stats {
   std::size_t memory_bytes = 0;  // approximate bytes owned by the cache (heap parts of values
                                  // stored in cache<K>, and warm-tier policy metadata, are not
                                  // included)
+  // Loads: get_or_insert's factory, the loader of get_or_load, the bulk loader of get_all (one
+  // per call). Counted whether or not telemetry is on (a load is slow next to two clock reads).
+  std::uint64_t load_successes = 0;  // loads that produced a value
+  std::uint64_t load_failures = 0;   // loads that returned an error or threw (never cached)
+  std::uint64_t load_time_ns = 0;    // time spent loading, all loads; the mean is
+                                     // load_time_ns / (load_successes + load_failures)
   // Latencies, with telemetry: one get (get, visit) and one put in 32 per thread is timed, and
-  // every load (get_or_insert's factory). Percentiles in nanoseconds, read as the upper edge of
+  // every load. Percentiles in nanoseconds, read as the upper edge of
   // a log-linear bucket: at most 12.5 % above the true value, never below; 0 with no samples.
   std::uint64_t get_latency_samples = 0;
   std::uint64_t get_p50_ns = 0;
@@ -78,7 +84,7 @@ struct cache_stats {
   std::uint64_t put_p50_ns = 0;
   std::uint64_t put_p99_ns = 0;
   std::uint64_t put_p999_ns = 0;
-  std::uint64_t loads = 0;  // factory runs (successful or not), each timed
+  std::uint64_t loads = 0;  // loads timed (with telemetry: every one)
   std::uint64_t load_p50_ns = 0;
   std::uint64_t load_p99_ns = 0;
   std::uint64_t load_p999_ns = 0;

@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "goldylox/concepts.hpp"
@@ -35,6 +37,7 @@
 #include "goldylox/detail/engine/engine.hpp"
 #include "goldylox/detail/facade/builder.hpp"
 #include "goldylox/detail/facade/bulk.hpp"
+#include "goldylox/detail/facade/loading.hpp"
 #include "goldylox/stats.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -46,6 +49,9 @@ class typed_cache {
   using key_type = K;
   using mapped_type = V;
   using builder_type = detail::facade_builder<typed_cache>;
+  // What get_all returns, and what a bulk loader may return.
+  using value_map = absl::flat_hash_map<K, V, Hash, KeyEqual>;
+  using loaders_type = detail::cache_loaders<K, V, Hash, KeyEqual>;
 
   static builder_type builder() { return {}; }
 
@@ -231,6 +237,75 @@ class typed_cache {
     return std::move(*out);
   }
 
+  // The key's value, loaded on a miss by the builder's loader() (or, without one, its
+  // bulk_loader() asked for this key alone). One load per absent key however many threads ask
+  // (get_or_insert's and get_all's loads of the key included); the others wait for it and get
+  // its value, or its error. The loader's error is returned as it is and nothing is stored
+  // (kNotFound is a loader's "no such value"); a loader that throws gives kInternal with the
+  // exception's what(). kFailedPrecondition if the cache has no loader. get() never loads.
+  absl::StatusOr<V> get_or_load(const K& key) {
+    if (!loaders_.one) {
+      if (!loaders_.bulk) {
+        return absl::FailedPreconditionError(
+            "goldylox: get_or_load needs a cache built with loader() or bulk_loader()");
+      }
+      absl::StatusOr<value_map> got = get_all(std::span<const K>(&key, 1));
+      if (!got.ok()) return got.status();
+      auto it = got->find(key);
+      if (it == got->end()) {
+        return absl::NotFoundError("goldylox: the bulk loader returned no value for this key");
+      }
+      return std::move(it->second);
+    }
+    std::optional<V> out;
+    const absl::Status st = engine_->get_or_insert(
+        key, [&] { return detail::guarded_load([&] { return loaders_.one(key); }); },
+        [&](const V& v) { out.emplace(v); });
+    if (!st.ok()) return st;
+    return std::move(*out);
+  }
+
+  // The values of `keys` (any range of K; repeated keys count once): those present, and with a
+  // loader those it could load. Missing keys go to the bulk_loader() in one call (one flight per
+  // key: keys another thread is loading are waited for, not loaded twice), else to loader() one
+  // at a time; a key loaded as kNotFound is left out. Returns the first load error other than
+  // kNotFound (the keys loaded before it are stored all the same), or, with a cold tier, a
+  // loaded value's store error. Without loaders, only the keys present.
+  template <std::ranges::input_range R>
+    requires std::convertible_to<std::ranges::range_reference_t<R>, const K&>
+  absl::StatusOr<value_map> get_all(const R& keys) {
+    value_map out;
+    std::vector<K> missing;
+    absl::flat_hash_set<K, Hash, KeyEqual> seen;
+    for (const K& key : keys) {
+      if (!seen.insert(key).second) continue;
+      if (!engine_->visit(key, [&](const V& v) { out.emplace(key, v); })) missing.push_back(key);
+    }
+    if (missing.empty() || (!loaders_.bulk && !loaders_.one)) return out;
+    if (loaders_.bulk) {
+      const absl::Status st = engine_->load_all(
+          std::span<const K>(missing),
+          [&](std::span<const K> ks) {
+            return detail::guarded_load([&] { return loaders_.bulk(ks); });
+          },
+          [&](const K& k, const V& v) { out.insert_or_assign(k, v); });
+      if (!st.ok()) return st;
+      return out;
+    }
+    for (const K& key : missing) {
+      absl::StatusOr<V> got = get_or_load(key);
+      if (got.ok()) {
+        out.insert_or_assign(key, *std::move(got));
+      } else if (!absl::IsNotFound(got.status())) {
+        return got.status();
+      }
+    }
+    return out;
+  }
+  absl::StatusOr<value_map> get_all(std::initializer_list<K> keys) {
+    return get_all<std::initializer_list<K>>(keys);
+  }
+
   std::size_t size() const noexcept { return engine_->size(); }
   std::size_t capacity() const noexcept { return engine_->capacity(); }
   cache_stats stats() const { return engine_->stats(); }
@@ -249,6 +324,7 @@ class typed_cache {
   }
 
   std::unique_ptr<engine_type> engine_;
+  loaders_type loaders_;  // set by the builder
 };
 
 GOLDYLOX_END_NAMESPACE

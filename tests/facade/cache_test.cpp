@@ -348,6 +348,22 @@ TEST_F(CacheTest, PutAllAndRemoveAll) {
   EXPECT_EQ(cache_.size(), 0U);
 }
 
+TEST_F(CacheTest, GetAllReturnsThePresentKeysOfTheAskedType) {
+  ASSERT_TRUE(cache_.put<int>("one", 1).ok());
+  ASSERT_TRUE(cache_.put<int>("two", 2).ok());
+  ASSERT_TRUE(cache_.put("user", User{7, "U"}).ok());
+  const auto got = cache_.get_all<int>({"one", "two", "absent", "one"});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size(), 2U);
+  EXPECT_EQ(got->at("one"), 1);
+  EXPECT_EQ(got->at("two"), 2);
+  const auto mixed = cache_.get_all<int>(std::vector<std::string>{"one", "user"});
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_EQ(mixed.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(mixed.status().message()), testing::HasSubstr("key #1"));
+  EXPECT_THAT(std::string(mixed.status().message()), testing::HasSubstr("User"));
+}
+
 TEST_F(CacheTest, GetOrInsertThrowingFactoryInsertsNothing) {
   int calls = 0;
   EXPECT_THROW((void)cache_.get_or_insert<int>("k",

@@ -98,6 +98,9 @@ enum class counter : unsigned {
   cold_background_demotions,    // of cold_demotions: written by the background pool
   cold_backpressure_demotions,  // of cold_demotions: written by the evicting thread, the pool's
                                 // queue being full
+  load_successes,               // loads (factories, loaders, bulk loaders) that produced a value
+  load_failures,                // loads that failed (a status or an exception)
+  load_nanos,                   // time spent in loads, nanoseconds
   count
 };
 

@@ -37,10 +37,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "goldylox/concepts.hpp"
@@ -445,15 +447,24 @@ class engine {
 
   // Calls use(const S&) with the value of `key`, running make() to produce it if the key is
   // absent; make() runs at most once per absent key across all threads (single_flight.hpp).
-  // With a cold tier, an error (use not called) if the value could not be stored (C1).
+  // make() returns S, or absl::StatusOr<S> (a loader): a failed status is returned to this
+  // caller and to every caller waiting for the same load, and nothing is stored. With a cold
+  // tier, an error (use not called) if the value could not be stored (C1).
   template <class Make, class Use>
   absl::Status get_or_insert(const K& key, Make&& make, Use&& use) {
     if (visit(key, use)) return absl::OkStatus();
-    // With telemetry every load is timed (loads are slow: a clock read is noise next to them).
-    auto timed_make = [&]() -> decltype(auto) {
-      std::optional<latency_timer> timer;
-      if (t_.telemetry) timer.emplace(load_latency_);
-      return make();
+    auto counted_make = [&]() -> S {
+      load_meter meter(*this);
+      if constexpr (is_status_or<std::invoke_result_t<Make&>>::value) {
+        absl::StatusOr<S> made = make();
+        if (!made.ok()) throw typename flights_type::failure{made.status()};
+        meter.succeeded();
+        return *std::move(made);
+      } else {
+        S made = make();
+        meter.succeeded();
+        return made;
+      }
     };
     try {
       flights_.load(
@@ -461,24 +472,110 @@ class engine {
           [this](const K& k, auto&& f) {  // every tier, uncounted
             return t_.hot.visit(k, f) || (t_.has_lower_tier() && promotion_.visit_lower(k, f));
           },
-          timed_make,
+          counted_make,
           [&](S fresh, std::optional<S>& result) {
-            absl::StatusOr<compute_outcome> stored = compute(K(key), [&](const S* current) {
-              if (current != nullptr) {  // a concurrent put won the race: keep and return it
-                result.emplace(*current);
-                return decision::keep();
-              }
-              result.emplace(fresh);
-              return decision::assign(std::move(fresh));
-            });
+            const absl::Status stored = store_loaded(key, std::move(fresh), result);
             // A failed leader: its followers try again (and report their own outcome).
-            if (!stored.ok()) throw store_failed{stored.status()};
+            if (!stored.ok()) throw store_failed{stored};
           },
           use);
     } catch (const store_failed& e) {
       return e.status;
+    } catch (const typename flights_type::failure& e) {
+      return e.status;
     }
     return absl::OkStatus();
+  }
+
+  // get_all's loading half: the values of `keys` (distinct keys, which the caller found in no
+  // tier) by one call of bulk(std::span<const K>) -> absl::StatusOr<map of K to S> for the keys
+  // whose flight this thread leads, and by waiting for the flights other threads lead (a
+  // get_or_insert, a loader, another get_all). use(const K&, const S&) gets each key's value;
+  // keys the bulk loader did not return get none. Entries it returned for keys not asked for are
+  // stored too (Caffeine's getAll does the same). Returns the bulk loader's failure (shared with
+  // the waiters of its keys), a store's failure (with a cold tier), or a failure of a flight
+  // followed; every flight this call leads is landed before it waits for any other.
+  template <class Bulk, class Use>
+  absl::Status load_all(std::span<const K> keys, Bulk&& bulk, Use&& use) {
+    using flight = typename flights_type::flight;
+    std::vector<std::pair<const K*, std::shared_ptr<flight>>> led, followed, ready;
+    // Whatever throws (a recursive join, an allocation, the bulk loader), no flight this call
+    // leads may stay unlanded: its waiters would wait forever.
+    auto abandon = [&] {
+      for (auto& [k, f] : led) flights_.land(*k, *f, flight::failed);
+    };
+    auto lookup = [this](const K& k, auto&& f) {
+      return t_.hot.visit(k, f) || (t_.has_lower_tier() && promotion_.visit_lower(k, f));
+    };
+    std::vector<K> asked;
+    absl::StatusOr<absl::flat_hash_map<K, S, Hash, KeyEqual>> loaded;
+    try {
+      for (const K& k : keys) {
+        auto [f, leader] = flights_.join(k);
+        if (!leader) {
+          followed.emplace_back(&k, std::move(f));
+          continue;
+        }
+        led.emplace_back(&k, f);
+        // A put or another load may have landed between the caller's miss and this flight.
+        if (lookup(k, [&](const S& v) { f->result.emplace(v); })) continue;
+        asked.push_back(k);
+      }
+      if (!asked.empty()) {
+        load_meter meter(*this);
+        loaded = bulk(std::span<const K>(asked));
+        if (loaded.ok()) meter.succeeded();
+      }
+    } catch (...) {
+      abandon();
+      throw;
+    }
+    absl::Status first;
+    for (auto& [k, f] : led) {
+      absl::Status st;
+      if (!f->result.has_value()) {  // asked of the bulk loader
+        st = loaded.status();
+        if (st.ok()) {
+          auto it = loaded->find(*k);
+          if (it == loaded->end()) {
+            st = absl::NotFoundError("goldylox: the bulk loader returned no value for this key");
+          } else {
+            try {
+              st = store_loaded(*k, std::move(it->second), f->result);
+            } catch (...) {
+              st = absl::ResourceExhaustedError("goldylox: a loaded value could not be stored");
+            }
+            loaded->erase(it);
+          }
+        }
+      }
+      if (st.ok()) {
+        flights_.land(*k, *f, flight::done);
+        ready.emplace_back(k, std::move(f));
+        continue;
+      }
+      f->result.reset();
+      f->error = st;
+      flights_.land(*k, *f, flight::failed);
+      if (!absl::IsNotFound(st) && first.ok()) first = st;
+    }
+    led.clear();  // every one landed
+    if (loaded.ok()) {
+      for (auto& [k, v] : *loaded) (void)assign(k, std::move(v));  // extras: as put() would
+    }
+    for (auto& [k, f] : ready) use(*k, std::as_const(*f->result));
+    for (auto& [k, f] : followed) {
+      if (flights_type::wait(*f) == flight::done) {
+        use(*k, std::as_const(*f->result));
+      } else if (!f->error.ok()) {
+        if (!absl::IsNotFound(f->error) && first.ok()) first = f->error;
+      } else if (!lookup(*k, [&](const S& v) { use(*k, v); })) {
+        // Its leader was a get_or_insert whose factory threw: load this key on its own.
+        const absl::Status st = load_all(std::span<const K>(k, 1), bulk, use);
+        if (!st.ok() && first.ok()) first = st;
+      }
+    }
+    return first;
   }
 
   // Entries in the memory tiers plus cold records (a promoted entry's cold copy counts again).
@@ -516,9 +613,55 @@ class engine {
   }
 
  private:
+  using flights_type = single_flight<K, S, Hash, KeyEqual>;
   struct store_failed {
     absl::Status status;
   };
+  template <class T>
+  struct is_status_or : std::false_type {};
+  template <class T>
+  struct is_status_or<absl::StatusOr<T>> : std::true_type {};
+
+  // Counts and times one load (get_or_insert's factory, a loader, a bulk loader) from its
+  // construction to its destruction, a throw included: a success only if succeeded() was called.
+  // Loads are slow, so two clock reads are noise next to them: counted whether or not telemetry
+  // is on; the latency histogram is telemetry's.
+  class load_meter {
+   public:
+    explicit load_meter(const engine& e) noexcept
+        : e_(e), start_(std::chrono::steady_clock::now()) {}
+    load_meter(const load_meter&) = delete;
+    load_meter& operator=(const load_meter&) = delete;
+    void succeeded() noexcept { ok_ = true; }
+    ~load_meter() {
+      const auto ns = static_cast<std::uint64_t>(std::max<std::int64_t>(
+          0, std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                  start_)
+                 .count()));
+      e_.t_.counters.add(ok_ ? counter::load_successes : counter::load_failures);
+      e_.t_.counters.add(counter::load_nanos, ns);
+      if (e_.t_.telemetry) e_.load_latency_.record(ns);
+    }
+
+   private:
+    const engine& e_;
+    std::chrono::steady_clock::time_point start_;
+    bool ok_ = false;
+  };
+
+  // Stores a loaded value unless a concurrent put won the race; `result` gets the value that
+  // won. With a cold tier, the error if it could not be stored (C1).
+  absl::Status store_loaded(const K& key, S fresh, std::optional<S>& result) {
+    absl::StatusOr<compute_outcome> stored = compute(K(key), [&](const S* current) {
+      if (current != nullptr) {  // a concurrent put won the race: keep and return it
+        result.emplace(*current);
+        return decision::keep();
+      }
+      result.emplace(fresh);
+      return decision::assign(std::move(fresh));
+    });
+    return stored.ok() ? absl::OkStatus() : stored.status();
+  }
 
   // erase() with the key as K, with a cold tier.
   absl::StatusOr<bool> erase_key(K key) {
@@ -564,11 +707,11 @@ class engine {
   cold_coherence<K, S, Hash, KeyEqual> coherence_;
   demotion_queue<K, S, Hash, KeyEqual> demotions_;
   promotion<K, S, Hash, KeyEqual> promotion_;
-  single_flight<K, S, Hash, KeyEqual> flights_;
+  flights_type flights_;
   // Telemetry's latencies (written from const lookups: the histograms are not the cache's state).
   mutable latency_histogram get_latency_;
   latency_histogram put_latency_;
-  latency_histogram load_latency_;
+  mutable latency_histogram load_latency_;
   // C4: writes store their value in the cold tier before memory (fixed at construction).
   const bool write_through_ = t_.cold != nullptr && t_.config.cold_tier_write_through;
   std::atomic<bool> flushing_{false};  // closing: every entry goes to the cold tier

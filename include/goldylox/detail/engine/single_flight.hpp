@@ -9,7 +9,14 @@
 //
 // If the factory throws, nothing is inserted, the flight is marked failed and removed, waiters
 // wake and retry from the start (one of them becomes the next leader), and the exception
-// propagates to the leader's caller. The map is only touched on misses, never on hits.
+// propagates to the leader's caller. A loader's failure is different: it throws `failure` with
+// the loader's status, which the flight keeps, and every waiter of that flight gets the same
+// status (as Caffeine's waiters share a failed load) instead of each retrying the loader in turn
+// against a backend that just failed. The map is only touched on misses, never on hits.
+//
+// Batches (a bulk loader serving get_all) use join() and land() directly: the caller leads the
+// flights of the keys it joins first and lands every one of them before it waits for any flight
+// it follows, so two batches that share keys cannot wait for each other.
 //
 // A factory that asks for its own key again (directly or through other calls) would wait for
 // itself forever; join() detects that the caller already leads the key's flight and throws
@@ -25,6 +32,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "goldylox/version.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -37,7 +45,13 @@ class single_flight {
     static constexpr int running = 0, done = 1, failed = 2;
     std::atomic<int> state{running};
     std::optional<S> result;  // written by the leader before state becomes done
+    absl::Status error;       // a loader's failure, written before state becomes failed
     std::thread::id leader;   // guarded by the map's mutex
+  };
+
+  // A load that failed with a status: shared with the flight's waiters.
+  struct failure {
+    absl::Status status;
   };
 
   // Returns the flight for `key` and whether the caller leads it.
@@ -83,11 +97,17 @@ class single_flight {
           use(std::as_const(*f->result));
           return;
         }
+        if (!f->error.ok()) throw failure{f->error};
         if (lookup(key, use)) return;  // the failed leader's key was put meanwhile
         continue;
       }
       try {
         if (!lookup(key, [&](const S& v) { f->result.emplace(v); })) insert(make(), f->result);
+      } catch (const failure& e) {
+        f->result.reset();
+        f->error = e.status;
+        land(key, *f, flight::failed);
+        throw;
       } catch (...) {
         f->result.reset();
         land(key, *f, flight::failed);

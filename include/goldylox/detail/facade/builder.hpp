@@ -17,14 +17,73 @@
 #include "goldylox/config.hpp"
 #include "goldylox/detail/common/serialization.hpp"
 #include "goldylox/detail/engine/engine.hpp"
+#include "goldylox/detail/facade/loading.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
 
+// A facade's loaders (typed_cache has them; cache<K> does not).
+template <class Cache>
+struct loaders_of {
+  struct type {};
+};
+template <class Cache>
+  requires requires { typename Cache::loaders_type; }
+struct loaders_of<Cache> {
+  using type = typename Cache::loaders_type;
+};
+
 // The build() shared by every facade: resolve and validate the options, then allocate the engine.
 template <class Cache>
 class facade_builder : public basic_builder<facade_builder<Cache>> {
+  using loaders_type = typename loaders_of<Cache>::type;
+
  public:
+  // typed_cache: the loader get_or_load and get_all call for a missing key,
+  // absl::StatusOr<V>(const K&) (or anything convertible to it), called from many threads at
+  // once (facade/loading.hpp). An empty callable fails build() with kInvalidArgument.
+  template <class F>
+    requires requires { typename Cache::mapped_type; } &&
+             std::is_invocable_r_v<absl::StatusOr<typename Cache::mapped_type>, const F&,
+                                   const typename Cache::key_type&>
+  facade_builder& loader(F load) {
+    loaders_.empty_given |= callable_is_empty(load);
+    loaders_.one = [load = std::move(load)](const typename Cache::key_type& key) {
+      return absl::StatusOr<typename Cache::mapped_type>(load(key));
+    };
+    return *this;
+  }
+
+  // typed_cache: the loader get_all calls once with every key it misses: returns absl::StatusOr
+  // of a range of (key, value) pairs (a map, a vector of pairs). Keys it leaves out are absent;
+  // pairs for keys not asked for are stored too. Without loader(), get_or_load uses it for
+  // single keys. An empty callable fails build() with kInvalidArgument.
+  template <class F>
+    requires requires { typename Cache::mapped_type; } &&
+             std::is_invocable_v<const F&, std::span<const typename Cache::key_type>> &&
+             bulk_load_result<
+                 std::invoke_result_t<const F&, std::span<const typename Cache::key_type>>,
+                 typename Cache::key_type, typename Cache::mapped_type>
+  facade_builder& bulk_loader(F load) {
+    using K = typename Cache::key_type;
+    using V = typename Cache::mapped_type;
+    using map = typename loaders_type::value_map;
+    loaders_.empty_given |= callable_is_empty(load);
+    loaders_.bulk = [load = std::move(load)](std::span<const K> keys) -> absl::StatusOr<map> {
+      auto got = load(keys);
+      if (!got.ok()) return got.status();
+      if constexpr (std::is_same_v<std::remove_cvref_t<decltype(*got)>, map>) {
+        return *std::move(got);
+      } else {
+        map out;
+        for (auto&& entry : *got)
+          out.insert_or_assign(K(std::get<0>(entry)), V(std::get<1>(entry)));
+        return out;
+      }
+    };
+    return *this;
+  }
+
   // kInvalidArgument for invalid or conflicting options, kResourceExhausted if the tables cannot
   // be allocated; with a cold tier, what opening its directory reports (kPermissionDenied,
   // kNotFound, kFailedPrecondition when another cache holds it).
@@ -60,8 +119,16 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
         cold = *std::move(opened);
       }
     }
+    if constexpr (requires { typename Cache::loaders_type; }) {
+      if (loaders_.empty_given) {
+        return absl::InvalidArgumentError(
+            "goldylox: loader() or bulk_loader() was given an empty callable");
+      }
+    }
     try {
-      return Cache(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold)));
+      Cache made(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold)));
+      if constexpr (requires { typename Cache::loaders_type; }) made.loaders_ = loaders_;
+      return made;
     } catch (const std::bad_alloc&) {
       return absl::ResourceExhaustedError(
           "goldylox: could not allocate the cache's tiers; lower max_entries, "
@@ -70,6 +137,9 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
       return absl::InvalidArgumentError(absl::StrCat("goldylox: warm tier: ", e.what()));
     }
   }
+
+ private:
+  loaders_type loaders_;
 };
 
 }  // namespace detail
