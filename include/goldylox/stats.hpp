@@ -73,7 +73,7 @@ struct cache_stats {
   std::uint64_t load_failures = 0;   // loads that returned an error or threw (never cached)
   std::uint64_t load_time_ns = 0;    // time spent loading, all loads; the mean is
                                      // load_time_ns / (load_successes + load_failures)
-  // Latencies, with telemetry: one get (get, visit) and one put in 32 per thread is timed, and
+  // Latencies, with telemetry: one get (get, visit) and one put in 256 per thread is timed, and
   // every load. Percentiles in nanoseconds, read as the upper edge of
   // a log-linear bucket: at most 12.5 % above the true value, never below; 0 with no samples.
   std::uint64_t get_latency_samples = 0;

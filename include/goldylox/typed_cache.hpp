@@ -65,8 +65,14 @@ class typed_cache {
   // Without a cold tier, an lvalue key is copied only when it is inserted (or into a new node for
   // values that are not updated in place): overwriting a present std::string key allocates
   // nothing for the key.
-  absl::Status put(const K& key, V value) { return engine_->assign(key, std::move(value)); }
-  absl::Status put(K&& key, V value) { return engine_->assign(std::move(key), std::move(value)); }
+  absl::Status put(const K& key, V value) {
+    if (GOLDYLOX_UNLIKELY(negative_ != nullptr)) negative_->forget(key);
+    return engine_->assign(key, std::move(value));
+  }
+  absl::Status put(K&& key, V value) {
+    if (GOLDYLOX_UNLIKELY(negative_ != nullptr)) negative_->forget(key);
+    return engine_->assign(std::move(key), std::move(value));
+  }
 
   GOLDYLOX_ALWAYS_INLINE std::optional<V> get(const K& key) const { return get_impl(key); }
   template <class Q>
@@ -141,10 +147,16 @@ class typed_cache {
   // record from being removed; the cache is then unchanged. A transparent key that cannot make a
   // K (no K(const Q&)) finds the key's cold record only through a memory tier holding the key:
   // if only the cold tier has it, remove(q) returns false and removes nothing (remove it by K).
-  absl::StatusOr<bool> remove(const K& key) { return engine_->erase(key); }
+  absl::StatusOr<bool> remove(const K& key) {
+    if (GOLDYLOX_UNLIKELY(negative_ != nullptr)) negative_->forget(key);
+    return engine_->erase(key);
+  }
   template <class Q>
     requires detail::transparent_lookup<Q, K, Hash, KeyEqual>
   absl::StatusOr<bool> remove(const Q& key) {
+    if (GOLDYLOX_UNLIKELY(negative_ != nullptr)) {
+      if constexpr (std::is_constructible_v<K, const Q&>) negative_->forget(K(key));
+    }
     return engine_->erase(key);
   }
 
@@ -185,6 +197,7 @@ class typed_cache {
 
   // Inserts only if absent. Returns the existing value, or nullopt if `value` was inserted.
   absl::StatusOr<std::optional<V>> put_if_absent(K key, V value) {
+    if (GOLDYLOX_UNLIKELY(negative_ != nullptr)) negative_->forget(key);
     std::optional<V> existing;
     const auto done = engine_->compute(std::move(key), [&](const V* current) {
       if (current != nullptr) {
@@ -230,6 +243,7 @@ class typed_cache {
   template <class F>
     requires std::is_invocable_r_v<V, F&>
   absl::StatusOr<V> get_or_insert(K key, F&& factory) {
+    if (GOLDYLOX_UNLIKELY(negative_ != nullptr)) negative_->forget(key);
     std::optional<V> out;
     const absl::Status st = engine_->get_or_insert(
         key, [&] { return V(std::invoke(factory)); }, [&](const V& v) { out.emplace(v); });
@@ -257,11 +271,17 @@ class typed_cache {
       }
       return std::move(it->second);
     }
+    if (negative_ != nullptr && !engine_->contains(key)) {
+      if (std::optional<absl::Status> known = negative_->find(key)) return *std::move(known);
+    }
     std::optional<V> out;
     const absl::Status st = engine_->get_or_insert(
         key, [&] { return detail::guarded_load([&] { return loaders_.one(key); }); },
         [&](const V& v) { out.emplace(v); });
-    if (!st.ok()) return st;
+    if (!st.ok()) {
+      if (negative_ != nullptr && absl::IsNotFound(st)) negative_->remember(key, st);
+      return st;
+    }
     return std::move(*out);
   }
 
@@ -283,6 +303,9 @@ class typed_cache {
     }
     if (missing.empty() || (!loaders_.bulk && !loaders_.one)) return out;
     if (loaders_.bulk) {
+      if (negative_ != nullptr) {  // keys known to be absent are not asked for again
+        std::erase_if(missing, [&](const K& k) { return negative_->find(k).has_value(); });
+      }
       const absl::Status st = engine_->load_all(
           std::span<const K>(missing),
           [&](std::span<const K> ks) {
@@ -290,6 +313,14 @@ class typed_cache {
           },
           [&](const K& k, const V& v) { out.insert_or_assign(k, v); });
       if (!st.ok()) return st;
+      if (negative_ != nullptr) {
+        for (const K& k : missing) {
+          if (!out.contains(k)) {
+            negative_->remember(
+                k, absl::NotFoundError("goldylox: the bulk loader returned no value for this key"));
+          }
+        }
+      }
       return out;
     }
     for (const K& key : missing) {
@@ -323,8 +354,17 @@ class typed_cache {
     return engine_->get(key);
   }
 
+  void set_loaders(loaders_type loaders) {
+    loaders_ = std::move(loaders);
+    if (loaders_.negative_ttl > std::chrono::nanoseconds::zero()) {
+      negative_ = std::make_unique<detail::negative_cache<K, Hash, KeyEqual>>(
+          loaders_.negative_ttl, loaders_.negative_max_keys, loaders_.ticker);
+    }
+  }
+
   std::unique_ptr<engine_type> engine_;
-  loaders_type loaders_;  // set by the builder
+  loaders_type loaders_;                                                 // set by the builder
+  std::unique_ptr<detail::negative_cache<K, Hash, KeyEqual>> negative_;  // negative_cache(ttl)
 };
 
 GOLDYLOX_END_NAMESPACE

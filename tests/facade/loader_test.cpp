@@ -2,8 +2,11 @@
 // failures handed to every waiter and never stored, bulk loads, and the load counters (the
 // concurrent cases are in engine/loader_stress_test.cpp, which ThreadSanitizer runs).
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -158,6 +161,103 @@ TEST(Loader, AFailedLoadsWaitersGetItsStatus) {
   EXPECT_EQ(follower_loads.load(), 0);
   EXPECT_EQ(seen.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(seen.message(), "shared failure");
+}
+
+// A test clock: time moves only when the test says so.
+struct manual_ticker {
+  std::shared_ptr<std::atomic<std::int64_t>> ns = std::make_shared<std::atomic<std::int64_t>>(0);
+  std::chrono::nanoseconds operator()() const { return std::chrono::nanoseconds(ns->load()); }
+  void advance(std::chrono::nanoseconds d) const { ns->fetch_add(d.count()); }
+};
+
+TEST(NegativeCache, ANotFoundIsRememberedForItsTtlOnly) {
+  std::atomic<int> calls{0};
+  manual_ticker clock;
+  auto c = cache_type::builder()
+               .max_entries(1000)
+               .loader([&](const std::uint64_t& k) -> absl::StatusOr<std::string> {
+                 ++calls;
+                 if (k == 404) return absl::NotFoundError("no such key");
+                 if (k == 503) return absl::UnavailableError("down");
+                 return std::string("v");
+               })
+               .negative_cache(std::chrono::seconds(5))
+               .ticker(clock)
+               .build()
+               .value();
+  EXPECT_EQ(c.get_or_load(404).status().code(), absl::StatusCode::kNotFound);
+  const absl::StatusOr<std::string> again = c.get_or_load(404);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(again.status().message(), "no such key");  // the remembered answer itself
+  EXPECT_EQ(calls.load(), 1);
+  clock.advance(std::chrono::seconds(4));
+  EXPECT_FALSE(c.get_or_load(404).ok());
+  EXPECT_EQ(calls.load(), 1);
+  clock.advance(std::chrono::seconds(1));  // the ttl is up: asked again
+  EXPECT_FALSE(c.get_or_load(404).ok());
+  EXPECT_EQ(calls.load(), 2);
+  // Transient failures are never remembered.
+  EXPECT_FALSE(c.get_or_load(503).ok());
+  EXPECT_FALSE(c.get_or_load(503).ok());
+  EXPECT_EQ(calls.load(), 4);
+  // A put of the key drops the record at once, even once the value is gone again.
+  ASSERT_TRUE(c.put(404, "now it exists").ok());
+  EXPECT_EQ(c.get_or_load(404).value(), "now it exists");
+  ASSERT_TRUE(c.remove(404).ok());
+  EXPECT_FALSE(c.get_or_load(404).ok());
+  EXPECT_EQ(calls.load(), 5);
+}
+
+TEST(NegativeCache, IsBoundedAndServesGetAll) {
+  std::atomic<int> calls{0};
+  manual_ticker clock;
+  auto c = cache_type::builder()
+               .max_entries(1000)
+               .bulk_loader([&](std::span<const std::uint64_t> keys)
+                                -> absl::StatusOr<std::map<std::uint64_t, std::string>> {
+                 calls += static_cast<int>(keys.size());
+                 std::map<std::uint64_t, std::string> out;
+                 for (std::uint64_t k : keys) {
+                   if (k % 2 == 1) out.emplace(k, "odd");
+                 }
+                 return out;
+               })
+               .negative_cache(std::chrono::minutes(1), /*max_keys=*/16)
+               .ticker(clock)
+               .build()
+               .value();
+  EXPECT_EQ(c.get_all({1, 2, 4}).value().size(), 1U);
+  EXPECT_EQ(calls.load(), 3);
+  EXPECT_EQ(c.get_all({2, 4, 3}).value().size(), 1U);  // 2 and 4 are known absent
+  EXPECT_EQ(calls.load(), 4);
+  // 1000 absent keys: the record keeps about max_keys of them (16 shards of 1), not 1000.
+  for (std::uint64_t k = 100; k < 2100; k += 2) (void)c.get_or_load(k);
+  const int before = calls.load();
+  int asked_again = 0;
+  for (std::uint64_t k = 100; k < 2100; k += 2) {
+    (void)c.get_or_load(k);
+    asked_again = calls.load() - before;
+  }
+  EXPECT_GE(asked_again, 1000 - 64);
+}
+
+TEST(NegativeCache, InvalidSettingsFailBuild) {
+  auto code_of = [](std::chrono::nanoseconds ttl, std::size_t max_keys) {
+    return cache_type::builder()
+        .max_entries(10)
+        .loader([](const std::uint64_t&) -> absl::StatusOr<std::string> { return "x"; })
+        .negative_cache(ttl, max_keys)
+        .build()
+        .status()
+        .code();
+  };
+  EXPECT_EQ(code_of(std::chrono::seconds(0), 10), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code_of(std::chrono::seconds(-1), 10), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code_of(std::chrono::seconds(1), 0), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code_of(std::chrono::nanoseconds(1), 1), absl::StatusCode::kOk);
+  std::function<std::chrono::nanoseconds()> no_clock;
+  EXPECT_EQ(cache_type::builder().max_entries(10).ticker(no_clock).build().status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(GetAll, WithoutLoadersReturnsThePresentKeysOnce) {

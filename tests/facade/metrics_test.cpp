@@ -268,8 +268,9 @@ TEST(LatencyHistogram, PercentilesAreAtMostAnEighthHighAndNeverLow) {
   EXPECT_EQ(one.summary().p999_ns, 7U);
 }
 
-// Through the cache: one get and one put in 32 per thread is timed (the first of a thread
-// included), every load is, nothing is without telemetry, and the figures reach both exports.
+// Through the cache: one get in 256 of a thread's lookups on the cache is timed (the first
+// included), one put in 256 of a thread's puts, every load; nothing without telemetry; and the
+// figures reach both exports.
 TEST(LatencyHistogram, TheCacheTimesSampledGetsAndPutsAndEveryLoad) {
   auto build = [](bool telemetry) {
     return goldylox::typed_cache<int, int>::builder()
@@ -281,26 +282,25 @@ TEST(LatencyHistogram, TheCacheTimesSampledGetsAndPutsAndEveryLoad) {
   auto on = build(true);
   auto off = build(false);
   ASSERT_TRUE(on.ok() && off.ok());
-  std::thread([&] {  // a fresh thread: its sampling countdown starts at its first call
-    for (int i = 0; i < 320; ++i) ASSERT_TRUE(on->put(i, i).ok());  // calls 1-320
-    for (int i = 0; i < 640; ++i) (void)on->get(i % 400);           // calls 321-960
-    for (int i = 1000; i < 1003; ++i) {  // each looks the key up first: calls 961-963
+  std::thread([&] {  // a fresh thread: its put countdown starts at its first put
+    for (int i = 0; i < 600; ++i) ASSERT_TRUE(on->put(i, i).ok());  // puts 1-600
+    for (int i = 0; i < 640; ++i) (void)on->get(i % 400);           // lookups 0-639
+    for (int i = 1000; i < 1003; ++i) {  // each looks the key up first: lookups 640-642
       (void)on->get_or_insert(i, [] {
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
         return 1;
       });
     }
-    for (int i = 0; i < 100; ++i) {  // telemetry off: no sample, and the countdown does not move
+    for (int i = 0; i < 100; ++i) {  // telemetry off: no sample
       ASSERT_TRUE(off->put(i, i).ok());
       (void)off->get(i);
     }
   })
       .join();
   const cache_stats s = on->stats();
-  // Calls 1, 33, 65, ... are timed, whatever their kind: 10 of the puts, 20 of the gets and the
-  // first get_or_insert's lookup (call 961).
-  EXPECT_EQ(s.put_latency_samples, 10U);
-  EXPECT_EQ(s.get_latency_samples, 21U);
+  // Puts 1, 257 and 513 are timed, and lookups 0, 256 and 512.
+  EXPECT_EQ(s.put_latency_samples, 3U);
+  EXPECT_EQ(s.get_latency_samples, 3U);
   EXPECT_EQ(off->stats().put_latency_samples, 0U);
   EXPECT_EQ(off->stats().get_latency_samples, 0U);
   EXPECT_EQ(off->stats().get_p99_ns, 0U);

@@ -7,13 +7,19 @@
 // from 15 x 2^37 ns (about 34 minutes) up share the last bucket. 312 buckets of 64-bit counters:
 // 2.4 KiB per histogram.
 //
-// Sampling. Reading a clock costs about as much as a hot-tier get (~20 ns, twice per timed call),
-// so gets and puts are timed one call in `sample_period` per thread (sample_due(): a thread-local
-// countdown, the first call of each thread included). Samples of one kind from all threads are
-// equally likely, so percentiles are unbiased; counts are the samples', not the calls'. Loads are
-// slow (they call the application) and are timed every time.
+// Units. A histogram counts nanoseconds, or (made with `ticks`) ticks of sample_clock, the TSC
+// where there is an invariant one: the buckets are then buckets of ticks, and summary() turns
+// their edges into nanoseconds with the clock's measured rate, which keeps the 12.5 % bound.
 //
-// Concurrency. record() is a relaxed fetch_add on one counter: at one call in 32 the bucket lines
+// Sampling. Reading a clock costs a good part of a hot-tier get (~11 ns for RDTSC, ~26 ns for
+// steady_clock here, twice per timed call), so gets and puts are timed one call in `sample_period`
+// per thread: a get when the thread's lookup count on the cache is a multiple of it
+// (striped_counters::tick_lookup, which counts the lookup anyway), a put by sample_due()'s
+// thread-local countdown; the first call of each thread is timed. Samples of one kind from all
+// threads are equally likely, so percentiles are unbiased; counts are the samples', not the calls'.
+// Loads are slow (they call the application) and are timed every time.
+//
+// Concurrency. record() is a relaxed fetch_add on one counter: at one call in 256 the bucket lines
 // are rarely contended. summary() reads each counter with a relaxed load: a snapshot taken while
 // others record is consistent per bucket, not across buckets (a percentile may miss a sample in
 // flight).
@@ -26,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "goldylox/detail/common/sample_clock.hpp"
 #include "goldylox/version.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -41,12 +48,17 @@ struct latency_summary {
 
 class latency_histogram {
  public:
+  // ticks: record() takes sample_clock ticks rather than nanoseconds.
+  explicit latency_histogram(bool ticks = false) noexcept : ticks_(ticks) {
+    if (ticks) sample_clock::start();
+  }
+
   static constexpr unsigned sub_bits = 3;  // 8 buckets per power of two
   static constexpr std::uint64_t linear_below = 16;
   static constexpr unsigned max_exponent = 40;  // [2^40, 2^41) is the last split range
   static constexpr std::size_t bucket_count =
       linear_below + (max_exponent - 4 + 1) * (std::size_t{1} << sub_bits);
-  static constexpr std::uint32_t sample_period = 32;
+  static constexpr std::uint32_t sample_period = 256;
 
   static constexpr std::size_t bucket_of(std::uint64_t ns) noexcept {
     if (ns < linear_below) return static_cast<std::size_t>(ns);
@@ -65,7 +77,7 @@ class latency_histogram {
     return lower + (std::uint64_t{1} << (e - sub_bits)) - 1;
   }
 
-  // Whether this thread's current get or put is one to time (see the design comment).
+  // Whether this thread's current put is one to time (see the design comment).
   static bool sample_due() noexcept {
     thread_local std::uint32_t countdown = 0;
     if (countdown != 0) {
@@ -76,8 +88,9 @@ class latency_histogram {
     return true;
   }
 
-  void record(std::uint64_t ns) noexcept {
-    counts_[bucket_of(ns)].fetch_add(1, std::memory_order_relaxed);
+  // One sample, in the histogram's unit.
+  void record(std::uint64_t value) noexcept {
+    counts_[bucket_of(value)].fetch_add(1, std::memory_order_relaxed);
   }
 
   latency_summary summary() const noexcept {
@@ -90,9 +103,14 @@ class latency_histogram {
     latency_summary s;
     s.samples = n;
     if (n == 0) return s;
-    s.p50_ns = percentile(c, n, 500);
-    s.p99_ns = percentile(c, n, 990);
-    s.p999_ns = percentile(c, n, 999);
+    const double scale = ticks_ ? sample_clock::ns_per_tick() : 1.0;
+    const auto ns = [scale](std::uint64_t edge) {
+      if (scale == 1.0 || edge == ~std::uint64_t{0}) return edge;
+      return static_cast<std::uint64_t>(static_cast<double>(edge) * scale + 0.999);
+    };
+    s.p50_ns = ns(percentile(c, n, 500));
+    s.p99_ns = ns(percentile(c, n, 990));
+    s.p999_ns = ns(percentile(c, n, 999));
     return s;
   }
 
@@ -110,6 +128,7 @@ class latency_histogram {
   }
 
   std::array<std::atomic<std::uint64_t>, bucket_count> counts_{};
+  bool ticks_;
 };
 
 }  // namespace detail

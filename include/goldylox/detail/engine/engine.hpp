@@ -168,7 +168,8 @@ class engine {
 
   template <class Q, class F>
   GOLDYLOX_ALWAYS_INLINE bool visit(const Q& key, F&& f) const {
-    if (GOLDYLOX_UNLIKELY(t_.telemetry) && latency_histogram::sample_due()) {
+    if (GOLDYLOX_UNLIKELY(t_.telemetry) &&
+        t_.counters.template tick_lookup<latency_histogram::sample_period>()) {
       const latency_timer timer(get_latency_);
       return visit_untimed(key, f);
     }
@@ -178,28 +179,29 @@ class engine {
   // A copy of the value of `key`, or nullopt.
   template <class Q>
   GOLDYLOX_ALWAYS_INLINE std::optional<S> get(const Q& key) const {
-    if (GOLDYLOX_UNLIKELY(t_.telemetry) && latency_histogram::sample_due()) return timed_get(key);
+    if (GOLDYLOX_UNLIKELY(t_.telemetry) &&
+        t_.counters.template tick_lookup<latency_histogram::sample_period>()) {
+      return timed_get(key);
+    }
     return get_untimed(key);
   }
 
  private:
-  // Telemetry's timing (common/latency_histogram.hpp): records the time from its construction
-  // to its destruction, a throw included.
+  // Telemetry's timing of a sampled get or put (common/latency_histogram.hpp): records the
+  // sample_clock ticks from its construction to its destruction, a throw included.
   class latency_timer {
    public:
-    explicit latency_timer(latency_histogram& h) noexcept
-        : h_(h), start_(std::chrono::steady_clock::now()) {}
+    explicit latency_timer(latency_histogram& h) noexcept : h_(h), start_(sample_clock::now()) {}
     latency_timer(const latency_timer&) = delete;
     latency_timer& operator=(const latency_timer&) = delete;
     ~latency_timer() {
-      const auto d = std::chrono::steady_clock::now() - start_;
-      h_.record(static_cast<std::uint64_t>(std::max<std::int64_t>(
-          0, std::chrono::duration_cast<std::chrono::nanoseconds>(d).count())));
+      const std::uint64_t end = sample_clock::now();
+      h_.record(end > start_ ? end - start_ : 0);  // 0 if a migration made the clock go back
     }
 
    private:
     latency_histogram& h_;
-    std::chrono::steady_clock::time_point start_;
+    std::uint64_t start_;
   };
 
   template <class Q>
@@ -211,7 +213,7 @@ class engine {
   template <class Q, class F>
   GOLDYLOX_ALWAYS_INLINE bool visit_untimed(const Q& key, F&& f) const {
     const bool hit = t_.hot.visit(key, f);
-    if (t_.telemetry) t_.counters.add_lookup(hit);
+    if (t_.telemetry && !hit) t_.counters.add(counter::misses);  // the lookup: tick_lookup
     if (GOLDYLOX_LIKELY(hit || !t_.has_lower_tier())) return hit;
     return promotion_.visit_lower(key, f);
   }
@@ -709,9 +711,9 @@ class engine {
   promotion<K, S, Hash, KeyEqual> promotion_;
   flights_type flights_;
   // Telemetry's latencies (written from const lookups: the histograms are not the cache's state).
-  mutable latency_histogram get_latency_;
-  latency_histogram put_latency_;
-  mutable latency_histogram load_latency_;
+  mutable latency_histogram get_latency_{/*ticks=*/true};
+  latency_histogram put_latency_{/*ticks=*/true};
+  mutable latency_histogram load_latency_;  // nanoseconds: load_meter has them anyway
   // C4: writes store their value in the cold tier before memory (fixed at construction).
   const bool write_through_ = t_.cold != nullptr && t_.config.cold_tier_write_through;
   std::atomic<bool> flushing_{false};  // closing: every entry goes to the cold tier

@@ -7,6 +7,7 @@
 // the engine, and befriend this builder.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -51,6 +52,31 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     loaders_.one = [load = std::move(load)](const typename Cache::key_type& key) {
       return absl::StatusOr<typename Cache::mapped_type>(load(key));
     };
+    return *this;
+  }
+
+  // typed_cache: remembers for `ttl` each key a loader answered kNotFound for, so that asking
+  // for it again within ttl returns kNotFound without calling the loader (facade/loading.hpp);
+  // at most `max_keys` keys are remembered, the oldest dropped first, and a put or remove of the
+  // key drops its record. A ttl <= 0 or max_keys == 0 fails build() with kInvalidArgument.
+  facade_builder& negative_cache(std::chrono::nanoseconds ttl, std::size_t max_keys = 10'000)
+    requires requires { typename Cache::mapped_type; }
+  {
+    loaders_.bad_negative = ttl <= std::chrono::nanoseconds::zero() || max_keys == 0;
+    loaders_.negative_ttl = ttl;
+    loaders_.negative_max_keys = max_keys;
+    return *this;
+  }
+
+  // typed_cache: the clock of the time-based loading features (negative_cache): a monotonic time
+  // in nanoseconds, steady_clock by default. Tests pass their own to move time without sleeping.
+  // Called from many threads at once. An empty callable fails build() with kInvalidArgument.
+  template <class F>
+    requires requires { typename Cache::mapped_type; } &&
+             std::is_invocable_r_v<std::chrono::nanoseconds, const F&>
+  facade_builder& ticker(F now) {
+    loaders_.empty_given |= callable_is_empty(now);
+    loaders_.ticker = [now = std::move(now)] { return std::chrono::nanoseconds(now()); };
     return *this;
   }
 
@@ -122,12 +148,16 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     if constexpr (requires { typename Cache::loaders_type; }) {
       if (loaders_.empty_given) {
         return absl::InvalidArgumentError(
-            "goldylox: loader() or bulk_loader() was given an empty callable");
+            "goldylox: loader(), bulk_loader() or ticker() was given an empty callable");
+      }
+      if (loaders_.bad_negative) {
+        return absl::InvalidArgumentError(
+            "goldylox: negative_cache needs a ttl above zero and max_keys of at least 1");
       }
     }
     try {
       Cache made(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold)));
-      if constexpr (requires { typename Cache::loaders_type; }) made.loaders_ = loaders_;
+      if constexpr (requires { typename Cache::loaders_type; }) made.set_loaders(loaders_);
       return made;
     } catch (const std::bad_alloc&) {
       return absl::ResourceExhaustedError(

@@ -255,13 +255,14 @@ class hot_table {
   }
 
   // Returns a copy of the value of `key` (packed slots only: the copy is the read itself), and
-  // counts the hit or miss when `record` is set; on a miss, returns on_miss(key) instead (a lower
-  // tier's answer). Equivalent to visit() with a copying callback, but shaped for the compiler:
-  // the inline part ends either in a return or in a tail call (to the out-of-line probe, or to
-  // on_miss), so no value has to survive a call and the inline part needs no callee-saved
-  // registers (no register saves and restores on the common path). The engine's get() holds
-  // two find()s, with and without on_miss, chosen by whether there is a warm tier; that measured
-  // 76.4 instructions per hit against 67.6 for one find() alone (docs/benchmarks.md).
+  // counts a miss when `record` is set (the caller counted the lookup: tick_lookup); on a miss,
+  // returns on_miss(key) instead (a lower tier's answer). Equivalent to visit() with a copying
+  // callback, but shaped for the compiler: the inline part ends either in a return or in a tail
+  // call (to the out-of-line probe, or to on_miss), so no value has to survive a call and the
+  // inline part needs no callee-saved registers (no register saves and restores on the common
+  // path). The engine's get() holds two find()s, with and without on_miss, chosen by whether there
+  // is a warm tier; that measured 76.4 instructions per hit against 67.6 for one find() alone
+  // (docs/benchmarks.md).
   template <class Q, class OnMiss = no_value>
     requires packed
   GOLDYLOX_ALWAYS_INLINE std::optional<V> find(const Q& key, bool record,
@@ -272,7 +273,7 @@ class hot_table {
     const probe_result r = GOLDYLOX_LIKELY(simd_) ? probe_home<true, true>(h, key, keep)
                                                   : probe_home<true, false>(h, key, keep);
     if (GOLDYLOX_LIKELY(r != probe_result::incomplete)) {
-      if (record) counters_.add_lookup(r == probe_result::hit);
+      if (record && r != probe_result::hit) counters_.add(counter::misses);
       if constexpr (std::is_same_v<std::remove_cvref_t<OnMiss>, no_value>) {
         return out;
       } else {
@@ -781,7 +782,7 @@ class hot_table {
   GOLDYLOX_NOINLINE std::optional<V> find_rest(std::uint64_t h, const Q& key, bool record,
                                                OnMiss& on_miss) const {
     std::optional<V> out = probe_all_packed<true>(h, key);
-    if (record) counters_.add_lookup(out.has_value());
+    if (record && !out) counters_.add(counter::misses);
     if (!out) return on_miss(key);
     return out;
   }
