@@ -457,7 +457,7 @@ class engine {
     if (visit(key, use)) return absl::OkStatus();
     auto counted_make = [&]() -> S {
       load_meter meter(*this);
-      if constexpr (is_status_or<std::invoke_result_t<Make&>>::value) {
+      if constexpr (is_status_or_v<std::invoke_result_t<Make&>>) {
         absl::StatusOr<S> made = make();
         if (!made.ok()) throw typename flights_type::failure{made.status()};
         meter.succeeded();
@@ -470,11 +470,7 @@ class engine {
     };
     try {
       flights_.load(
-          key,
-          [this](const K& k, auto&& f) {  // every tier, uncounted
-            return t_.hot.visit(k, f) || (t_.has_lower_tier() && promotion_.visit_lower(k, f));
-          },
-          counted_make,
+          key, [this](const K& k, auto&& f) { return visit_any_tier(k, f); }, counted_make,
           [&](S fresh, std::optional<S>& result) {
             const absl::Status stored = store_loaded(key, std::move(fresh), result);
             // A failed leader: its followers try again (and report their own outcome).
@@ -506,9 +502,6 @@ class engine {
     auto abandon = [&] {
       for (auto& [k, f] : led) flights_.land(*k, *f, flight::failed);
     };
-    auto lookup = [this](const K& k, auto&& f) {
-      return t_.hot.visit(k, f) || (t_.has_lower_tier() && promotion_.visit_lower(k, f));
-    };
     std::vector<K> asked;
     absl::StatusOr<absl::flat_hash_map<K, S, Hash, KeyEqual>> loaded;
     try {
@@ -520,7 +513,7 @@ class engine {
         }
         led.emplace_back(&k, f);
         // A put or another load may have landed between the caller's miss and this flight.
-        if (lookup(k, [&](const S& v) { f->result.emplace(v); })) continue;
+        if (visit_any_tier(k, [&](const S& v) { f->result.emplace(v); })) continue;
         asked.push_back(k);
       }
       if (!asked.empty()) {
@@ -571,7 +564,7 @@ class engine {
         use(*k, std::as_const(*f->result));
       } else if (!f->error.ok()) {
         if (!absl::IsNotFound(f->error) && first.ok()) first = f->error;
-      } else if (!lookup(*k, [&](const S& v) { use(*k, v); })) {
+      } else if (!visit_any_tier(*k, [&](const S& v) { use(*k, v); })) {
         // Its leader was a get_or_insert whose factory threw: load this key on its own.
         const absl::Status st = load_all(std::span<const K>(k, 1), bulk, use);
         if (!st.ok() && first.ok()) first = st;
@@ -619,10 +612,11 @@ class engine {
   struct store_failed {
     absl::Status status;
   };
-  template <class T>
-  struct is_status_or : std::false_type {};
-  template <class T>
-  struct is_status_or<absl::StatusOr<T>> : std::true_type {};
+  // The loads' lookup: every tier, not counted (the caller's lookup was).
+  template <class F>
+  bool visit_any_tier(const K& k, F&& f) const {
+    return t_.hot.visit(k, f) || (t_.has_lower_tier() && promotion_.visit_lower(k, f));
+  }
 
   // Counts and times one load (get_or_insert's factory, a loader, a bulk loader) from its
   // construction to its destruction, a throw included: a success only if succeeded() was called.

@@ -33,10 +33,17 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "goldylox/version.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
+
+// Whether T is an absl::StatusOr (a loader's result, as opposed to a factory's plain value).
+template <class T>
+inline constexpr bool is_status_or_v = false;
+template <class T>
+inline constexpr bool is_status_or_v<absl::StatusOr<T>> = true;
 
 template <class K, class S, class Hash, class KeyEqual>
 class single_flight {

@@ -42,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "goldylox/detail/common/hash.hpp"
+#include "goldylox/detail/engine/single_flight.hpp"
 #include "goldylox/detail/facade/bulk.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -159,11 +160,6 @@ auto guarded_load(F&& load) noexcept -> decltype(load()) {
     return absl::InternalError("goldylox: the loader threw (not a std::exception)");
   }
 }
-
-template <class T>
-inline constexpr bool is_status_or_v = false;
-template <class T>
-inline constexpr bool is_status_or_v<absl::StatusOr<T>> = true;
 
 // What a bulk loader may return: absl::StatusOr of any range of (key, value) pairs (a map, a
 // vector of pairs).
