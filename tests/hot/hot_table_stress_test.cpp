@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -731,6 +732,74 @@ TEST(Stress, OverflowCountsReturnToZeroOrdinaryHash) {
 }
 TEST(Stress, OverflowCountsReturnToZeroCollidingHash) {
   check_overflow_counts_concurrently<EightHashes>();
+}
+
+// ---- H9: a weight bound holds under concurrent writes (hot_table::set_weight_bound)
+// ------------------------------------------
+
+// Writers put values of random weight (inserts and replaces that grow or shrink) and erase, while
+// readers read; once quiet, the table's total equals the resident entries' weights and is within
+// the bound. While writing, each writer may be one write ahead of its evictions.
+template <bool Governed, class V, class Make>
+void check_weight_bound(Make make_value) {
+  namespace detail = goldylox::detail;
+  using table =
+      detail::hot_table<std::uint64_t, V, goldylox::default_hash<std::uint64_t>, std::equal_to<>>;
+  detail::striped_counters counters;
+  table t(2000, true, counters);
+  constexpr std::size_t budget = 20'000;
+  constexpr std::size_t heaviest = 99;
+  auto weigh = [](const std::uint64_t&, const V& v) -> std::size_t {
+    if constexpr (std::is_same_v<V, std::string>) {
+      return v.size();
+    } else {
+      return static_cast<std::size_t>(v % 100);
+    }
+  };
+  t.set_weight_bound(budget, weigh);
+  std::optional<detail::slot_governor<table>> gov;
+  if constexpr (Governed) gov.emplace(t, &detail::make_shard_policy<goldylox::policy::lru>);
+  constexpr std::uint64_t keyspace = 8192;
+  std::atomic<std::size_t> max_seen{0};
+  run_concurrently(kThreads, [&](int tid) {
+    std::uint64_t x = 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(tid + 1);
+    for (std::uint64_t i = 0; i < scaled(40'000); ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      const std::uint64_t k = x % keyspace;
+      if (tid == 0) {
+        t.visit(k, [](const V&) {});
+      } else if (x % 16 == 0) {
+        t.erase(k);
+      } else {
+        t.assign(k, make_value((x >> 20) % (heaviest + 1)));
+      }
+      const std::size_t w = t.weight();
+      std::size_t prev = max_seen.load(std::memory_order_relaxed);
+      while (w > prev && !max_seen.compare_exchange_weak(prev, w)) {
+      }
+    }
+  });
+  EXPECT_LE(max_seen.load(), budget + kThreads * heaviest);
+  EXPECT_LE(t.weight(), budget);
+  EXPECT_LE(t.size(), 2000u);
+  std::size_t resident = 0;
+  for (std::uint64_t k = 0; k < keyspace; ++k) {
+    t.visit(k, [&](const V& v) { resident += weigh(k, v); });
+  }
+  EXPECT_EQ(t.weight(), resident);
+}
+
+TEST(Stress, WeightBoundHoldsPacked) {
+  check_weight_bound<false, std::uint64_t>([](std::uint64_t w) { return w; });
+}
+TEST(Stress, WeightBoundHoldsNode) {
+  check_weight_bound<false, std::string>([](std::uint64_t w) { return std::string(w, 'w'); });
+}
+TEST(Stress, WeightBoundHoldsGovernedPacked) {
+  check_weight_bound<true, std::uint64_t>([](std::uint64_t w) { return w; });
+}
+TEST(Stress, WeightBoundHoldsGovernedNode) {
+  check_weight_bound<true, std::string>([](std::uint64_t w) { return std::string(w, 'w'); });
 }
 
 }  // namespace

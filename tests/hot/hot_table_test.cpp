@@ -6,6 +6,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -619,3 +620,160 @@ TEST(PutKeyCopies, LvalueKeyIsCopiedOnlyOnInsert) {
 }
 
 }  // namespace
+
+// ---- weights (set_weight_bound) ----
+
+namespace {
+
+template <class V>
+std::size_t weight_of_value(const V& v) {
+  if constexpr (std::is_same_v<V, std::string>) {
+    return v.size();
+  } else {
+    return static_cast<std::size_t>(v % 100);  // 0..99: zero weights included
+  }
+}
+
+template <class V>
+V value_weighing(std::size_t w) {
+  if constexpr (std::is_same_v<V, std::string>) {
+    return std::string(w, 'x');
+  } else {
+    return static_cast<V>(w);
+  }
+}
+
+// The sum of the resident entries' weights, read back through the table (quiescent).
+template <class T>
+std::size_t resident_weight(const T& t, std::uint64_t keys) {
+  std::size_t sum = 0;
+  for (std::uint64_t k = 0; k < keys; ++k) {
+    t.visit(k, [&](const auto& v) { sum += weight_of_value(v); });
+  }
+  return sum;
+}
+
+// A table of `entries` bounded by `max_weight` (weights from weight_of_value), with the table's
+// own CLOCK hand or under a governor (LRU).
+template <class V>
+struct weighted_table {
+  weighted_table(std::size_t entries, std::size_t max_weight, bool governed)
+      : t(entries, true, counters) {
+    t.set_weight_bound(max_weight,
+                       [](const std::uint64_t&, const V& v) { return weight_of_value(v); });
+    if (governed) gov.emplace(t, &detail::make_shard_policy<goldylox::policy::lru>);
+  }
+  detail::striped_counters counters;
+  table<std::uint64_t, V> t;
+  std::optional<detail::slot_governor<table<std::uint64_t, V>>> gov;
+};
+
+template <class V>
+void weight_bound_holds_under_overload(bool governed) {
+  weighted_table<V> w(1000, 5000, governed);
+  auto& t = w.t;
+  std::mt19937_64 rng(7);
+  constexpr std::uint64_t keys = 10'000;  // 10x the entries, and ~100x the weight
+  for (int i = 0; i < 50'000; ++i) {
+    const std::uint64_t k = rng() % keys;
+    t.assign(k, value_weighing<V>(rng() % 100));
+    ASSERT_LE(t.weight(), 5000u) << "after write " << i;
+    ASSERT_LE(t.size(), 1000u);
+  }
+  EXPECT_EQ(t.weight(), resident_weight(t, keys));
+  EXPECT_GT(t.weight(), 4000u);  // the bound binds, and evictions do not overshoot by much
+  t.clear();
+  EXPECT_EQ(t.weight(), 0u);
+  EXPECT_EQ(t.size(), 0u);
+}
+
+}  // namespace
+
+// Each case runs with the table's own CLOCK hand and under a governor (LRU).
+template <class V, class Check>
+void with_and_without_governor(Check check) {
+  for (const bool governed : {false, true}) {
+    SCOPED_TRACE(governed ? "governed" : "CLOCK");
+    check.template operator()<V>(governed);
+  }
+}
+
+TEST(Weights, BoundHoldsUnderTenfoldOverload) {
+  auto check = []<class V>(bool governed) { weight_bound_holds_under_overload<V>(governed); };
+  with_and_without_governor<std::uint64_t>(check);
+  with_and_without_governor<std::string>(check);
+}
+
+// A value heavier than the budget is refused and changes nothing; a replace that outgrows the
+// room left evicts others, never the entry it wrote; erase gives the weight back.
+template <class V>
+void heavy_entries(bool governed) {
+  weighted_table<V> w(100, 1000, governed);
+  auto& t = w.t;
+  for (std::uint64_t k = 0; k < 50; ++k) t.assign(k, value_weighing<V>(10));
+  EXPECT_EQ(t.weight(), 500u);
+  if constexpr (std::is_same_v<V, std::string>) {  // packed weights stop at 99
+    const std::string huge(1001, 'x');
+    EXPECT_THROW(t.assign(std::uint64_t{1000}, huge), std::invalid_argument);
+    EXPECT_THROW(t.assign(std::uint64_t{3}, huge), std::invalid_argument);
+    EXPECT_FALSE(t.template visit<false>(std::uint64_t{1000}, [](const V&) {}));
+    std::optional<V> three;
+    t.visit(std::uint64_t{3}, [&](const V& v) { three = v; });
+    EXPECT_EQ(three, value_weighing<V>(10));
+    EXPECT_EQ(t.weight(), 500u);
+    EXPECT_EQ(t.size(), 50u);
+  }
+  // Key 7 grows: to 900 (node), past the room left, so others leave for it; to 99 (packed).
+  const std::size_t big = std::is_same_v<V, std::string> ? 900 : 99;
+  t.assign(std::uint64_t{7}, value_weighing<V>(big));
+  EXPECT_LE(t.weight(), 1000u);
+  std::optional<V> seven;
+  t.visit(std::uint64_t{7}, [&](const V& v) { seven = v; });
+  EXPECT_EQ(seven, value_weighing<V>(big));
+  EXPECT_EQ(t.weight(), resident_weight(t, 100));
+  EXPECT_TRUE(t.erase(std::uint64_t{7}));
+  EXPECT_EQ(t.weight(), resident_weight(t, 100));
+  // Zero-weight entries count against the entry bound only.
+  t.clear();
+  for (std::uint64_t k = 0; k < 500; ++k) t.assign(k, value_weighing<V>(0));
+  EXPECT_EQ(t.weight(), 0u);
+  EXPECT_LE(t.size(), 100u);
+  EXPECT_GE(t.size(), 90u);
+}
+
+TEST(Weights, HeavyEntries) {
+  auto check = []<class V>(bool governed) { heavy_entries<V>(governed); };
+  with_and_without_governor<std::uint64_t>(check);
+  with_and_without_governor<std::string>(check);
+}
+
+// A weigher that throws leaves the key as it was; a bad bound is refused.
+TEST(Weights, ThrowingWeigherAndBadBounds) {
+  detail::striped_counters counters;
+  table<std::uint64_t, std::string> t(100, true, counters);
+  EXPECT_THROW(t.set_weight_bound(
+                   0, [](const std::uint64_t&, const std::string&) { return std::size_t{1}; }),
+               std::invalid_argument);
+  EXPECT_THROW(t.set_weight_bound(10, {}), std::invalid_argument);
+  t.set_weight_bound(1000, [](const std::uint64_t&, const std::string& v) -> std::size_t {
+    if (v == "boom") throw std::runtime_error("weigher failed");
+    return v.size();
+  });
+  t.assign(std::uint64_t{1}, std::string("one"));
+  EXPECT_THROW(t.assign(std::uint64_t{1}, std::string("boom")), std::runtime_error);
+  EXPECT_THROW(t.assign(std::uint64_t{2}, std::string("boom")), std::runtime_error);
+  std::optional<std::string> one;
+  t.visit(std::uint64_t{1}, [&](const std::string& v) { one = v; });
+  EXPECT_EQ(one, "one");
+  EXPECT_FALSE(t.template visit<false>(std::uint64_t{2}, [](const std::string&) {}));
+  EXPECT_EQ(t.weight(), 3u);
+  EXPECT_EQ(t.size(), 1u);
+  // A governor refuses a budget smaller than its shard count.
+  table<std::uint64_t, std::string> big(200'000, true, counters);
+  big.set_weight_bound(1, [](const std::uint64_t&, const std::string& v) { return v.size(); });
+  if (detail::slot_governor<table<std::uint64_t, std::string>>::shard_count(200'000) > 1) {
+    EXPECT_THROW((detail::slot_governor<table<std::uint64_t, std::string>>(
+                     big, &detail::make_shard_policy<goldylox::policy::lru>)),
+                 std::invalid_argument);
+  }
+}

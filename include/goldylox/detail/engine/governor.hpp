@@ -30,6 +30,13 @@
 // which on_publish follows). The table's size exceeds its capacity by at most the victims chosen
 // and not yet evicted (one per insert in flight).
 //
+// Weights (a table with set_weight_bound): each shard gets an equal share of the table's weight
+// budget and keeps the weight of its resident entries (in resident_, as the table reports them
+// in on_publish and on_reweigh); it chooses victims until both its entry count and its weight
+// fit. An entry heavier than a shard's share is refused (std::invalid_argument). A replace that
+// makes an entry heavier never chooses that entry (it leaves the policy meanwhile and comes back
+// as newly inserted, as in the warm tier).
+//
 // Learning off the request path works as in the warm tier (maintenance.hpp): defer_learning,
 // learn(wait), learning_backlog.
 #pragma once
@@ -44,6 +51,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -68,6 +76,9 @@ class slot_governor final : public table_governor {
         stride_((table.capacity() + shards_ - 1) / shards_),
         owner_(std::make_unique<std::atomic<std::uint32_t>[]>(table.slot_count())),
         resident_(std::make_unique<resident[]>(shards_ * stride_)) {
+    if (table.max_weight() != 0 && table.max_weight() < shards_) {
+      throw std::invalid_argument("goldylox: a weight budget must be at least the shard count");
+    }
     if (shards_ * stride_ >= none || table.slot_count() > none) {
       throw std::invalid_argument("goldylox: the governed hot table holds too many entries");
     }
@@ -78,7 +89,8 @@ class slot_governor final : public table_governor {
     shard_.reserve(shards_);
     for (std::size_t i = 0; i < shards_; ++i) {
       const std::size_t entries = std::max<std::size_t>(1, base + (i < extra));
-      shard_.push_back(std::make_unique<shard>(make_policy(entries, shards_), entries));
+      shard_.push_back(std::make_unique<shard>(make_policy(entries, shards_), entries,
+                                               table.max_weight() / shards_));
     }
     table.set_governor(this);
   }
@@ -95,33 +107,57 @@ class slot_governor final : public table_governor {
         1, std::min(want, std::bit_floor(std::max<std::size_t>(1, capacity / 4096))));
   }
 
-  void on_publish(std::size_t s, std::uint64_t h) override {
+  void on_publish(std::size_t s, std::uint64_t h, std::size_t w) override {
     const std::size_t i = hits().shard_of(h);
     shard& sh = *shard_[i];
     std::lock_guard lock(sh.mutex);
+    check_weight(sh, w);
     drain(i, sh);
     sh.policy.on_miss(h);
-    while (sh.policy.size() >= sh.policy.capacity()) {
-      const slot_type v = sh.policy.victim();
-      const std::size_t g = i * stride_ + v;
-      const resident r = resident_[g];
-      // Normally the slot still maps to g; after a policy failed to forget an entry (on_remove)
-      // its slot may hold another's, whose mapping stays.
-      std::uint32_t expected = static_cast<std::uint32_t>(g);
-      owner_[r.pos].compare_exchange_strong(expected, none, std::memory_order_relaxed);
-      sh.free.push_back(v);                   // reserved for the capacity: cannot throw
-      sh.victims.push_back({r.pos, r.hash});  // a few at a time, within its reserve
-      sh.pending.store(sh.victims.size(), std::memory_order_relaxed);
+    while (sh.policy.size() >= sh.policy.capacity() ||
+           (sh.policy.size() != 0 && sh.weight + w > sh.max_weight)) {
+      choose_victim(i, sh, sh.policy.victim());
     }
     const slot_type ps = sh.free.back();
     sh.policy.on_insert(ps, h);  // a throw leaves ps free: the table abandons the insert
     sh.free.pop_back();
     const std::size_t g = i * stride_ + ps;
-    resident_[g] = {h, static_cast<std::uint32_t>(s)};
+    resident_[g] = {h, static_cast<std::uint32_t>(s), w};
+    sh.weight += w;
     owner_[s].store(static_cast<std::uint32_t>(g), std::memory_order_relaxed);
     if (learning_due_ && sh.policy.learning_backlog() >= learning_mark_) {
       sh.due.store(true, std::memory_order_relaxed);
     }
+  }
+
+  void on_reweigh(std::size_t s, std::uint64_t h, std::size_t w) override {
+    const std::size_t i = hits().shard_of(h);
+    shard& sh = *shard_[i];
+    std::lock_guard lock(sh.mutex);
+    check_weight(sh, w);
+    const std::uint32_t g = owner_[s].load(std::memory_order_relaxed);
+    if (g == none || g / stride_ != i || resident_[g].hash != h) return;  // a victim already
+    const std::size_t old = std::exchange(resident_[g].weight, w);
+    sh.weight = sh.weight - old + w;
+    if (sh.weight <= sh.max_weight) return;
+    drain(i, sh);
+    // The grown entry leaves the policy while others are evicted for it, so it is never picked
+    // (it fits on its own: checked above, so the loop ends), and comes back as newly inserted.
+    const auto own = static_cast<slot_type>(g - i * stride_);
+    sh.policy.on_erase(own);
+    try {
+      while (sh.weight > sh.max_weight && sh.policy.size() > 0) {
+        choose_victim(i, sh, sh.policy.victim());
+      }
+    } catch (...) {  // the table keeps the old value: so does its weight here
+      resident_[g].weight = old;
+      sh.weight = sh.weight - w + old;
+      sh.policy.on_miss(h);
+      sh.policy.on_insert(own, h);
+      throw;
+    }
+    sh.policy.on_miss(h);
+    sh.policy.on_insert(own, h);
   }
 
   void on_remove(std::size_t s, std::uint64_t h) noexcept override {
@@ -131,6 +167,7 @@ class slot_governor final : public table_governor {
     const std::uint32_t g = owner_[s].load(std::memory_order_relaxed);
     if (g == none || g / stride_ != i || resident_[g].hash != h) return;  // a victim already
     owner_[s].store(none, std::memory_order_relaxed);
+    sh.weight -= resident_[g].weight;
     const auto ps = static_cast<slot_type>(g - i * stride_);
     try {
       sh.policy.on_erase(ps);
@@ -224,14 +261,16 @@ class slot_governor final : public table_governor {
   static constexpr std::uint32_t none = 0xffffffffU;
   struct resident {
     std::uint64_t hash;
-    std::uint32_t pos;  // table slot
+    std::uint32_t pos;       // table slot
+    std::size_t weight = 0;  // as the table weighed it (0 without weights)
   };
   struct victim {
     std::size_t pos;
     std::uint64_t hash;
   };
   struct alignas(cache_line) shard {
-    shard(any_policy p, std::size_t entries) : policy(std::move(p)) {
+    shard(any_policy p, std::size_t entries, std::size_t weight_budget)
+        : policy(std::move(p)), max_weight(weight_budget == 0 ? SIZE_MAX : weight_budget) {
       free.reserve(entries);
       victims.reserve(64);
       for (std::size_t s = entries; s-- > 0;) free.push_back(static_cast<slot_type>(s));
@@ -242,7 +281,32 @@ class slot_governor final : public table_governor {
     std::vector<victim> victims;          // chosen, not yet evicted
     std::atomic<std::size_t> pending{0};  // victims.size(), for a lock-free check
     std::atomic<bool> due{false};         // the learning backlog reached the mark
+    const std::size_t max_weight;         // SIZE_MAX without weights
+    std::size_t weight = 0;               // of the resident entries
   };
+
+  static void check_weight(const shard& sh, std::size_t w) {
+    if (w > sh.max_weight) {
+      throw std::invalid_argument("goldylox: an entry weighing " + std::to_string(w) +
+                                  " exceeds its shard's weight budget of " +
+                                  std::to_string(sh.max_weight));
+    }
+  }
+
+  // Under the shard's lock: policy slot v (just returned by victim()) leaves the policy; its
+  // entry is queued for after_insert to evict.
+  void choose_victim(std::size_t i, shard& sh, slot_type v) {
+    const std::size_t g = i * stride_ + v;
+    const resident r = resident_[g];
+    // Normally the slot still maps to g; after a policy failed to forget an entry (on_remove)
+    // its slot may hold another's, whose mapping stays.
+    std::uint32_t expected = static_cast<std::uint32_t>(g);
+    owner_[r.pos].compare_exchange_strong(expected, none, std::memory_order_relaxed);
+    sh.weight -= r.weight;
+    sh.free.push_back(v);                   // reserved for the capacity: cannot throw
+    sh.victims.push_back({r.pos, r.hash});  // a few at a time, within its reserve
+    sh.pending.store(sh.victims.size(), std::memory_order_relaxed);
+  }
 
   // Under the shard's lock: the hits readers recorded, for the entries still resident here.
   void drain(std::size_t i, shard& sh) {

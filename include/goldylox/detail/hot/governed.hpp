@@ -104,12 +104,18 @@ class table_governor {
   table_governor(const table_governor&) = delete;
   table_governor& operator=(const table_governor&) = delete;
 
-  // Under the home lock, before slot s becomes visible with an entry of hash h. May throw (the
-  // policy's allocation): the table then abandons the insert.
-  virtual void on_publish(std::size_t s, std::uint64_t h) = 0;
+  // Under the home lock, before slot s becomes visible with an entry of hash h and weight w (0
+  // in a table without weights). May throw (the policy's allocation, an entry heavier than its
+  // shard's budget): the table then abandons the insert.
+  virtual void on_publish(std::size_t s, std::uint64_t h, std::size_t w) = 0;
+  // Under the home lock, before the value of slot s (hash h) is replaced by one of weight w, in a
+  // table with weights. May choose victims (after_insert evicts them) but never the entry itself;
+  // may throw as on_publish does: the table then keeps the old value.
+  virtual void on_reweigh(std::size_t s, std::uint64_t h, std::size_t w) = 0;
   // Under the home lock, before slot s (holding an entry of hash h) is emptied.
   virtual void on_remove(std::size_t s, std::uint64_t h) noexcept = 0;
-  // With no lock held, after an insert of hash h: evict the victims chosen for it.
+  // With no lock held, after an insert of hash h (or a replace that changed a weight): evict the
+  // victims chosen for it.
   virtual void after_insert(std::uint64_t h) noexcept = 0;
   // A reader's ring of `shard` is full: drain the shard if its lock is free (never waits).
   virtual void rings_full(std::size_t shard) noexcept = 0;

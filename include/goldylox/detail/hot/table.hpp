@@ -62,6 +62,16 @@
 // If an insert's whole probe window is full (about 2 inserts per million while filling to 80 %
 // load, measured), it evicts within the window,
 // using try_lock on foreign home locks so two writers can never deadlock.
+//
+// Weights (set_weight_bound, off by default). A weigher gives each entry a weight, kept per slot
+// in an array allocated only then and read and written only under the home lock of the key in
+// the slot; the table's total is one atomic. Every write of a value (insert or replace) weighs it
+// under that lock before changing anything, so a weigher that throws, or a value heavier than the
+// whole budget (a governor's per-shard budget: std::invalid_argument), leaves the key as it was.
+// With weights, a put of a present key takes the home lock instead of updating in place: the
+// weight changes with the value. After a write, the writer evicts until both the entry count and
+// the total weight are within bounds (a governed table: the governor chooses those victims too,
+// by the weights it hears of in on_publish and on_reweigh), sparing the entry it wrote.
 #pragma once
 
 #include <algorithm>
@@ -74,6 +84,8 @@
 #include <mutex>
 #include <new>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -146,6 +158,9 @@ class hot_table {
   // table, whether it was read or updated since it was inserted; a CLOCK victim's is always
   // clear.
   using eviction_sink = std::function<void(const K&, const V&, bool referenced)>;
+  // An entry's weight (see set_weight_bound). Called under the key's home lock; must not call
+  // back into this table.
+  using weigher_type = std::function<std::size_t(const K&, const V&)>;
 
   static constexpr bool packed = use_packed_slots<K, V>;
   static constexpr unsigned probe_window = 16;
@@ -179,6 +194,24 @@ class hot_table {
   }
 
   void set_eviction_sink(eviction_sink sink) { sink_ = std::move(sink); }
+
+  // Bounds the table by weight as well as by entries: the sum of weigher(key, value) over the
+  // entries stays within max_weight (> 0) once each write's evictions are done. An entry heavier
+  // than max_weight is refused (std::invalid_argument, the table unchanged). Set before use, on
+  // an empty table, and before a governor is constructed over it (the governor splits the budget
+  // between its shards).
+  void set_weight_bound(std::size_t max_weight, weigher_type weigher) {
+    if (max_weight == 0 || !weigher) {
+      throw std::invalid_argument("hot tier: a weight bound needs max_weight > 0 and a weigher");
+    }
+    weights_ = std::make_unique<std::size_t[]>(groups_ * group_width);
+    weigher_ = std::move(weigher);
+    max_weight_ = max_weight;
+  }
+  // 0 without a weight bound.
+  std::size_t max_weight() const noexcept { return max_weight_; }
+  // The resident entries' total weight (0 without a weight bound).
+  std::size_t weight() const noexcept { return weight_.load(std::memory_order_relaxed); }
 
   // Hands eviction to `governor` (governed.hpp): from now on the governor hears of every entry
   // published and removed, and of the hits readers record, and picks the victims; the CLOCK hand
@@ -374,7 +407,7 @@ class hot_table {
   compute_outcome assign(KeyArg&& key, V value, OnInsert&& on_insert = {}) {
     const std::uint64_t h = hash_of(key);
     if constexpr (packed) {
-      if (update_in_place(h, key, value)) return compute_outcome::updated;
+      if (weights_ == nullptr && update_in_place(h, key, value)) return compute_outcome::updated;
     }
     return write_key(h, [&](std::size_t home, pin_type& pin, std::size_t& inserted_at) {
       return store_locked(locate_locked(h, key), h, home, std::forward<KeyArg>(key),
@@ -390,7 +423,7 @@ class hot_table {
   compute_outcome assign_present(KeyArg&& key, V value, Absent&& absent) {
     const std::uint64_t h = hash_of(key);
     if constexpr (packed) {
-      if (update_in_place(h, key, value)) return compute_outcome::updated;
+      if (weights_ == nullptr && update_in_place(h, key, value)) return compute_outcome::updated;
     }
     std::optional<compute_outcome> elsewhere;
     const compute_outcome here =
@@ -463,6 +496,7 @@ class hot_table {
     std::size_t bytes = groups_ * (sizeof(group_header) + sizeof(group_lock)) +
                         groups_ * group_width * sizeof(slot);
     if constexpr (!packed) bytes += size() * sizeof(node);
+    if (weights_ != nullptr) bytes += groups_ * group_width * sizeof(std::size_t);
     return bytes;
   }
 
@@ -861,7 +895,10 @@ class hot_table {
       std::lock_guard<group_lock> lock(locks_[home]);
       outcome = locked(home, pin, inserted_at);
     }
-    if (outcome == compute_outcome::inserted) {
+    // A replace can make the table heavier: with weights it evicts too (store_locked then sets
+    // inserted_at to the replaced slot, which is spared as a new entry is).
+    if (outcome == compute_outcome::inserted ||
+        (outcome == compute_outcome::updated && weights_ != nullptr)) {
       if (gov_ != nullptr) {
         gov_->after_insert(h);
       } else {
@@ -882,6 +919,7 @@ class hot_table {
                                OnInsert& on_insert, const std::uint64_t* seen = nullptr) {
     if (found) {
       replace_value(*found, h, std::forward<KeyArg>(key), std::move(value), pin, seen);
+      if (weights_ != nullptr) inserted_at = *found;
       note_hit(h, headers_[*found / group_width], static_cast<unsigned>(*found % group_width));
       counters_.add(counter::updates);
       return compute_outcome::updated;
@@ -1004,9 +1042,11 @@ class hot_table {
   // ---- mutation (caller holds the home lock of the key involved) ----
 
   void publish(std::size_t s, std::uint64_t h, K&& key, V&& value) {
-    if (gov_ != nullptr) {
+    std::size_t w = 0;
+    if (weights_ != nullptr || gov_ != nullptr) {
       try {
-        gov_->on_publish(s, h);
+        if (weights_ != nullptr) w = weigh(key, value);
+        if (gov_ != nullptr) gov_->on_publish(s, h, w);
       } catch (...) {
         flip_tag(s, tag_reserved, tag_empty);
         throw;
@@ -1024,6 +1064,10 @@ class hot_table {
         throw;
       }
     }
+    if (weights_ != nullptr) {
+      weights_[s] = w;
+      weight_.fetch_add(w, std::memory_order_relaxed);
+    }
     const auto bit = static_cast<std::uint16_t>(1U << (s % group_width));
     headers_[s / group_width].ref.fetch_and(static_cast<std::uint16_t>(~bit),
                                             std::memory_order_relaxed);
@@ -1031,9 +1075,42 @@ class hot_table {
     flip_tag(s, tag_reserved, tag_of(h));
   }
 
+  // The weight of an entry about to be written; throws if no budget can hold it.
+  std::size_t weigh(const K& key, const V& value) const {
+    const std::size_t w = weigher_(key, value);
+    if (w > max_weight_) {
+      throw std::invalid_argument("hot tier: an entry weighing " + std::to_string(w) +
+                                  " exceeds the tier's weight budget of " +
+                                  std::to_string(max_weight_));
+    }
+    return w;
+  }
+
+  // With weights: weighs the value about to replace slot s's and records its weight, before the
+  // value changes (a throw leaves the key as it was).
+  void reweigh(std::size_t s, std::uint64_t h, const K& key, const V& value) {
+    const std::size_t w = weigh(key, value);
+    if (gov_ != nullptr) gov_->on_reweigh(s, h, w);  // may throw (per-shard budget)
+    const std::size_t old = std::exchange(weights_[s], w);
+    if (w >= old) {
+      weight_.fetch_add(w - old, std::memory_order_relaxed);
+    } else {
+      weight_.fetch_sub(old - w, std::memory_order_relaxed);
+    }
+  }
+
   template <class KeyArg>
   void replace_value(std::size_t s, std::uint64_t h, KeyArg&& key, V&& value, pin_type& pin,
                      const std::uint64_t* seen) {
+    if (weights_ != nullptr) {
+      // No in-place update runs while weights are on (assign takes the lock), so the slot holds
+      // what `seen` says and the write below happens: the weight can change first.
+      if constexpr (packed) {
+        reweigh(s, h, key, value);
+      } else {
+        reweigh(s, h, slots_[s].load(std::memory_order_relaxed)->key, value);
+      }
+    }
     if constexpr (packed) {
       (void)pin;
       packed_slot& sl = slots_[s];
@@ -1081,6 +1158,8 @@ class hot_table {
       pin->retire(old);
     }
     if (gov_ != nullptr) gov_->on_remove(s, h);  // before the slot can be claimed again
+    if (weights_ != nullptr)
+      weight_.fetch_sub(std::exchange(weights_[s], 0), std::memory_order_relaxed);
     flip_tag(s, tag, tag_empty);
     count_passage(h, s, false);
     size_.fetch_sub(1, std::memory_order_relaxed);
@@ -1222,14 +1301,24 @@ class hot_table {
     }
   }
 
+  bool over_bounds() const noexcept {
+    return size_.load(std::memory_order_relaxed) > static_cast<std::int64_t>(capacity_) ||
+           (weights_ != nullptr && weight_.load(std::memory_order_relaxed) > max_weight_);
+  }
+
   void evict_to_capacity(pin_type& pin, std::size_t spared) {
-    // Each full turn of the hand clears every reference bit, so two turns always find a victim
-    // unless other writers keep refilling; the bound only stops a pathological livelock.
+    // Each full turn of the hand clears every reference bit, so two turns without an eviction
+    // mean other writers keep refilling (or the spared entry is all that is left); the bound only
+    // stops a pathological livelock. An eviction earns its step back: one heavy entry may need
+    // many light ones to leave, more than two turns of the hand evict.
     std::size_t budget = 2 * groups_ + 2;
-    while (size_.load(std::memory_order_relaxed) > static_cast<std::int64_t>(capacity_) &&
-           budget-- > 0) {
+    std::size_t refunds = 2 * groups_ * group_width;
+    while (over_bounds() && budget-- > 0) {
       const std::size_t g = hand_.fetch_add(1, std::memory_order_relaxed) % groups_;
-      evict_from_group(g, nullptr, pin, spared);
+      if (evict_from_group(g, nullptr, pin, spared) && refunds != 0) {
+        --refunds;
+        ++budget;
+      }
     }
   }
 
@@ -1247,7 +1336,12 @@ class hot_table {
   eviction_sink sink_;
   reference_observer observer_;
   table_governor* gov_ = nullptr;
+  // Weights (set_weight_bound): per slot, guarded by the home lock of the key in the slot.
+  std::unique_ptr<std::size_t[]> weights_;
+  weigher_type weigher_;
+  std::size_t max_weight_ = 0;
   alignas(cache_line) std::atomic<std::int64_t> size_{0};
+  alignas(cache_line) std::atomic<std::size_t> weight_{0};
   alignas(cache_line) std::atomic<std::size_t> hand_{0};
 };
 
