@@ -39,6 +39,7 @@ set(GOLDYLOX_LAYERS
   "goldylox/version.hpp               | 0 | common          | common"
   "goldylox/stats.hpp                 | 0 | common          | common"
   "goldylox/metrics.hpp               | 0 | common          | common"
+  "goldylox/weight.hpp                | 0 | common          | common"
   "goldylox/detail/common/*           | 0 | common          | common"
   "goldylox/background_pool.hpp       | 0 | common          | common"
   "goldylox/detail/background/*       | 0 | common          | common"

@@ -10,6 +10,9 @@
 //                               evicts (CLOCK) beyond it, into the warm tier when there is one.
 //   warm_tier_max_entries       bounds the warm tier (0: no warm tier; hot-tier evictions leave
 //                               the cache). The presets give every cache a warm tier.
+//   max_weight                  a second bound on the memory tiers: the total weight of their
+//                               entries (bytes by default: weight.hpp; a typed_cache may set its
+//                               own weigher), split like the entries; off by default.
 //   warm_tier_policy            the warm tier's eviction policy: a name (default "adaptive"), a
 //                               policy type, or a factory making a user policy.
 //   warm_tier_promotion_hits    warm hits after which an entry moves back to the hot tier
@@ -111,7 +114,12 @@ struct cache_config {
   preset profile = preset::balanced;
   std::size_t hot_tier_max_entries = 0;
   std::size_t warm_tier_max_entries = 0;  // 0 = no warm tier
-  std::string warm_tier_policy;           // the warm tier's policy: its name, or P::name for a type
+  // The memory tiers' weight budget (0: entries only) and its split: one_table gives all of it to
+  // the one table; two_tables splits it as the entries are split.
+  std::size_t max_weight = 0;
+  std::size_t hot_tier_max_weight = 0;
+  std::size_t warm_tier_max_weight = 0;
+  std::string warm_tier_policy;  // the warm tier's policy: its name, or P::name for a type
   std::uint32_t warm_tier_promotion_hits = 2;
   goldylox::memory_layout memory_layout = goldylox::memory_layout::one_table;
   std::string cold_tier_storage_path;  // empty = memory only
@@ -168,6 +176,7 @@ struct config_request {
   // The memory tiers' total in entries. A byte budget (max_bytes with a weigher) would be a
   // sibling of this field, split by the same ratio in the same unit-agnostic way.
   std::optional<std::size_t> max_entries;
+  std::optional<std::size_t> max_weight;
   std::optional<std::size_t> hot_tier_max_entries;
   std::optional<std::size_t> warm_tier_max_entries;
   // A named policy (looked up at build) or, when `warm_policy_make` is set, a user's choice.
@@ -416,6 +425,25 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
                        " entries in one table, over its limit of ", max_hot_tier_entries));
     }
   }
+  if (r.max_weight) {
+    c.max_weight = *r.max_weight;
+    if (c.max_weight == 0) {
+      return absl::InvalidArgumentError(
+          "goldylox: max_weight must be at least 1 (omit it to bound the cache by entries only)");
+    }
+    if (c.warm_tier_max_entries == 0 || c.memory_layout == memory_layout::one_table) {
+      c.hot_tier_max_weight = c.max_weight;
+    } else {
+      c.hot_tier_max_weight = std::max<std::size_t>(
+          1, hot_share_of(c.max_weight, c.hot_tier_max_entries, c.warm_tier_max_entries));
+      c.warm_tier_max_weight = c.max_weight - c.hot_tier_max_weight;
+      if (c.warm_tier_max_weight == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("goldylox: max_weight = ", c.max_weight,
+                         " is too small to split between the hot and warm tiers (two_tables)"));
+      }
+    }
+  }
   if (c.warm_tier_promotion_hits == 0) {
     return absl::InvalidArgumentError(
         "goldylox: warm_tier_promotion_hits must be at least 1 (1 promotes on every warm hit)");
@@ -490,6 +518,16 @@ class basic_builder {
   // in n. docs/configuration.md#capacity lists every combination.
   Derived& max_entries(std::size_t n) {
     request_.max_entries = n;
+    return self();
+  }
+  // A weight budget for the memory tiers, on top of the entry bound: the entries' total weight
+  // stays within n (weights are estimated bytes by default, weight.hpp; typed_cache's weigher()
+  // sets its own). With memory_layout::two_tables it is split between the tiers as the entries
+  // are. The budget is shared out between the tiers' shards (by hash), and an entry heavier than
+  // its shard's share is refused with kInvalidArgument (stats() shows the weight). build() fails
+  // with kInvalidArgument for n = 0, or when n is smaller than the number of shards.
+  Derived& max_weight(std::size_t n) {
+    request_.max_weight = n;
     return self();
   }
   // Maximum entries in the hot (in-memory, lock-free) tier. Required to be >= 1. Without

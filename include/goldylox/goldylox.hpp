@@ -19,3 +19,4 @@
 #include "goldylox/stats.hpp"            // IWYU pragma: export
 #include "goldylox/typed_cache.hpp"      // IWYU pragma: export
 #include "goldylox/version.hpp"          // IWYU pragma: export
+#include "goldylox/weight.hpp"           // IWYU pragma: export

@@ -64,6 +64,8 @@ struct cache_stats {
   std::size_t hot_size = 0;                  // of which in the hot tier (one table: all memory)
   std::size_t warm_size = 0;                 // of which in the warm tier (one table: 0)
   std::size_t capacity = 0;                  // maximum entries, all tiers
+  std::size_t weight = 0;        // the memory tiers' entries' total weight (with max_weight)
+  std::size_t max_weight = 0;    // the memory tiers' weight budget (0: bounded by entries only)
   std::size_t memory_bytes = 0;  // approximate bytes owned by the cache (heap parts of values
                                  // stored in cache<K>, and warm-tier policy metadata, are not
                                  // included)

@@ -35,6 +35,7 @@
 #include "goldylox/detail/common/hash.hpp"
 #include "goldylox/detail/common/serialization.hpp"
 #include "goldylox/detail/common/type_name.hpp"
+#include "goldylox/detail/common/weight.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
@@ -57,6 +58,8 @@ struct type_descriptor {
   // Both null unless V is cold_serializable. deserialize constructs into empty storage.
   void (*serialize)(const void* storage, std::string& out);
   absl::Status (*deserialize)(std::span<const std::byte> in, void* storage);
+  // goldylox::weight_of<V> of the stored value (weight.hpp).
+  std::size_t (*weight)(const void* storage);
 };
 
 template <class V>
@@ -91,6 +94,9 @@ struct descriptor_ops {
     } else {
       delete *static_cast<V**>(storage);
     }
+  }
+  static std::size_t weight(const void* storage) {
+    return weight_of<V>{}(*object(const_cast<void*>(storage)));
   }
   static void serialize(const void* storage, std::string& out) {
     serialize_to(*object(const_cast<void*>(storage)), out);
@@ -133,7 +139,7 @@ inline constexpr type_descriptor descriptor_of{
     any_stores_inline<V>,      &descriptor_ops<V>::copy,
     &descriptor_ops<V>::move,  &descriptor_ops<V>::destroy,
     value_type_tag<V>,         serialize_hook<V>(),
-    deserialize_hook<V>()};
+    deserialize_hook<V>(),     &descriptor_ops<V>::weight};
 
 // Tag -> descriptor for the types this program stores in or reads from a cache<K>.
 class type_registry {
@@ -176,7 +182,8 @@ inline constexpr type_descriptor descriptor_of<unknown_cold_type>{
     &descriptor_ops<unknown_cold_type>::destroy,
     0,
     nullptr,
-    nullptr};
+    nullptr,
+    &descriptor_ops<unknown_cold_type>::weight};
 
 // Identity is the descriptor's address. Names are not enough: distinct types can share a
 // spelling (two lambdas in one scope, anonymous-namespace types of two files). Where a descriptor
@@ -249,6 +256,15 @@ class any_value {
 
   // Bytes this value occupies outside the node that holds it.
   std::size_t heap_bytes() const noexcept { return type_->stored_inline ? 0 : type_->size; }
+
+  // The default weight of this any_value (weight.hpp): its own size, plus its value's weight
+  // (weight_of<V>) when the value lives on the heap, or what the value owns beyond its own size
+  // when it lives inline.
+  std::size_t weight() const {
+    const std::size_t w = type_->weight(storage_);
+    if (!type_->stored_inline) return sizeof(any_value) + w;
+    return sizeof(any_value) + (w > type_->size ? w - type_->size : 0);
+  }
 
  private:
   explicit any_value(const type_descriptor* d) noexcept : type_(d) {}

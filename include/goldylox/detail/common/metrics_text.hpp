@@ -88,6 +88,8 @@ inline constexpr std::array stats_fields{
     GOLDYLOX_STATS_FIELD(hot_size, gauge, "Entries in the hot tier (one table: all memory)."),
     GOLDYLOX_STATS_FIELD(warm_size, gauge, "Entries in the warm tier."),
     GOLDYLOX_STATS_FIELD(capacity, gauge, "Maximum entries of the memory tiers."),
+    GOLDYLOX_STATS_FIELD(weight, gauge, "Total weight of the memory tiers' entries."),
+    GOLDYLOX_STATS_FIELD(max_weight, gauge, "Weight budget of the memory tiers (0: none)."),
     GOLDYLOX_STATS_FIELD(memory_bytes, gauge, "Approximate bytes the cache owns."),
     GOLDYLOX_STATS_FIELD(get_latency_samples, counter, "Gets timed (1 in 256; telemetry)."),
     GOLDYLOX_STATS_FIELD(get_p50_ns, gauge, "Median get latency, nanoseconds (telemetry)."),

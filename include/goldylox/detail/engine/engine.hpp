@@ -78,11 +78,15 @@ class engine {
     return tiers_type::open_cold(config);
   }
 
+  using weigher_type = typename tiers_type::weigher_type;
+
   // make_policy: the warm tier's policy per shard (config.warm_tier_max_entries != 0).
   // cold: the opened cold store (config.cold_tier_storage_path set; K must be serializable).
+  // weigher: the entries' weight with a byte budget (config.max_weight != 0; empty: the default,
+  // weight_of<K> + weight_of<S>).
   explicit engine(const cache_config& config, policy_factory make_policy = {},
-                  std::unique_ptr<cold_store> cold = nullptr)
-      : t_(config, std::move(make_policy), std::move(cold)),
+                  std::unique_ptr<cold_store> cold = nullptr, weigher_type weigher = {})
+      : t_(config, std::move(make_policy), std::move(cold), std::move(weigher)),
         coherence_(t_),
         demotions_(t_, coherence_),
         promotion_(t_, demotions_) {
@@ -279,11 +283,24 @@ class engine {
   // decide(const S* current) sees the key's value in whichever tier holds it (rule M5). With a
   // cold tier, a decision to write that cannot retire the key's cold record (C1) is not applied:
   // the error is returned and the cache is unchanged.
+  // With a byte budget, a value too heavy for the tier it would go to is kInvalidArgument, the
+  // cache unchanged (the hot tier refuses it before changing anything: too_heavy).
   template <class F>
   absl::StatusOr<compute_outcome> compute(K key, F&& decide) {
+    try {
+      return compute_weighed(std::move(key), std::forward<F>(decide));
+    } catch (const too_heavy& e) {
+      return absl::InvalidArgumentError(e.what());
+    }
+  }
+
+ private:
+  template <class F>
+  absl::StatusOr<compute_outcome> compute_weighed(K key, F&& decide) {
     if (!t_.has_lower_tier()) return t_.hot.compute(std::move(key), std::forward<F>(decide));
     demotion_scope scope(demotions_);
     absl::Status failed;
+    bool current_in_hot = false;  // the decision applies to the hot table (set under the lock)
     bool erased_lower = false;
     std::optional<compute_outcome> lower_outcome;
     auto retire = [&](const K& k) {
@@ -294,11 +311,17 @@ class engine {
     // The cold half of a write that stores d's value: write-through puts it (C4), write-back
     // retires the record (C1). False (and `failed` set) if the memory write must not happen.
     auto prepare_store = [&](const K& k, const decision& d) {
+      // A value the hot tier would refuse as too heavy is refused (too_heavy) before the cold
+      // tier is touched: after retiring the record or writing it through, the refusal would
+      // leave memory and disk disagreeing. (The warm tier refuses with a status instead, handled
+      // below.)
+      if (t_.warm == nullptr || current_in_hot) t_.hot.check_weight(k, *d.value);
       if (!write_through_) return retire(k).ok();
       failed = coherence_.write_through(k, *d.value);
       return failed.ok();
     };
     auto locked = [&](const K& k, const S* current) -> decision {
+      current_in_hot = current != nullptr;
       if (current != nullptr) {
         decision d = decide(current);
         if (d.what == decision::kind::keep) return d;
@@ -349,8 +372,10 @@ class engine {
     return lower_outcome.value_or(outcome);
   }
 
+ public:
   // KeyArg: K or const K& (see hot_table::assign). With a cold tier, an error if the key's older
-  // cold record cannot be retired (C1); the cache is then unchanged.
+  // cold record cannot be retired (C1); the cache is then unchanged. With a byte budget, a value
+  // too heavy for its tier is kInvalidArgument (as compute).
   template <class KeyArg>
   absl::Status assign(KeyArg&& key, S value) {
     if (GOLDYLOX_UNLIKELY(t_.telemetry) && latency_histogram::sample_due()) {
@@ -363,6 +388,15 @@ class engine {
  private:
   template <class KeyArg>
   absl::Status assign_untimed(KeyArg&& key, S value) {
+    try {
+      return assign_weighed(std::forward<KeyArg>(key), std::move(value));
+    } catch (const too_heavy& e) {
+      return absl::InvalidArgumentError(e.what());
+    }
+  }
+
+  template <class KeyArg>
+  absl::Status assign_weighed(KeyArg&& key, S value) {
     if (t_.cold == nullptr) {
       if (t_.warm == nullptr) {
         t_.hot.assign(std::forward<KeyArg>(key), std::move(value));

@@ -130,6 +130,8 @@ class slot_governor final : public table_governor {
     }
   }
 
+  void check_weight(std::size_t w) const override { check_weight(*shard_[0], w); }
+
   void on_reweigh(std::size_t s, std::uint64_t h, std::size_t w) override {
     const std::size_t i = hits().shard_of(h);
     shard& sh = *shard_[i];
@@ -287,9 +289,8 @@ class slot_governor final : public table_governor {
 
   static void check_weight(const shard& sh, std::size_t w) {
     if (w > sh.max_weight) {
-      throw std::invalid_argument("goldylox: an entry weighing " + std::to_string(w) +
-                                  " exceeds its shard's weight budget of " +
-                                  std::to_string(sh.max_weight));
+      throw too_heavy("goldylox: an entry weighing " + std::to_string(w) +
+                      " exceeds its shard's weight budget of " + std::to_string(sh.max_weight));
     }
   }
 

@@ -49,6 +49,8 @@ cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t
   s.hot_size = t.hot.size();
   s.size = s.hot_size;
   s.capacity = t.hot.capacity();
+  s.weight = t.hot.weight();
+  s.max_weight = t.config.max_weight;
   s.memory_bytes = engine_bytes + t.hot.memory_bytes() + counters.memory_bytes();
   if (t.warm == nullptr) {
     s.evictions = counters.total(counter::evictions);
@@ -58,6 +60,7 @@ cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t
     s.evictions = w.evictions + counters.total(counter::dropped_demotions);
     s.warm_size = w.size;
     s.size += w.size;
+    if (t.config.max_weight != 0) s.weight += w.weight;  // else it counts 1 per entry
     s.capacity += t.warm->capacity();
     s.memory_bytes += t.warm->memory_bytes();
   }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -20,7 +21,9 @@
 #include "absl/status/statusor.h"
 #include "goldylox/config.hpp"
 #include "goldylox/detail/cold/tier.hpp"
+#include "goldylox/detail/common/any_value.hpp"
 #include "goldylox/detail/common/counters.hpp"
+#include "goldylox/detail/common/weight.hpp"
 #include "goldylox/detail/engine/governor.hpp"
 #include "goldylox/detail/hot/table.hpp"
 #include "goldylox/detail/warm/policy/any_policy.hpp"
@@ -55,11 +58,24 @@ struct tier_stack {
   using cold_type = cold_tier<K, S>;
   using governor_type = slot_governor<hot_type>;
   using decision = table_decision<S>;
+  using weigher_type = std::function<std::size_t(const K&, const S&)>;
   static constexpr bool cold_capable = cold_serializable<K>;
 
+  // An entry's weight when the cache has a byte budget and no weigher: weight_of<K> plus
+  // weight_of<S> (an any_value weighs itself and its value: any_value::weight).
+  static std::size_t default_weight(const K& key, const S& value) {
+    if constexpr (std::is_same_v<S, any_value>) {
+      return weight_of<K>{}(key) + value.weight();
+    } else {
+      return weight_of<K>{}(key) + weight_of<S>{}(value);
+    }
+  }
+
   // make_policy: the warm tier's policy per shard (c.warm_tier_max_entries != 0; the adaptive
-  // policy when empty). store: the opened cold store, or nullptr for none.
-  tier_stack(const cache_config& c, policy_factory make_policy, std::unique_ptr<cold_store> store)
+  // policy when empty). store: the opened cold store, or nullptr for none. weigher: the entries'
+  // weight with a byte budget (c.max_weight != 0; default_weight when empty).
+  tier_stack(const cache_config& c, policy_factory make_policy, std::unique_ptr<cold_store> store,
+             weigher_type weigher = {})
       : config(c),
         telemetry(c.enable_telemetry),
         promotion_hits(c.warm_tier_promotion_hits),
@@ -69,6 +85,10 @@ struct tier_stack {
     if constexpr (cold_capable) {
       if (store != nullptr) cold = std::make_unique<cold_type>(std::move(store));
     }
+    if (c.max_weight != 0) {
+      if (!weigher) weigher = &default_weight;
+      hot.set_weight_bound(c.hot_tier_max_weight, weigher);  // before a governor splits it
+    }
     if (c.warm_tier_max_entries == 0) return;
     if (!make_policy) make_policy = &make_shard_policy<policy::adaptive>;
     if (c.memory_layout == memory_layout::one_table) {
@@ -76,7 +96,9 @@ struct tier_stack {
       return;
     }
     warm = std::make_unique<warm_type>(
-        warm_tier_options{.max_entries = c.warm_tier_max_entries}, nullptr, nullptr,
+        warm_tier_options{.max_entries = c.warm_tier_max_entries,
+                          .max_weight = c.warm_tier_max_weight},
+        c.max_weight != 0 ? std::move(weigher) : weigher_type{}, nullptr,
         [&](std::size_t capacity, std::size_t shards) { return make_policy(capacity, shards); });
   }
 

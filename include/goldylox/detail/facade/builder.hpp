@@ -11,6 +11,7 @@
 #include <memory>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "absl/status/statusor.h"
@@ -38,8 +39,30 @@ struct loaders_of<Cache> {
 template <class Cache>
 class facade_builder : public basic_builder<facade_builder<Cache>> {
   using loaders_type = typename loaders_of<Cache>::type;
+  using weigher_type = typename Cache::engine_type::weigher_type;
 
  public:
+  // typed_cache: the weight of an entry under max_weight, std::size_t(const K&, const V&),
+  // instead of the default estimate of its bytes (weight.hpp). Called once per value written,
+  // under a lock of the tier it goes to: it must be quick, must not call back into the cache,
+  // and must give equal values the same weight. 0 is allowed (such entries count against the
+  // entry bound only); a value heavier than its share of the budget is refused with
+  // kInvalidArgument; an exception it throws reaches the caller of the write, the cache
+  // unchanged. Without max_weight, or given an empty callable, build() fails with
+  // kInvalidArgument.
+  template <class F>
+    requires requires { typename Cache::mapped_type; } &&
+             std::is_invocable_r_v<std::size_t, const F&, const typename Cache::key_type&,
+                                   const typename Cache::mapped_type&>
+  facade_builder& weigher(F weigh) {
+    weigher_empty_ = callable_is_empty(weigh);
+    weigher_ = [weigh = std::move(weigh)](const typename Cache::key_type& k,
+                                          const typename Cache::mapped_type& v) {
+      return static_cast<std::size_t>(weigh(k, v));
+    };
+    return *this;
+  }
+
   // typed_cache: the loader get_or_load and get_all call for a missing key,
   // absl::StatusOr<V>(const K&) (or anything convertible to it), called from many threads at
   // once (facade/loading.hpp). An empty callable fails build() with kInvalidArgument.
@@ -155,21 +178,33 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
             "goldylox: negative_cache needs a ttl above zero and max_keys of at least 1");
       }
     }
+    if (weigher_empty_ || (weigher_ && config->max_weight == 0)) {
+      return absl::InvalidArgumentError(
+          weigher_empty_ ? "goldylox: weigher() was given an empty callable"
+                         : "goldylox: a weigher needs max_weight (the budget it weighs against)");
+    }
     try {
-      Cache made(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold)));
+      Cache made(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold),
+                                               weigher_));
       if constexpr (requires { typename Cache::loaders_type; }) made.set_loaders(loaders_);
       return made;
     } catch (const std::bad_alloc&) {
       return absl::ResourceExhaustedError(
           "goldylox: could not allocate the cache's tiers; lower max_entries, "
           "hot_tier_max_entries or warm_tier_max_entries");
-    } catch (const std::invalid_argument& e) {  // a user policy refusing its capacity
-      return absl::InvalidArgumentError(absl::StrCat("goldylox: warm tier: ", e.what()));
+    } catch (const std::invalid_argument& e) {
+      // A user policy refusing its capacity, or a weight budget smaller than a tier's shards.
+      const std::string what = e.what();
+      if (what.starts_with("goldylox:")) return absl::InvalidArgumentError(what);
+      return absl::InvalidArgumentError(
+          absl::StrCat("goldylox: ", what.starts_with("warm tier:") ? "" : "warm tier: ", what));
     }
   }
 
  private:
   loaders_type loaders_;
+  weigher_type weigher_;  // typed_cache's weigher(); empty: the default (with max_weight)
+  bool weigher_empty_ = false;
 };
 
 }  // namespace detail

@@ -32,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
 #include "goldylox/detail/common/counters.hpp"
@@ -96,6 +97,12 @@ class hit_rings {
   std::unique_ptr<ring[]> rings_;
 };
 
+// What a weighted hot table (hot_table::set_weight_bound) or its governor throws for an entry
+// heavier than the budget that would hold it; nothing has changed when it is thrown.
+struct too_heavy : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
 // What a governed hot table calls; see the header comment for when and under which lock.
 class table_governor {
  public:
@@ -112,6 +119,8 @@ class table_governor {
   // table with weights. May choose victims (after_insert evicts them) but never the entry itself;
   // may throw as on_publish does: the table then keeps the old value.
   virtual void on_reweigh(std::size_t s, std::uint64_t h, std::size_t w) = 0;
+  // Throws too_heavy if an entry of weight w is heavier than a shard's share of the budget.
+  virtual void check_weight(std::size_t w) const = 0;
   // Under the home lock, before slot s (holding an entry of hash h) is emptied.
   virtual void on_remove(std::size_t s, std::uint64_t h) noexcept = 0;
   // With no lock held, after an insert of hash h (or a replace that changed a weight): evict the

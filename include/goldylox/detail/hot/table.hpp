@@ -210,6 +210,14 @@ class hot_table {
   }
   // 0 without a weight bound.
   std::size_t max_weight() const noexcept { return max_weight_; }
+  // With a weight bound: throws too_heavy if a write of (key, value) would be refused as too
+  // heavy (for the table, or for its governor's shards), so a caller can refuse it before
+  // anything else changes. Nothing without a weight bound.
+  void check_weight(const K& key, const V& value) const {
+    if (weights_ == nullptr) return;
+    const std::size_t w = weigh(key, value);
+    if (gov_ != nullptr) gov_->check_weight(w);
+  }
   // The resident entries' total weight (0 without a weight bound).
   std::size_t weight() const noexcept { return weight_.load(std::memory_order_relaxed); }
 
@@ -1079,9 +1087,8 @@ class hot_table {
   std::size_t weigh(const K& key, const V& value) const {
     const std::size_t w = weigher_(key, value);
     if (w > max_weight_) {
-      throw std::invalid_argument("hot tier: an entry weighing " + std::to_string(w) +
-                                  " exceeds the tier's weight budget of " +
-                                  std::to_string(max_weight_));
+      throw too_heavy("hot tier: an entry weighing " + std::to_string(w) +
+                      " exceeds the tier's weight budget of " + std::to_string(max_weight_));
     }
     return w;
   }
