@@ -373,6 +373,61 @@ TEST(Stress, OneTableStaysWithinCapacityNode) {
   }
 }
 
+// A byte budget through the whole cache, concurrently: writers of values of random weight,
+// erasers and readers (whose warm hits move entries up, on the pool, with two tables) keep the
+// memory tiers' weight within the budget, but for one value per writer in flight; once quiet,
+// the reported weight is exactly the sum over the entries held.
+void byte_budget_holds(goldylox::memory_layout layout) {
+  constexpr std::size_t budget = 64 << 10;
+  constexpr std::size_t heaviest = 600;
+  auto weigh = [](const std::uint64_t& k, const std::string& v) { return k % 7 + v.size(); };
+  auto made = goldylox::typed_cache<std::uint64_t, std::string>::builder()
+                  .max_entries(4'096)
+                  .memory_layout(layout)
+                  .max_weight(budget)
+                  .weigher(weigh)
+                  .build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto& cache = *made;
+  constexpr std::uint64_t keyspace = 8'192;
+  std::atomic<std::size_t> max_seen{0};
+  run_concurrently(kThreads, [&](int tid) {
+    std::uint64_t x = 0x2545f4914f6cdd1dULL * static_cast<std::uint64_t>(tid + 1);
+    for (std::uint64_t i = 0; i < scaled(20'000); ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      const std::uint64_t k = (x >> 8) % keyspace;
+      if (tid == 0 || x % 4 == 0) {
+        (void)cache.get(k);
+      } else if (x % 32 == 1) {
+        (void)cache.remove(k);
+      } else {
+        (void)cache.put(k, std::string((x >> 32) % (heaviest - 6), 'w'));
+      }
+      if (i % 256 == 0) {
+        const std::size_t w = cache.stats().weight;
+        std::size_t prev = max_seen.load();
+        while (w > prev && !max_seen.compare_exchange_weak(prev, w)) {
+        }
+      }
+    }
+  });
+  cache.run_pending_tasks();
+  EXPECT_LE(max_seen.load(), budget + kThreads * heaviest);
+  const goldylox::cache_stats s = cache.stats();
+  EXPECT_LE(s.weight, budget);
+  std::size_t held = 0;
+  for (std::uint64_t k = 0; k < keyspace; ++k) {
+    if (auto v = cache.get(k)) held += weigh(k, *v);
+  }
+  EXPECT_EQ(s.weight, held);
+}
+TEST(Stress, ByteBudgetHoldsOneTable) {
+  byte_budget_holds(goldylox::memory_layout::one_table);
+}
+TEST(Stress, ByteBudgetHoldsTwoTables) {
+  byte_budget_holds(goldylox::memory_layout::two_tables);
+}
+
 // ---- the cold tier too (moved from the old tests/stress/cold_stress_test.cpp)
 // ----------------------------------------------------
 
