@@ -169,13 +169,13 @@ class slot_governor final : public table_governor {
     const std::uint32_t g = owner_[s].load(std::memory_order_relaxed);
     if (g == none || g / stride_ != i || resident_[g].hash != h) return;  // a victim already
     owner_[s].store(none, std::memory_order_relaxed);
-    sh.weight -= resident_[g].weight;
     const auto ps = static_cast<slot_type>(g - i * stride_);
     try {
       sh.policy.on_erase(ps);
     } catch (...) {  // a policy that failed to forget keeps a stale slot: it will be its victim
-      return;
+      return;        // (and its weight goes when it is chosen, in choose_victim)
     }
+    sh.weight -= resident_[g].weight;
     sh.free.push_back(ps);  // reserved for the capacity at construction: cannot throw
   }
 
@@ -304,8 +304,10 @@ class slot_governor final : public table_governor {
     std::uint32_t expected = static_cast<std::uint32_t>(g);
     owner_[r.pos].compare_exchange_strong(expected, none, std::memory_order_relaxed);
     sh.weight -= r.weight;
-    sh.free.push_back(v);                   // reserved for the capacity: cannot throw
-    sh.victims.push_back({r.pos, r.hash});  // a few at a time, within its reserve
+    sh.free.push_back(v);  // reserved for the capacity: cannot throw
+    // A few at a time, within its reserve; a heavy entry may choose more, and if growing the
+    // list fails the entry stays in the table untracked (as after_insert's failures do).
+    sh.victims.push_back({r.pos, r.hash});
     sh.pending.store(sh.victims.size(), std::memory_order_relaxed);
   }
 
