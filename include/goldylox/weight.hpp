@@ -10,8 +10,8 @@
 //     std::size_t operator()(const Image& i) const { return sizeof(Image) + i.pixels.size(); }
 //   };
 //
-// A weight must not change while the value is in the cache (the cache weighs each value once,
-// when it is written).
+// A weight must not change while the value is in the cache (the cache weighs each value when
+// it is written).
 #pragma once
 
 #include "goldylox/detail/common/weight.hpp"

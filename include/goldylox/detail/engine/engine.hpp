@@ -329,7 +329,9 @@ class engine {
       // tier is touched: after retiring the record or writing it through, the refusal would
       // leave memory and disk disagreeing. (The warm tier refuses with a status instead, handled
       // below.)
-      if (t_.warm == nullptr || current_in_hot) t_.hot.check_weight(k, *d.value);
+      if (t_.cold != nullptr && (t_.warm == nullptr || current_in_hot)) {
+        t_.hot.check_weight(k, *d.value);
+      }
       if (!write_through_) return retire(k).ok();
       failed = coherence_.write_through(k, *d.value);
       return failed.ok();

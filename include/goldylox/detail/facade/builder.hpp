@@ -43,8 +43,9 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
 
  public:
   // typed_cache: the weight of an entry under max_weight, std::size_t(const K&, const V&),
-  // instead of the default estimate of its bytes (weight.hpp). Called once per value written,
-  // under a lock of the tier it goes to: it must be quick, must not call back into the cache,
+  // instead of the default estimate of its bytes (weight.hpp). Called once per value written
+  // (twice with a cold tier, which refuses a too heavy value before the disk is touched), under
+  // a lock of the tier it goes to: it must be quick, must not call back into the cache,
   // and must give equal values the same weight. 0 is allowed (such entries count against the
   // entry bound only); a value heavier than its share of the budget is refused with
   // kInvalidArgument; an exception it throws reaches the caller of the write, the cache
