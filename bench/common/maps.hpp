@@ -17,6 +17,7 @@
 #include <array>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -65,7 +66,9 @@ T built_or_die(absl::StatusOr<T> made) {
 
 // ---- goldylox -------------------------------------------------------------------------------
 
-enum class gx_tag { simd, swar, telemetry };
+// expire_write / expire_access: expire_after_write / expire_after_access of an hour (nothing
+// expires during a run: the cost measured is the deadline check and its bookkeeping).
+enum class gx_tag { simd, swar, telemetry, expire_write, expire_access };
 
 // What both goldylox adapters share: the cache, put, and access to it. Sized at exactly
 // `capacity` so a prefilled table never evicts.
@@ -95,19 +98,25 @@ class gx_typed : public gx_holder<goldylox::typed_cache<K, V>> {
  public:
   using typename gx_holder<goldylox::typed_cache<K, V>>::cache_type;
 
-  explicit gx_typed(std::size_t capacity)
-      : gx_holder<cache_type>(built_or_die(cache_type::builder()
-                                               .hot_tier_max_entries(capacity)
-                                               .warm_tier_max_entries(0)
-                                               .enable_simd(Tag != gx_tag::swar)
-                                               .enable_telemetry(Tag == gx_tag::telemetry)
-                                               .build())) {}
+  explicit gx_typed(std::size_t capacity) : gx_holder<cache_type>(make(capacity)) {}
 
   GX_BENCH_INLINE bool get(const K& key, V& out) const {
     std::optional<V> v = this->cache_.get(key);
     if (!v) return false;
     out = *v;
     return true;
+  }
+
+ private:
+  static cache_type make(std::size_t capacity) {
+    auto b = cache_type::builder();
+    b.hot_tier_max_entries(capacity)
+        .warm_tier_max_entries(0)
+        .enable_simd(Tag != gx_tag::swar)
+        .enable_telemetry(Tag == gx_tag::telemetry);
+    if constexpr (Tag == gx_tag::expire_write) b.expire_after_write(std::chrono::hours(1));
+    if constexpr (Tag == gx_tag::expire_access) b.expire_after_access(std::chrono::hours(1));
+    return built_or_die(b.build());
   }
 };
 

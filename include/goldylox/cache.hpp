@@ -14,6 +14,7 @@
 // Values up to 24 bytes live inside the entry; larger ones cost one more allocation.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <initializer_list>
@@ -95,6 +96,14 @@ class cache {
   absl::Status put(K&& key, V value) {
     return engine_->assign(std::move(key),
                            detail::any_value(std::in_place_type<V>, std::move(value)));
+  }
+  // put() of a value that expires `ttl` from now, whatever expire_after_write or
+  // expire_after_access say. kInvalidArgument for ttl <= 0; kFailedPrecondition for a cache
+  // built without expiry (enable_expiry, expire_after_write or expire_after_access).
+  template <cache_value V>
+  absl::Status put(const K& key, V value, std::chrono::nanoseconds ttl) {
+    return engine_->assign_for(key, detail::any_value(std::in_place_type<V>, std::move(value)),
+                               ttl);
   }
 
   // The value as V; nullopt if absent; kFailedPrecondition if the key holds another type.

@@ -13,6 +13,10 @@
 //   max_weight                  a second bound on the memory tiers: the total weight of their
 //                               entries (bytes by default: weight.hpp; a typed_cache may set its
 //                               own weigher), split like the entries; off by default.
+//   expire_after_write          entries expire this long after they were written; off by default.
+//   expire_after_access         entries expire this long after they were last read or written.
+//   enable_expiry               entries may expire: put(key, value, ttl) gives one its own ttl
+//                               (implied by either option above). docs/api.md#expiry.
 //   warm_tier_policy            the warm tier's eviction policy: a name (default "adaptive"), a
 //                               policy type, or a factory making a user policy.
 //   warm_tier_promotion_hits    warm hits after which an entry moves back to the hot tier
@@ -44,7 +48,8 @@
 //                               between caches (background_pool.hpp): the promotion manager's
 //                               queued moves (warm to hot, cold to memory), and with a cold tier
 //                               its demotion write-back (memory evictions written to the cold
-//                               tier) and periodic sync.
+//                               tier) and periodic sync; with expiry, the timer wheels that
+//                               remove expired entries nobody reads.
 //   enable_background_workers   true (default): background jobs run on background_pool, or on
 //                               background_pool::shared_default() when none is given. false:
 //                               no pool; moves run inline on the reading thread and each call
@@ -119,6 +124,11 @@ struct cache_config {
   std::size_t max_weight = 0;
   std::size_t hot_tier_max_weight = 0;
   std::size_t warm_tier_max_weight = 0;
+  // Expiry: every entry carries a deadline (any of the options below, or enable_expiry); 0: the
+  // option is off.
+  bool expiry = false;
+  std::chrono::nanoseconds expire_after_write{0};
+  std::chrono::nanoseconds expire_after_access{0};
   std::string warm_tier_policy;  // the warm tier's policy: its name, or P::name for a type
   std::uint32_t warm_tier_promotion_hits = 2;
   goldylox::memory_layout memory_layout = goldylox::memory_layout::one_table;
@@ -137,7 +147,8 @@ struct cache_config {
   bool enable_telemetry = false;
   // The pool the cache's background jobs run on: the builder's background_pool, else, with
   // enable_background_workers and a job to run (moves between tiers: a warm or a cold tier; with
-  // a cold tier also its demotion write-back), background_pool::shared_default(). Empty
+  // a cold tier also its demotion write-back; with expiry its timer wheels),
+  // background_pool::shared_default(). Empty
   // otherwise.
   std::optional<goldylox::background_pool> background_pool;
 };
@@ -177,6 +188,9 @@ struct config_request {
   // sibling of this field, split by the same ratio in the same unit-agnostic way.
   std::optional<std::size_t> max_entries;
   std::optional<std::size_t> max_weight;
+  std::optional<std::chrono::nanoseconds> expire_after_write;
+  std::optional<std::chrono::nanoseconds> expire_after_access;
+  bool enable_expiry = false;
   std::optional<std::size_t> hot_tier_max_entries;
   std::optional<std::size_t> warm_tier_max_entries;
   // A named policy (looked up at build) or, when `warm_policy_make` is set, a user's choice.
@@ -227,6 +241,37 @@ inline absl::StatusOr<policy_factory> resolve_warm_policy(const config_request& 
 constexpr std::size_t hot_share_of(std::size_t total, std::size_t hot, std::size_t warm) noexcept {
   const std::size_t sum = hot + warm;
   return total / sum * hot + total % sum * hot / sum;
+}
+
+// The expiry options into `c` (after its tiers are resolved): kInvalidArgument for a duration
+// <= 0, for both durations together, and for a configuration whose tiers cannot carry deadlines
+// yet (the warm tier of memory_layout::two_tables, the cold tier).
+inline absl::Status resolve_expiry(const config_request& r, cache_config& c) {
+  for (const auto& [given, name] : {std::pair{r.expire_after_write, "expire_after_write"},
+                                    std::pair{r.expire_after_access, "expire_after_access"}}) {
+    if (given && *given <= std::chrono::nanoseconds::zero()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("goldylox: ", name,
+                       " must be a duration above zero (omit it for entries "
+                       "that do not expire)"));
+    }
+  }
+  if (r.expire_after_write && r.expire_after_access) {
+    return absl::InvalidArgumentError(
+        "goldylox: expire_after_write and expire_after_access cannot be combined yet: each "
+        "entry keeps one deadline; choose one (a put's ttl can still shorten an entry's life)");
+  }
+  c.expire_after_write = r.expire_after_write.value_or(std::chrono::nanoseconds::zero());
+  c.expire_after_access = r.expire_after_access.value_or(std::chrono::nanoseconds::zero());
+  c.expiry = r.enable_expiry || r.expire_after_write || r.expire_after_access;
+  if (!c.expiry) return absl::OkStatus();
+  if (!c.cold_tier_storage_path.empty() ||
+      (c.warm_tier_max_entries != 0 && c.memory_layout == memory_layout::two_tables)) {
+    return absl::InvalidArgumentError(
+        "goldylox: expiry works with the in-memory one_table layout (the default) for now; the "
+        "cold tier and memory_layout::two_tables's warm tier do not carry deadlines yet");
+  }
+  return absl::OkStatus();
 }
 
 // The two memory tiers' sizes and, for sizes the user did not set, where they came from (for
@@ -444,6 +489,7 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
       }
     }
   }
+  if (absl::Status st = resolve_expiry(r, c); !st.ok()) return st;
   if (c.warm_tier_promotion_hits == 0) {
     return absl::InvalidArgumentError(
         "goldylox: warm_tier_promotion_hits must be at least 1 (1 promotes on every warm hit)");
@@ -497,7 +543,7 @@ inline absl::StatusOr<cache_config> resolve_config(const config_request& r,
   if (r.pool) {
     c.background_pool = *r.pool;
   } else if (c.enable_background_workers &&
-             (c.warm_tier_max_entries != 0 || !c.cold_tier_storage_path.empty())) {
+             (c.warm_tier_max_entries != 0 || !c.cold_tier_storage_path.empty() || c.expiry)) {
     c.background_pool = goldylox::background_pool::shared_default();
   }
   return c;
@@ -682,6 +728,30 @@ class basic_builder {
   // tier's policy) or memory_layout::two_tables (a CLOCK hot table over a separate warm tier).
   Derived& memory_layout(goldylox::memory_layout layout) {
     request_.memory_layout = layout;
+    return self();
+  }
+  // Expiry (docs/api.md#expiry). An entry expires `d` after it was written (put, put_if_absent,
+  // replace, compute, get_or_insert's load): from then on no call sees it, and it leaves memory
+  // at the first read or write of its key or when the cache's timer wheels reach it (on the
+  // background pool, or with enable_background_workers(false) within the writes and
+  // run_pending_tasks()). Times come from the builder's ticker() if given, else from a clock
+  // with about a millisecond's resolution (an entry may be seen up to ~1 ms past its deadline).
+  // build() fails with kInvalidArgument for d <= 0, with expire_after_access also set, or with a
+  // cold tier or memory_layout::two_tables (not supported yet).
+  Derived& expire_after_write(std::chrono::nanoseconds d) {
+    request_.expire_after_write = d;
+    return self();
+  }
+  // As expire_after_write, but each read that finds the entry also restarts its time: it expires
+  // `d` after its last read or write.
+  Derived& expire_after_access(std::chrono::nanoseconds d) {
+    request_.expire_after_access = d;
+    return self();
+  }
+  // Entries may expire, each by its own ttl: put(key, value, ttl). Entries written without one
+  // never expire (with expire_after_write or expire_after_access, they take that duration).
+  Derived& enable_expiry(bool on = true) {
+    request_.enable_expiry = on;
     return self();
   }
   // Hit/miss counting in stats() (false, the default: it costs a get about 16 instructions).

@@ -11,17 +11,20 @@ GOLDYLOX_BEGIN_NAMESPACE
 // Counters since construction. Counting is per thread and summed on demand, so a snapshot taken
 // while other threads run is approximate (each counter is exact once those threads are quiet).
 struct cache_stats {
-  std::uint64_t hits = 0;        // lookups that found their key in any tier (get, visit,
-                                 // get_many, get_or_insert); counted with enable_telemetry
-  std::uint64_t misses = 0;      // lookups that did not
-  std::uint64_t warm_hits = 0;   // hits the warm tier served (the hot tier had missed)
-  std::uint64_t inserts = 0;     // entries created
-  std::uint64_t updates = 0;     // existing entries overwritten
-  std::uint64_t removals = 0;    // entries removed by remove() (clear() is not counted)
-  std::uint64_t evictions = 0;   // entries that left the cache to respect capacity (with a warm
-                                 // tier: its evictions, plus demotions it could not take)
-  std::uint64_t demotions = 0;   // hot-tier evictions moved into the warm tier
-  std::uint64_t promotions = 0;  // warm entries moved back into the hot tier
+  std::uint64_t hits = 0;         // lookups that found their key in any tier (get, visit,
+                                  // get_many, get_or_insert); counted with enable_telemetry
+  std::uint64_t misses = 0;       // lookups that did not
+  std::uint64_t warm_hits = 0;    // hits the warm tier served (the hot tier had missed)
+  std::uint64_t inserts = 0;      // entries created
+  std::uint64_t updates = 0;      // existing entries overwritten
+  std::uint64_t removals = 0;     // entries removed by remove() (clear() is not counted)
+  std::uint64_t expirations = 0;  // entries removed because they expired (expire_after_write,
+                                  // expire_after_access, a put's ttl): found by a read, a
+                                  // write or the timer wheels
+  std::uint64_t evictions = 0;    // entries that left the cache to respect capacity (with a warm
+                                  // tier: its evictions, plus demotions it could not take)
+  std::uint64_t demotions = 0;    // hot-tier evictions moved into the warm tier
+  std::uint64_t promotions = 0;   // warm entries moved back into the hot tier
   std::uint64_t dropped_promotions = 0;  // moves up (warm to hot, cold to memory) that reads
                                          // asked for and the promotion manager's queue had no
                                          // room for (with a background pool): not made

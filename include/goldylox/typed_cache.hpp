@@ -17,6 +17,7 @@
 // adds run-time-typed values on top of the same engine.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <initializer_list>
@@ -72,6 +73,14 @@ class typed_cache {
   absl::Status put(K&& key, V value) {
     if (GOLDYLOX_UNLIKELY(negative_ != nullptr)) negative_->forget(key);
     return engine_->assign(std::move(key), std::move(value));
+  }
+  // put() of a value that expires `ttl` from now, whatever expire_after_write or
+  // expire_after_access say (with expire_after_access, its reads then extend it as usual).
+  // kInvalidArgument for ttl <= 0; kFailedPrecondition for a cache built without expiry
+  // (enable_expiry, expire_after_write or expire_after_access); the cache is then unchanged.
+  absl::Status put(const K& key, V value, std::chrono::nanoseconds ttl) {
+    if (GOLDYLOX_UNLIKELY(negative_ != nullptr)) negative_->forget(key);
+    return engine_->assign_for(key, std::move(value), ttl);
   }
 
   GOLDYLOX_ALWAYS_INLINE std::optional<V> get(const K& key) const { return get_impl(key); }

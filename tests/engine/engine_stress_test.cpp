@@ -421,6 +421,105 @@ void byte_budget_holds(goldylox::memory_layout layout) {
   }
   EXPECT_EQ(s.weight, held);
 }
+// Expiry under concurrency: readers, writers, erasers, the pool's sweep job and a thread running
+// the sweep itself all at once, over a table small enough to evict too. Time moves in phases
+// (a barrier on each side of every step of the manual clock), so a value written in phase p has
+// its deadline at p + ttl exactly, and a read in phase r may return it only if p + ttl > r: every
+// read checks that, whichever path (inline probe, out-of-line probe, a slot being rewritten,
+// reclaimed or reused) it took. With expire-after-access (`access`) reads move deadlines too (a
+// CAS beside the writers' in packed sequence words), so only a value for another key is an error
+// there, and the end of the run, when every entry must be found expired.
+template <class V>
+void expiry_never_serves_an_expired_value(bool access = false) {
+  constexpr std::int64_t ttl_phases = 3;
+  constexpr std::uint64_t keyspace = 2'048;
+  auto phase = std::make_shared<std::atomic<std::int64_t>>(0);
+  auto builder = goldylox::typed_cache<std::uint64_t, V>::builder();
+  builder.max_entries(1'024).ticker([phase] { return std::chrono::seconds(phase->load()); });
+  if (access) {
+    builder.expire_after_access(std::chrono::seconds(ttl_phases));
+  } else {
+    builder.expire_after_write(std::chrono::seconds(ttl_phases));
+  }
+  auto made = builder.build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto& cache = *made;
+  auto encode = [](std::uint64_t k, std::int64_t p) {
+    const std::uint64_t bits = k << 20 | static_cast<std::uint64_t>(p);
+    if constexpr (std::is_same_v<V, std::string>) {
+      return std::to_string(bits) + std::string(24, '.');  // on the heap
+    } else {
+      return bits;
+    }
+  };
+  auto decode = [](const V& v) -> std::uint64_t {
+    if constexpr (std::is_same_v<V, std::string>) {
+      return std::stoull(v.substr(0, v.find('.')));
+    } else {
+      return v;
+    }
+  };
+  constexpr int phases = 24;
+  std::barrier step(kThreads);
+  std::atomic<long> stale{0}, wrong{0}, older{0};
+  run_concurrently(kThreads, [&](int tid) {
+    std::uint64_t x = 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(tid + 1);
+    for (int p = 0; p < phases; ++p) {
+      const std::int64_t now = phase->load();
+      for (std::uint64_t i = 0; i < scaled(4'000); ++i) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        const std::uint64_t k = (x >> 8) % keyspace;
+        const unsigned op = static_cast<unsigned>(x % 16);
+        if (op < 9) {
+          if (std::optional<V> got = cache.get(k)) {
+            const std::uint64_t bits = decode(*got);
+            const auto written = static_cast<std::int64_t>(bits & 0xfffff);
+            if ((bits >> 20) != k) ++wrong;
+            if (!access && written + ttl_phases <= now) ++stale;
+            if (written < now) ++older;
+          }
+        } else if (op < 14) {
+          // Writers stop two phases before the end, so the last phases only expire.
+          if (p < phases - 2) (void)cache.put(k, encode(k, now));
+        } else if (op == 14) {
+          (void)cache.remove(k);
+        } else if (tid == 1 && i % 64 == 0) {
+          cache.run_pending_tasks();  // the sweep on this thread, beside the pool's
+        }
+      }
+      step.arrive_and_wait();
+      if (tid == 0) phase->fetch_add(1);
+      step.arrive_and_wait();
+    }
+  });
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(stale.load(), 0);
+  EXPECT_GT(older.load(), 0);  // reads did find values of earlier phases still alive
+  phase->fetch_add(ttl_phases);
+  // Every entry's time is up: the wheels must find them all. The pool's job may be sweeping
+  // with the time it read before the last step (it then re-files what was not due yet into a
+  // wheel the step has moved past, for the next sweep): sweep until clean, within a bound.
+  for (int i = 0; i < 200 && cache.size() != 0; ++i) {
+    cache.run_pending_tasks();
+    if (cache.size() != 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(cache.size(), 0U);
+  EXPECT_GT(cache.stats().expirations, 0U);
+}
+
+TEST(Stress, ExpiryNeverServesAnExpiredValuePacked) {
+  expiry_never_serves_an_expired_value<std::uint64_t>();
+}
+TEST(Stress, ExpiryNeverServesAnExpiredValueNode) {
+  expiry_never_serves_an_expired_value<std::string>();
+}
+TEST(Stress, ExpiryAfterAccessStaysConsistentPacked) {
+  expiry_never_serves_an_expired_value<std::uint64_t>(/*access=*/true);
+}
+TEST(Stress, ExpiryAfterAccessStaysConsistentNode) {
+  expiry_never_serves_an_expired_value<std::string>(/*access=*/true);
+}
+
 TEST(Stress, ByteBudgetHoldsOneTable) {
   byte_budget_holds(goldylox::memory_layout::one_table);
 }

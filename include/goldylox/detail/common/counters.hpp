@@ -101,6 +101,7 @@ enum class counter : unsigned {
   load_successes,               // loads (factories, loaders, bulk loaders) that produced a value
   load_failures,                // loads that failed (a status or an exception)
   load_nanos,                   // time spent in loads, nanoseconds
+  expirations,                  // entries removed because their deadline passed
   count
 };
 

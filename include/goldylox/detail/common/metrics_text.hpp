@@ -48,6 +48,7 @@ inline constexpr std::array stats_fields{
     GOLDYLOX_STATS_FIELD(inserts, counter, "Entries created."),
     GOLDYLOX_STATS_FIELD(updates, counter, "Existing entries overwritten."),
     GOLDYLOX_STATS_FIELD(removals, counter, "Entries removed by remove()."),
+    GOLDYLOX_STATS_FIELD(expirations, counter, "Entries removed because they expired."),
     GOLDYLOX_STATS_FIELD(evictions, counter, "Entries that left the cache to respect capacity."),
     GOLDYLOX_STATS_FIELD(demotions, counter, "Hot-tier evictions moved into the warm tier."),
     GOLDYLOX_STATS_FIELD(promotions, counter, "Warm entries moved into the hot tier."),

@@ -1,7 +1,8 @@
 // Component common/: a hierarchical timer wheel, the schedule by which expired entries are found
 // and removed without a read (expiry: docs/architecture.md, "Where the next features live").
 //
-// What it holds. Records of (hash, deadline), deadlines in nanoseconds of the cache's ticker. A
+// What it holds. Records of (hash, deadline), deadlines in nanoseconds of the cache's ticker; the
+// "hash" is any 64-bit id the owner chooses (the hot table files slot numbers). A
 // record is identified by a handle (an index into a slab) that its owner keeps with the entry,
 // so cancelling or moving it is O(1): no search, and nothing left behind when an entry leaves
 // early (evicted, removed, replaced), which is what bounds the wheel by the entries that have a

@@ -50,6 +50,7 @@
 #include "goldylox/detail/common/latency_histogram.hpp"
 #include "goldylox/detail/engine/coherence.hpp"
 #include "goldylox/detail/engine/demotion.hpp"
+#include "goldylox/detail/engine/expiry.hpp"
 #include "goldylox/detail/engine/maintenance.hpp"
 #include "goldylox/detail/engine/promotion.hpp"
 #include "goldylox/detail/engine/single_flight.hpp"
@@ -84,9 +85,11 @@ class engine {
   // cold: the opened cold store (config.cold_tier_storage_path set; K must be serializable).
   // weigher: the entries' weight with a byte budget (config.max_weight != 0; empty: the default,
   // weight_of<K> + weight_of<S>).
+  // ticker: the clock of expiry (config.expiry; empty: expiry_clock's default).
   explicit engine(const cache_config& config, policy_factory make_policy = {},
-                  std::unique_ptr<cold_store> cold = nullptr, weigher_type weigher = {})
-      : t_(config, std::move(make_policy), std::move(cold), std::move(weigher)),
+                  std::unique_ptr<cold_store> cold = nullptr, weigher_type weigher = {},
+                  ticker_function ticker = {})
+      : t_(config, std::move(make_policy), std::move(cold), std::move(weigher), std::move(ticker)),
         coherence_(t_),
         demotions_(t_, coherence_),
         promotion_(t_, demotions_) {
@@ -218,7 +221,9 @@ class engine {
   GOLDYLOX_ALWAYS_INLINE bool visit_untimed(const Q& key, F&& f) const {
     const bool hit = t_.hot.visit(key, f);
     if (t_.telemetry && !hit) t_.counters.add(counter::misses);  // the lookup: tick_lookup
-    if (GOLDYLOX_LIKELY(hit || !t_.has_lower_tier())) return hit;
+    if (GOLDYLOX_LIKELY(hit)) return true;
+    if (t_.clock != nullptr) t_.hot.reclaim_expired_read();  // lazy removal of what it found
+    if (!t_.has_lower_tier()) return false;
     return promotion_.visit_lower(key, f);
   }
 
@@ -227,7 +232,14 @@ class engine {
     if constexpr (hot_tier_type::packed) {
       // The lower tiers are consulted from the hot table's miss branch, so a hit's inline path is
       // the hot table's alone (see hot_table::find).
-      if (!t_.has_lower_tier()) return t_.hot.find(key, t_.telemetry);
+      if (!t_.has_lower_tier()) {
+        if (GOLDYLOX_LIKELY(t_.clock == nullptr)) return t_.hot.find(key, t_.telemetry);
+        // With expiry, a miss removes the expired entry it may have found (lazy removal).
+        return t_.hot.find(key, t_.telemetry, [this](const Q&) {
+          t_.hot.reclaim_expired_read();
+          return std::optional<S>();
+        });
+      }
       // A hot miss looks in the warm tier next: its index cell loads while the hot tier probes.
       if (t_.warm != nullptr) t_.warm->prefetch(key);
       return t_.hot.find(key, t_.telemetry, [this](const Q& k) { return promotion_.get_lower(k); });
@@ -278,6 +290,7 @@ class engine {
         f(i, static_cast<const S*>(nullptr));
       }
     }
+    if (t_.clock != nullptr && hits != count) t_.hot.reclaim_expired_read();
   }
 
   // decide(const S* current) sees the key's value in whichever tier holds it (rule M5). With a
@@ -311,7 +324,18 @@ class engine {
 
   template <class F>
   absl::StatusOr<compute_outcome> compute_weighed(K key, F&& decide) {
-    if (!t_.has_lower_tier()) return t_.hot.compute(std::move(key), std::forward<F>(decide));
+    if (!t_.has_lower_tier()) {
+      if (GOLDYLOX_LIKELY(t_.clock == nullptr)) {
+        return t_.hot.compute(std::move(key), std::forward<F>(decide));
+      }
+      const compute_outcome done = t_.hot.compute(std::move(key), [&](const S* current) {
+        decision d = decide(current);
+        if (d.what == decision::kind::assign) d.deadline = t_.write_deadline();
+        return d;
+      });
+      expiry_.after_write();
+      return done;
+    }
     demotion_scope scope(demotions_);
     absl::Status failed;
     bool current_in_hot = false;  // the decision applies to the hot table (set under the lock)
@@ -394,29 +418,54 @@ class engine {
   // too heavy for its tier is kInvalidArgument (as compute).
   template <class KeyArg>
   absl::Status assign(KeyArg&& key, S value) {
-    if (GOLDYLOX_UNLIKELY(t_.telemetry) && latency_histogram::sample_due()) {
-      const latency_timer timer(put_latency_);
-      return assign_untimed(std::forward<KeyArg>(key), std::move(value));
+    return assign_until(std::forward<KeyArg>(key), std::move(value), t_.write_deadline());
+  }
+
+  // assign() of a value that expires `ttl` from now (whatever the cache's expire_after_write or
+  // expire_after_access say). kInvalidArgument for ttl <= 0; kFailedPrecondition for a cache
+  // built without expiry.
+  template <class KeyArg>
+  absl::Status assign_for(KeyArg&& key, S value, std::chrono::nanoseconds ttl) {
+    if (t_.clock == nullptr) {
+      return absl::FailedPreconditionError(
+          "goldylox: a put with a ttl needs a cache built with expiry (enable_expiry, "
+          "expire_after_write or expire_after_access)");
     }
-    return assign_untimed(std::forward<KeyArg>(key), std::move(value));
+    if (ttl <= std::chrono::nanoseconds::zero()) {
+      return absl::InvalidArgumentError("goldylox: a put's ttl must be above zero");
+    }
+    return assign_until(std::forward<KeyArg>(key), std::move(value),
+                        deadline_after(t_.clock->now(), ttl));
   }
 
  private:
   template <class KeyArg>
-  absl::Status assign_untimed(KeyArg&& key, S value) {
-    if (GOLDYLOX_LIKELY(t_.config.max_weight == 0)) {
-      return assign_weighed(std::forward<KeyArg>(key), std::move(value));
+  absl::Status assign_until(KeyArg&& key, S value, std::int64_t deadline) {
+    if (GOLDYLOX_UNLIKELY(t_.telemetry) && latency_histogram::sample_due()) {
+      const latency_timer timer(put_latency_);
+      return assign_untimed(std::forward<KeyArg>(key), std::move(value), deadline);
     }
-    return refusing_too_heavy([&]() -> absl::Status {
-      return assign_weighed(std::forward<KeyArg>(key), std::move(value));
-    });
+    return assign_untimed(std::forward<KeyArg>(key), std::move(value), deadline);
   }
 
   template <class KeyArg>
-  absl::Status assign_weighed(KeyArg&& key, S value) {
+  absl::Status assign_untimed(KeyArg&& key, S value, std::int64_t deadline) {
+    if (GOLDYLOX_LIKELY(t_.config.max_weight == 0)) {
+      return assign_weighed(std::forward<KeyArg>(key), std::move(value), deadline);
+    }
+    return refusing_too_heavy([&]() -> absl::Status {
+      return assign_weighed(std::forward<KeyArg>(key), std::move(value), deadline);
+    });
+  }
+
+  // deadline: with expiry, when the value expires (the memory-only one_table layout is the only
+  // one with expiry: config.hpp's resolve_expiry).
+  template <class KeyArg>
+  absl::Status assign_weighed(KeyArg&& key, S value, std::int64_t deadline) {
     if (t_.cold == nullptr) {
       if (t_.warm == nullptr) {
-        t_.hot.assign(std::forward<KeyArg>(key), std::move(value));
+        t_.hot.assign(std::forward<KeyArg>(key), std::move(value), no_hook{}, deadline);
+        expiry_.after_write();
         return absl::OkStatus();
       }
       // M6: a key the hot tier does not hold is written to the warm tier (new keys enter there;
@@ -478,6 +527,7 @@ class engine {
     promotion_.run_pending();
     demotions_.settle();
     maintenance_.run_pending();
+    expiry_.sweep();
   }
 
   // Makes what the cold tier holds durable (cold_store::sync); OK without a cold tier. First
@@ -777,6 +827,7 @@ class engine {
   // Last, so destroyed first: its job calls into the warm tier, and the warm tier calls it
   // (~engine has stopped the queued moves, the only pool job that writes the warm tier).
   maintenance<K, S, Hash, KeyEqual> maintenance_{t_};
+  expiry_sweep<K, S, Hash, KeyEqual> expiry_{t_};
 };
 
 }  // namespace detail

@@ -43,6 +43,7 @@ cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t
   s.inserts = inserts > s.promotions ? inserts - s.promotions : 0;  // a promotion is a move
   s.updates = counters.total(counter::updates);
   s.removals = counters.total(counter::removals);
+  s.expirations = counters.total(counter::expirations);
   s.load_successes = counters.total(counter::load_successes);
   s.load_failures = counters.total(counter::load_failures);
   s.load_time_ns = counters.total(counter::load_nanos);

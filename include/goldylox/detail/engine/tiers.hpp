@@ -23,6 +23,7 @@
 #include "goldylox/detail/cold/tier.hpp"
 #include "goldylox/detail/common/any_value.hpp"
 #include "goldylox/detail/common/counters.hpp"
+#include "goldylox/detail/common/expiry_clock.hpp"
 #include "goldylox/detail/common/weight.hpp"
 #include "goldylox/detail/engine/governor.hpp"
 #include "goldylox/detail/hot/table.hpp"
@@ -74,14 +75,17 @@ struct tier_stack {
   // make_policy: the warm tier's policy per shard (c.warm_tier_max_entries != 0; the adaptive
   // policy when empty). store: the opened cold store, or nullptr for none. weigher: the entries'
   // weight with a byte budget (c.max_weight != 0; default_weight when empty).
+  // ticker: the clock of expiry (c.expiry), steady-based when empty (expiry_clock.hpp).
   tier_stack(const cache_config& c, policy_factory make_policy, std::unique_ptr<cold_store> store,
-             weigher_type weigher = {})
+             weigher_type weigher = {}, ticker_function ticker = {})
       : config(c),
         telemetry(c.enable_telemetry),
         promotion_hits(c.warm_tier_promotion_hits),
+        clock(c.expiry ? std::make_unique<expiry_clock>(std::move(ticker)) : nullptr),
         hot(c.hot_tier_max_entries +
                 (c.memory_layout == memory_layout::one_table ? c.warm_tier_max_entries : 0),
             c.enable_simd, counters) {
+    if (clock != nullptr) hot.set_expiry(*clock, c.expire_after_access);
     if constexpr (cold_capable) {
       if (store != nullptr) cold = std::make_unique<cold_type>(std::move(store));
     }
@@ -112,6 +116,16 @@ struct tier_stack {
   }
 
   bool has_lower_tier() const noexcept { return warm != nullptr || cold != nullptr; }
+
+  // The deadline of a value written now: now + the cache's expire_after_write or
+  // expire_after_access, or no_deadline (also without expiry).
+  std::int64_t write_deadline() const {
+    if (clock == nullptr) return no_deadline;
+    const std::chrono::nanoseconds ttl = config.expire_after_write.count() != 0
+                                             ? config.expire_after_write
+                                             : config.expire_after_access;
+    return ttl.count() == 0 ? no_deadline : deadline_after(clock->now(), ttl);
+  }
 
   // A copy of the warm tier's value of `k` that neither counts nor records a hit (the reads a
   // write makes under the key's home lock).
@@ -145,6 +159,9 @@ struct tier_stack {
   const bool telemetry;
   const std::uint32_t promotion_hits;
   mutable striped_counters counters;
+  // With expiry: the clock deadlines are set and checked against (declared before the tiers,
+  // which point to it).
+  const std::unique_ptr<expiry_clock> clock;
   // Mutable: a read may move an entry between tiers, which changes no value.
   mutable hot_type hot;
   // memory_layout::one_table with a warm budget: the warm policy deciding the hot table's

@@ -92,15 +92,17 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     return *this;
   }
 
-  // typed_cache: the clock of the time-based loading features (negative_cache): a monotonic time
-  // in nanoseconds, steady_clock by default. Tests pass their own to move time without sleeping.
-  // Called from many threads at once. An empty callable fails build() with kInvalidArgument.
+  // The clock of the cache's time-based features (expiry; a typed_cache's negative_cache): a
+  // monotonic time in nanoseconds, returned as std::chrono::nanoseconds (or convertible to it).
+  // Without one, expiry reads a clock of about a millisecond's resolution (expiry_clock.hpp) and
+  // negative_cache steady_clock. Tests pass their own to move time without sleeping. Called
+  // from many threads at once, on every read with expiry: it must be cheap and must not call
+  // into the cache. An empty callable fails build() with kInvalidArgument.
   template <class F>
-    requires requires { typename Cache::mapped_type; } &&
-             std::is_invocable_r_v<std::chrono::nanoseconds, const F&>
+    requires std::is_invocable_r_v<std::chrono::nanoseconds, const F&>
   facade_builder& ticker(F now) {
-    loaders_.empty_given |= callable_is_empty(now);
-    loaders_.ticker = [now = std::move(now)] { return std::chrono::nanoseconds(now()); };
+    ticker_empty_ = callable_is_empty(now);
+    ticker_ = [now = std::move(now)] { return std::chrono::nanoseconds(now()); };
     return *this;
   }
 
@@ -172,12 +174,15 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     if constexpr (requires { typename Cache::loaders_type; }) {
       if (loaders_.empty_given) {
         return absl::InvalidArgumentError(
-            "goldylox: loader(), bulk_loader() or ticker() was given an empty callable");
+            "goldylox: loader() or bulk_loader() was given an empty callable");
       }
       if (loaders_.bad_negative) {
         return absl::InvalidArgumentError(
             "goldylox: negative_cache needs a ttl above zero and max_keys of at least 1");
       }
+    }
+    if (ticker_empty_) {
+      return absl::InvalidArgumentError("goldylox: ticker() was given an empty callable");
     }
     if (weigher_empty_ || (weigher_ && config->max_weight == 0)) {
       return absl::InvalidArgumentError(
@@ -186,8 +191,12 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     }
     try {
       Cache made(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold),
-                                               weigher_));
-      if constexpr (requires { typename Cache::loaders_type; }) made.set_loaders(loaders_);
+                                               weigher_, ticker_));
+      if constexpr (requires { typename Cache::loaders_type; }) {
+        loaders_type loaders = loaders_;
+        loaders.ticker = ticker_;
+        made.set_loaders(std::move(loaders));
+      }
       return made;
     } catch (const std::bad_alloc&) {
       return absl::ResourceExhaustedError(
@@ -206,6 +215,8 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
   loaders_type loaders_;
   weigher_type weigher_;  // typed_cache's weigher(); empty: the default (with max_weight)
   bool weigher_empty_ = false;
+  ticker_function ticker_;  // empty: the features' default clocks
+  bool ticker_empty_ = false;
 };
 
 }  // namespace detail

@@ -41,19 +41,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "goldylox/detail/common/expiry_clock.hpp"
 #include "goldylox/detail/common/hash.hpp"
 #include "goldylox/detail/engine/single_flight.hpp"
 #include "goldylox/detail/facade/bulk.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
-
-// The cache's clock for its time-based loading features: a monotonic time in nanoseconds.
-using ticker_function = std::function<std::chrono::nanoseconds()>;
-
-inline std::chrono::nanoseconds steady_ticker() noexcept {
-  return std::chrono::steady_clock::now().time_since_epoch();
-}
 
 // The kNotFound answers remembered for a ttl (see the header comment). Sharded by hash so that
 // loads of different keys rarely meet on a lock; `any_` lets a put skip every lock while
