@@ -93,6 +93,8 @@ class engine {
         coherence_(t_),
         demotions_(t_, coherence_),
         promotion_(t_, demotions_) {
+    t_.direct_reads = !t_.has_lower_tier() && t_.clock == nullptr;
+    t_.expiring_reads = !t_.has_lower_tier() && t_.clock != nullptr;
     if (t_.warm == nullptr) {
       if (t_.cold != nullptr) {
         // The hot tier's sink runs under the victim's home lock, which every write of the key
@@ -232,8 +234,8 @@ class engine {
     if constexpr (hot_tier_type::packed) {
       // The lower tiers are consulted from the hot table's miss branch, so a hit's inline path is
       // the hot table's alone (see hot_table::find).
-      if (!t_.has_lower_tier()) {
-        if (GOLDYLOX_LIKELY(t_.clock == nullptr)) return t_.hot.find(key, t_.telemetry);
+      if (GOLDYLOX_LIKELY(t_.direct_reads)) return t_.hot.template find<false>(key, t_.telemetry);
+      if (t_.expiring_reads) {
         // With expiry, a miss removes the expired entry it may have found (lazy removal).
         return t_.hot.find(key, t_.telemetry, [this](const Q&) {
           t_.hot.reclaim_expired_read();

@@ -157,6 +157,11 @@ struct tier_stack {
 
   const cache_config config;
   const bool telemetry;
+  // Reads end in the hot table (no warm or cold tier), without expiry (direct_reads) or with it
+  // (expiring_reads: a miss reclaims the expired entry it found). One test on the get path
+  // instead of three; set by the engine once the tiers exist.
+  bool direct_reads = false;
+  bool expiring_reads = false;
   const std::uint32_t promotion_hits;
   mutable striped_counters counters;
   // With expiry: the clock deadlines are set and checked against (declared before the tiers,

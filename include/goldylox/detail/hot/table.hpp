@@ -407,16 +407,17 @@ class hot_table {
   // inline part needs no callee-saved registers (no register saves and restores on the common
   // path). The engine's get() holds two find()s, with and without on_miss, chosen by whether there
   // is a warm tier; that measured 76.4 instructions per hit against 67.6 for one find() alone
-  // (docs/benchmarks.md).
-  template <class Q, class OnMiss = no_value>
+  // (docs/benchmarks.md). Dated = false: the caller knows the table has no expiry, so the inline
+  // stage leaves out even the test for it (the engine's get without lower tiers or expiry).
+  template <bool Dated = true, class Q, class OnMiss = no_value>
     requires packed
   GOLDYLOX_ALWAYS_INLINE std::optional<V> find(const Q& key, bool record,
                                                OnMiss&& on_miss = {}) const {
     const std::uint64_t h = hash_of(key);
     std::optional<V> out;
     auto keep = [&](const V& v) { out.emplace(v); };
-    const probe_result r = GOLDYLOX_LIKELY(simd_) ? probe_home<true, true>(h, key, keep)
-                                                  : probe_home<true, false>(h, key, keep);
+    const probe_result r = GOLDYLOX_LIKELY(simd_) ? probe_home<true, true, Dated>(h, key, keep)
+                                                  : probe_home<true, false, Dated>(h, key, keep);
     if (GOLDYLOX_LIKELY(r != probe_result::incomplete)) {
       if (record && r != probe_result::hit) counters_.add(counter::misses);
       if constexpr (std::is_same_v<std::remove_cvref_t<OnMiss>, no_value>) {
@@ -962,7 +963,7 @@ class hot_table {
     }
   }
 
-  template <bool Touch, bool Simd, class Q, class F>
+  template <bool Touch, bool Simd, bool Dated = true, class Q, class F>
   GOLDYLOX_ALWAYS_INLINE probe_result probe_home(std::uint64_t h, const Q& key, F& f) const {
     group_header& hdr = headers_[home_group(h)];
     const unsigned m = match_group<Simd>(hdr.tags, tag_pattern_of(h));
@@ -982,7 +983,7 @@ class hot_table {
           return probe_result::incomplete;  // mid-write, or emptied since the tag was read
         }
         const packed_pair<K, V> kv = unpack(words);
-        if (GOLDYLOX_LIKELY(deadlines_ == nullptr) || dated_fresh(s1)) {
+        if (!Dated || GOLDYLOX_LIKELY(deadlines_ == nullptr) || dated_fresh(s1)) {
           const match r = deliver_if<Touch>(kv.key, kv.value, key, h, hdr, i, f, s, no_deadline);
           if (GOLDYLOX_LIKELY(r == match::hit)) return probe_result::hit;
         } else if (eq_(kv.key, key)) {
