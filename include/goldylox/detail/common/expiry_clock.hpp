@@ -114,9 +114,6 @@ class coarse_clock {
   }
   static void release() noexcept { state.users.fetch_sub(1, std::memory_order_relaxed); }
 
-  // For fork handlers and tests: whether a ticking thread is meant to be running.
-  static bool ticking() noexcept { return state.running.load(std::memory_order_acquire); }
-
  private:
   static inline coarse_clock_state& state = coarse_clock_shared;
 
@@ -172,8 +169,6 @@ class expiry_clock {
   const std::atomic<std::uint64_t>* coarse_word() const noexcept {
     return ticker_ ? &always_zero_ : &coarse_clock_shared.word;
   }
-
-  bool injected() const noexcept { return static_cast<bool>(ticker_); }
 
  private:
   ticker_function ticker_;

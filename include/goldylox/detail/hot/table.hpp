@@ -265,7 +265,6 @@ class hot_table {
     // in-place puts, which rely on the word changing only with the contents, are then off.
     if (access_ttl_ != 0) locked_puts_ = true;
   }
-  bool expiring() const noexcept { return deadlines_ != nullptr; }
 
   // With expiry: removes the entries whose deadline is at or before `now` among those the timer
   // wheels hold as due, and re-files the due entries whose deadline moved later meanwhile.
@@ -303,15 +302,6 @@ class hot_table {
     expire_slot(seen.slot, clock_->now());
   }
 
-  // With expiry: the records the timer wheels hold (at most one per slot).
-  std::size_t timers() const {
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < stripe_count_; ++i) {
-      const std::lock_guard lock(stripes_[i].mu);
-      n += stripes_[i].wheel.size();
-    }
-    return n;
-  }
   // 0 without a weight bound.
   std::size_t max_weight() const noexcept { return max_weight_; }
   // With a weight bound: throws too_heavy if a write of (key, value) would be refused as too
