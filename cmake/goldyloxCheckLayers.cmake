@@ -40,6 +40,7 @@ set(GOLDYLOX_LAYERS
   "goldylox/stats.hpp                 | 0 | common          | common"
   "goldylox/metrics.hpp               | 0 | common          | common"
   "goldylox/weight.hpp                | 0 | common          | common"
+  "goldylox/removal.hpp               | 0 | common          | common"
   "goldylox/detail/common/*           | 0 | common          | common"
   "goldylox/background_pool.hpp       | 0 | common          | common"
   "goldylox/detail/background/*       | 0 | common          | common"

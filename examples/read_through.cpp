@@ -2,8 +2,9 @@
 // database: four threads ask for user profiles by id (a few popular ids asked for very often),
 // three one at a time and one a page of eight at a time. The cache is a loading cache: it loads
 // each missing profile once however many threads miss on it at the same time, a page's missing
-// profiles in one bulk call, remembers for a while which ids do not exist, and the process
-// exports the cache's counters for Prometheus.
+// profiles in one bulk call, remembers for a while which ids do not exist, serves no profile
+// older than 250 ms (expiry: the next request reloads it), tells a listener why each profile
+// left, and the process exports the cache's counters for Prometheus.
 //
 //   cmake --preset release && cmake --build build/release --target goldylox_read_through
 //   ./build/release/examples/goldylox_read_through
@@ -55,12 +56,19 @@ absl::StatusOr<std::map<std::uint64_t, profile>> fetch_profiles(
 }  // namespace
 
 int main() {
+  // Why profiles left the cache, as the listener heard it (an audit log, a metric per cause).
+  std::atomic<std::uint64_t> left[4] = {};
   auto made = goldylox::typed_cache<std::uint64_t, profile>::builder()
                   .max_entries(1'000)      // room for the popular ids, not for all 5,000
                   .enable_telemetry(true)  // count hits and misses for the export
                   .loader(fetch_profile)
                   .bulk_loader(fetch_profiles)
-                  .negative_cache(std::chrono::seconds(30))  // "no such user" for 30 s
+                  .negative_cache(std::chrono::seconds(30))            // "no such user" for 30 s
+                  .expire_after_write(std::chrono::milliseconds(250))  // never staler than this
+                  .removal_listener(
+                      [&left](const std::uint64_t&, const profile&, goldylox::removal_cause why) {
+                        left[static_cast<int>(why)].fetch_add(1, std::memory_order_relaxed);
+                      })
                   .build();
   if (!made.ok()) {
     std::fprintf(stderr, "build failed: %s\n", made.status().ToString().c_str());
@@ -118,6 +126,13 @@ int main() {
               static_cast<unsigned long long>(st.misses), static_cast<unsigned long long>(loads),
               static_cast<unsigned long long>(st.load_failures),
               loads == 0 ? 0.0 : static_cast<double>(st.load_time_ns) / loads / 1000.0);
+  std::printf("left the cache (listener): %llu evicted, %llu expired (stats: %llu, %llu)\n",
+              static_cast<unsigned long long>(
+                  left[static_cast<int>(goldylox::removal_cause::evicted)].load()),
+              static_cast<unsigned long long>(
+                  left[static_cast<int>(goldylox::removal_cause::expired)].load()),
+              static_cast<unsigned long long>(st.evictions),
+              static_cast<unsigned long long>(st.expirations));
 
   // What a /metrics endpoint would serve (first lines only here).
   const std::string scrape = goldylox::to_prometheus({{"profiles", st}});

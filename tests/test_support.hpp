@@ -3,12 +3,16 @@
 // may run in parallel).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 
 #include <stdlib.h>
 
@@ -81,5 +85,35 @@ inline std::size_t process_threads() {
   }
   return n;
 }
+
+// A test clock for a cache's ticker(): time moves only when the test says so (copies share it).
+struct manual_ticker {
+  std::shared_ptr<std::atomic<std::int64_t>> ns = std::make_shared<std::atomic<std::int64_t>>(0);
+  std::chrono::nanoseconds operator()() const { return std::chrono::nanoseconds(ns->load()); }
+  void advance(std::chrono::nanoseconds d) const { ns->fetch_add(d.count()); }
+};
+
+// Keys and values of the i-th entry for tests typed over the hot table's slot kinds: packed
+// slots (trivially copyable key and value) and node slots (strings, with values long enough to
+// live on the heap) take different read and write paths.
+template <class K, class V>
+struct kv {
+  using key = K;
+  using value = V;
+  static K k(int i) {
+    if constexpr (std::is_same_v<K, std::string>) {
+      return "key-" + std::to_string(i);
+    } else {
+      return static_cast<K>(i);
+    }
+  }
+  static V v(int i) {
+    if constexpr (std::is_same_v<V, std::string>) {
+      return "a value long enough to live on the heap " + std::to_string(i);
+    } else {
+      return static_cast<V>(i * 10 + 1);
+    }
+  }
+};
 
 }  // namespace goldylox_test

@@ -16,6 +16,7 @@
 #include "goldylox/config.hpp"           // IWYU pragma: export
 #include "goldylox/metrics.hpp"          // IWYU pragma: export
 #include "goldylox/policies.hpp"         // IWYU pragma: export
+#include "goldylox/removal.hpp"          // IWYU pragma: export
 #include "goldylox/stats.hpp"            // IWYU pragma: export
 #include "goldylox/typed_cache.hpp"      // IWYU pragma: export
 #include "goldylox/version.hpp"          // IWYU pragma: export

@@ -21,10 +21,13 @@ struct cache_stats {
   std::uint64_t expirations = 0;  // entries removed because they expired (expire_after_write,
                                   // expire_after_access, a put's ttl): found by a read, a
                                   // write or the timer wheels
-  std::uint64_t evictions = 0;    // entries that left the cache to respect capacity (with a warm
-                                  // tier: its evictions, plus demotions it could not take)
-  std::uint64_t demotions = 0;    // hot-tier evictions moved into the warm tier
-  std::uint64_t promotions = 0;   // warm entries moved back into the hot tier
+  std::uint64_t removal_listener_failures = 0;  // removal listener calls that threw (caught)
+  std::uint64_t removal_notices_dropped = 0;    // removals the listener did not hear of: the
+                                                // notice could not be queued (out of memory)
+  std::uint64_t evictions = 0;   // entries that left the cache to respect capacity (with a warm
+                                 // tier: its evictions, plus demotions it could not take)
+  std::uint64_t demotions = 0;   // hot-tier evictions moved into the warm tier
+  std::uint64_t promotions = 0;  // warm entries moved back into the hot tier
   std::uint64_t dropped_promotions = 0;  // moves up (warm to hot, cold to memory) that reads
                                          // asked for and the promotion manager's queue had no
                                          // room for (with a background pool): not made

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -1062,6 +1063,125 @@ TEST(ColdCachePoolStress, OverloadKeepsTheQueueBoundedAndLosesNothing) {
   EXPECT_EQ(queue_bound(16), 64u);
   EXPECT_GT(run.backpressure, 0u) << "the callers never outran the pool: no overload";
   EXPECT_GT(run.background, 0u);
+}
+
+// The removal listener under concurrency: writers, erasers and readers on a cache small enough
+// to evict all the time (with expiry, a clock stepping forward too), each put writing a value
+// no other put writes. Every value a put stored either is still held at the end or was heard
+// exactly once: heard + held == stored, no value heard twice, and none heard while still held.
+// With a background pool the pool's moves and sweeps remove too (their notices on its threads).
+template <class V>
+void listener_accounts_for_every_value(goldylox::memory_layout layout, bool pool, bool expiry) {
+  constexpr std::uint64_t keyspace = 4'096;
+  struct ledger {
+    std::mutex mu;
+    std::vector<std::uint64_t> heard;  // the values' ids
+    std::atomic<long> inside{0};       // listener calls running now
+  };
+  auto book = std::make_shared<ledger>();
+  auto now = std::make_shared<std::atomic<std::int64_t>>(0);
+  auto id_of = [](const V& v) -> std::uint64_t {
+    if constexpr (std::is_same_v<V, std::string>) {
+      return std::stoull(v.substr(0, v.find('.')));
+    } else {
+      return v;
+    }
+  };
+  auto builder = goldylox::typed_cache<std::uint64_t, V>::builder();
+  builder.max_entries(512).memory_layout(layout).enable_background_workers(pool).removal_listener(
+      [book, id_of](const std::uint64_t&, const V& v, goldylox::removal_cause) {
+        book->inside.fetch_add(1);
+        {
+          const std::lock_guard lock(book->mu);
+          book->heard.push_back(id_of(v));
+        }
+        book->inside.fetch_sub(1);
+      });
+  if (expiry) {
+    builder.expire_after_write(std::chrono::seconds(2)).ticker([now] {
+      return std::chrono::seconds(now->load());
+    });
+  }
+  auto made = builder.build();
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto& cache = *made;
+  std::atomic<std::uint64_t> stored{0};
+  run_concurrently(kThreads, [&](int tid) {
+    std::uint64_t x = 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(tid + 1);
+    for (std::uint64_t i = 0; i < scaled(40'000); ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      const std::uint64_t k = (x >> 8) % keyspace;
+      const unsigned op = static_cast<unsigned>(x % 16);
+      if (op < 7) {
+        (void)cache.get(k);
+      } else if (op < 14) {
+        const std::uint64_t id = static_cast<std::uint64_t>(tid) << 40 | i;
+        V v;
+        if constexpr (std::is_same_v<V, std::string>) {
+          v = std::to_string(id) + std::string(24, '.');
+        } else {
+          v = id;
+        }
+        if (cache.put(k, std::move(v)).ok()) stored.fetch_add(1);
+      } else if (op == 14) {
+        (void)cache.remove(k);
+      } else if (expiry && tid == 0 && i % 256 == 0) {
+        now->fetch_add(1);
+      } else if (tid == 1 && i % 512 == 0) {
+        cache.run_pending_tasks();
+      }
+    }
+  });
+  // The pool's last moves may still be delivering their notices: wait until the books balance
+  // (bounded), then check them exactly.
+  for (int i = 0; i < 200; ++i) {
+    cache.run_pending_tasks();
+    std::size_t heard = 0;
+    {
+      const std::lock_guard lock(book->mu);
+      heard = book->heard.size();
+    }
+    if (heard + cache.size() == stored.load() && book->inside.load() == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::vector<std::uint64_t> heard;
+  {
+    const std::lock_guard lock(book->mu);
+    heard = book->heard;
+  }
+  EXPECT_EQ(heard.size() + cache.size(), stored.load());
+  std::sort(heard.begin(), heard.end());
+  EXPECT_EQ(std::adjacent_find(heard.begin(), heard.end()), heard.end()) << "a value heard twice";
+  std::size_t held_but_heard = 0;
+  for (std::uint64_t k = 0; k < keyspace; ++k) {
+    cache.visit(k, [&](const V& v) {
+      if (std::binary_search(heard.begin(), heard.end(), id_of(v))) ++held_but_heard;
+    });
+  }
+  EXPECT_EQ(held_but_heard, 0U);
+  EXPECT_GT(cache.stats().evictions, 0U);
+  EXPECT_EQ(cache.stats().removal_listener_failures, 0U);
+}
+
+TEST(Stress, ListenerAccountsForEveryValueOneTablePacked) {
+  listener_accounts_for_every_value<std::uint64_t>(goldylox::memory_layout::one_table, false,
+                                                   false);
+}
+TEST(Stress, ListenerAccountsForEveryValueOneTableNode) {
+  listener_accounts_for_every_value<std::string>(goldylox::memory_layout::one_table, false, false);
+}
+TEST(Stress, ListenerAccountsForEveryValueTwoTablesWithPool) {
+  listener_accounts_for_every_value<std::uint64_t>(goldylox::memory_layout::two_tables, true,
+                                                   false);
+}
+TEST(Stress, ListenerAccountsForEveryValueTwoTablesNode) {
+  listener_accounts_for_every_value<std::string>(goldylox::memory_layout::two_tables, false, false);
+}
+TEST(Stress, ListenerAccountsForEveryValueWithExpiryAndPool) {
+  listener_accounts_for_every_value<std::uint64_t>(goldylox::memory_layout::one_table, true, true);
+}
+TEST(Stress, ListenerAccountsForEveryValueWithExpiryNode) {
+  listener_accounts_for_every_value<std::string>(goldylox::memory_layout::one_table, false, true);
 }
 
 }  // namespace

@@ -15,38 +15,14 @@
 #include <goldylox/cache.hpp>
 #include <goldylox/typed_cache.hpp>
 
+#include "test_support.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 
-// A test clock: time moves only when the test says so.
-struct manual_ticker {
-  std::shared_ptr<std::atomic<std::int64_t>> ns = std::make_shared<std::atomic<std::int64_t>>(0);
-  std::chrono::nanoseconds operator()() const { return std::chrono::nanoseconds(ns->load()); }
-  void advance(std::chrono::nanoseconds d) const { ns->fetch_add(d.count()); }
-};
-
-// Packed slots (trivially copyable key and value) and node slots (strings) take different read
-// and write paths in the hot table; both must expire the same way.
-template <class K, class V>
-struct kv {
-  using key = K;
-  using value = V;
-  static K k(int i) {
-    if constexpr (std::is_same_v<K, std::string>) {
-      return "key-" + std::to_string(i);
-    } else {
-      return static_cast<K>(i);
-    }
-  }
-  static V v(int i) {
-    if constexpr (std::is_same_v<V, std::string>) {
-      return "a value long enough to live on the heap " + std::to_string(i);
-    } else {
-      return static_cast<V>(i * 10 + 1);
-    }
-  }
-};
+using goldylox_test::kv;
+using goldylox_test::manual_ticker;
 
 template <class T>
 class Expiry : public ::testing::Test {};

@@ -19,6 +19,7 @@
 #include <goldylox/typed_cache.hpp>
 
 #include "goldylox/detail/engine/single_flight.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -163,12 +164,7 @@ TEST(Loader, AFailedLoadsWaitersGetItsStatus) {
   EXPECT_EQ(seen.message(), "shared failure");
 }
 
-// A test clock: time moves only when the test says so.
-struct manual_ticker {
-  std::shared_ptr<std::atomic<std::int64_t>> ns = std::make_shared<std::atomic<std::int64_t>>(0);
-  std::chrono::nanoseconds operator()() const { return std::chrono::nanoseconds(ns->load()); }
-  void advance(std::chrono::nanoseconds d) const { ns->fetch_add(d.count()); }
-};
+using goldylox_test::manual_ticker;
 
 TEST(NegativeCache, ANotFoundIsRememberedForItsTtlOnly) {
   std::atomic<int> calls{0};

@@ -12,7 +12,8 @@
 //      than one a put has acknowledged);
 //   M2 promotion warm -> hot: a compute() on the hot tier: under the lock it re-reads the warm
 //      copy, inserts it into the hot tier unless the key is already there, then drops the warm
-//      copy;
+//      copy (and takes the insert back if the warm tier evicted that copy meanwhile: an evicted
+//      entry never comes back);
 //   M3 an insert into the hot tier (a promotion; a put without a warm tier) drops any warm copy
 //      through the hot table's on_insert hook (tier_stack::drop_warm_copy), under the lock;
 //   M4 erase removes the warm copy under the lock when the key is not in the hot tier;

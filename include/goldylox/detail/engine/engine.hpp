@@ -38,6 +38,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -52,6 +53,7 @@
 #include "goldylox/detail/engine/demotion.hpp"
 #include "goldylox/detail/engine/expiry.hpp"
 #include "goldylox/detail/engine/maintenance.hpp"
+#include "goldylox/detail/engine/notices.hpp"
 #include "goldylox/detail/engine/promotion.hpp"
 #include "goldylox/detail/engine/single_flight.hpp"
 #include "goldylox/detail/engine/stats.hpp"
@@ -80,21 +82,33 @@ class engine {
   }
 
   using weigher_type = typename tiers_type::weigher_type;
+  using listener_type = typename removal_notifier<K, S>::listener_type;
 
   // make_policy: the warm tier's policy per shard (config.warm_tier_max_entries != 0).
   // cold: the opened cold store (config.cold_tier_storage_path set; K must be serializable).
   // weigher: the entries' weight with a byte budget (config.max_weight != 0; empty: the default,
   // weight_of<K> + weight_of<S>).
   // ticker: the clock of expiry (config.expiry; empty: expiry_clock's default).
+  // listener: hears of every entry that leaves the cache (notices.hpp); empty: none. Not with a
+  // cold tier (std::invalid_argument: its removals from disk are not reported yet).
   explicit engine(const cache_config& config, policy_factory make_policy = {},
                   std::unique_ptr<cold_store> cold = nullptr, weigher_type weigher = {},
-                  ticker_function ticker = {})
+                  ticker_function ticker = {}, listener_type listener = {})
       : t_(config, std::move(make_policy), std::move(cold), std::move(weigher), std::move(ticker)),
         coherence_(t_),
         demotions_(t_, coherence_),
         promotion_(t_, demotions_) {
     t_.direct_reads = !t_.has_lower_tier() && t_.clock == nullptr;
     t_.expiring_reads = !t_.has_lower_tier() && t_.clock != nullptr;
+    if (listener) {
+      if (t_.cold != nullptr) {
+        throw std::invalid_argument(
+            "goldylox: a removal listener is not available with a cold tier yet (removals from "
+            "disk are not reported); drop cold_tier_storage_path or the listener");
+      }
+      t_.notices.set(std::move(listener));
+      watch_removals();
+    }
     if (t_.warm == nullptr) {
       if (t_.cold != nullptr) {
         // The hot tier's sink runs under the victim's home lock, which every write of the key
@@ -126,6 +140,7 @@ class engine {
       } catch (...) {  // copying or storing failed: the entry leaves the cache, counted
       }
       t_.counters.add(counter::dropped_demotions);
+      if (t_.notices.active()) t_.notices.report(key, value, removal_cause::evicted);
     });
   }
 
@@ -224,7 +239,7 @@ class engine {
     const bool hit = t_.hot.visit(key, f);
     if (t_.telemetry && !hit) t_.counters.add(counter::misses);  // the lookup: tick_lookup
     if (GOLDYLOX_LIKELY(hit)) return true;
-    if (t_.clock != nullptr) t_.hot.reclaim_expired_read();  // lazy removal of what it found
+    if (t_.clock != nullptr) reclaim_expired_read();  // lazy removal of what it found
     if (!t_.has_lower_tier()) return false;
     return promotion_.visit_lower(key, f);
   }
@@ -238,7 +253,7 @@ class engine {
       if (t_.expiring_reads) {
         // With expiry, a miss removes the expired entry it may have found (lazy removal).
         return t_.hot.find(key, t_.telemetry, [this](const Q&) {
-          t_.hot.reclaim_expired_read();
+          reclaim_expired_read();
           return std::optional<S>();
         });
       }
@@ -292,7 +307,7 @@ class engine {
         f(i, static_cast<const S*>(nullptr));
       }
     }
-    if (t_.clock != nullptr && hits != count) t_.hot.reclaim_expired_read();
+    if (t_.clock != nullptr && hits != count) reclaim_expired_read();
   }
 
   // decide(const S* current) sees the key's value in whichever tier holds it (rule M5). With a
@@ -302,6 +317,7 @@ class engine {
   // cache unchanged (the hot tier refuses it before changing anything: too_heavy).
   template <class F>
   absl::StatusOr<compute_outcome> compute(K key, F&& decide) {
+    const notice_scope notices(t_.notices.active());
     if (GOLDYLOX_LIKELY(t_.config.max_weight == 0)) {
       return compute_weighed(std::move(key), std::forward<F>(decide));
     }
@@ -443,6 +459,7 @@ class engine {
  private:
   template <class KeyArg>
   absl::Status assign_until(KeyArg&& key, S value, std::int64_t deadline) {
+    const notice_scope notices(t_.notices.active());
     if (GOLDYLOX_UNLIKELY(t_.telemetry) && latency_histogram::sample_due()) {
       const latency_timer timer(put_latency_);
       return assign_untimed(std::forward<KeyArg>(key), std::move(value), deadline);
@@ -495,6 +512,7 @@ class engine {
   // stored key of a memory tier: a key held only by the cold tier is not found (false).
   template <class Q>
   absl::StatusOr<bool> erase(const Q& key) {
+    const notice_scope notices(t_.notices.active());
     if (t_.cold == nullptr) {
       if (t_.warm == nullptr) return t_.hot.erase(key);
       return t_.hot.erase(key, [&] {  // rule M4
@@ -526,6 +544,7 @@ class engine {
   // cold tier, then has the warm tier's policies learn what they queued (maintenance.hpp);
   // nothing to do without a pool.
   void run_pending_tasks() {
+    const notice_scope notices(t_.notices.active());
     promotion_.run_pending();
     demotions_.settle();
     maintenance_.run_pending();
@@ -542,6 +561,7 @@ class engine {
   }
 
   void clear() {
+    const notice_scope notices(t_.notices.active());
     t_.hot.clear();
     if (t_.warm != nullptr) t_.warm->clear();
     if (t_.cold == nullptr) return;
@@ -557,6 +577,7 @@ class engine {
   // tier, an error (use not called) if the value could not be stored (C1).
   template <class Make, class Use>
   absl::Status get_or_insert(const K& key, Make&& make, Use&& use) {
+    const notice_scope notices(t_.notices.active());
     if (visit(key, use)) return absl::OkStatus();
     auto counted_make = [&]() -> S {
       load_meter meter(*this);
@@ -598,6 +619,7 @@ class engine {
   // followed; every flight this call leads is landed before it waits for any other.
   template <class Bulk, class Use>
   absl::Status load_all(std::span<const K> keys, Bulk&& bulk, Use&& use) {
+    const notice_scope notices(t_.notices.active());
     using flight = typename flights_type::flight;
     std::vector<std::pair<const K*, std::shared_ptr<flight>>> led, followed, ready;
     // Whatever throws (a recursive join, an allocation, the bulk loader), no flight this call
@@ -818,6 +840,36 @@ class engine {
   // The cold tier's admission rule for a memory eviction: with `reread`, an entry never read in
   // memory after it was stored there is not worth a disk write (closing the cache writes
   // everything). Counts what it refuses.
+  // After a read of the hot table missed, with expiry: removes the expired entry the read found.
+  void reclaim_expired_read() const {
+    if (GOLDYLOX_LIKELY(!t_.notices.active())) {
+      t_.hot.reclaim_expired_read();
+      return;
+    }
+    const notice_scope notices(true);
+    t_.hot.reclaim_expired_read();
+  }
+
+  // With a removal listener: the tiers report what leaves the cache (erased, replaced, expired)
+  // and the evictions that leave it rather than move down a tier (from the lowest memory tier;
+  // a hot victim the warm tier could not take, in the hot tier's sink below).
+  void watch_removals() {
+    auto report = [this](const K& key, const S& value, removal_cause cause) noexcept {
+      t_.notices.report(key, value, cause);
+    };
+    auto evicted = [this](const K& key, const S& value) noexcept {
+      t_.notices.report(key, value, removal_cause::evicted);
+    };
+    t_.hot.set_removal_observer(report);
+    if (t_.warm == nullptr) {
+      t_.hot.set_eviction_sink(
+          [evicted](const K& key, const S& value, bool) noexcept { evicted(key, value); });
+      return;
+    }
+    t_.warm->set_removal_observer(report);
+    t_.warm->set_sink(evicted);
+  }
+
   bool admitted(bool was_read) const noexcept {
     const bool in = was_read || flushing_.load(std::memory_order_relaxed) ||
                     t_.config.cold_tier_admission != cold_admission::reread;

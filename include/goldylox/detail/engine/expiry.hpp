@@ -21,6 +21,7 @@
 
 #include "goldylox/background_pool.hpp"
 #include "goldylox/detail/background/pool.hpp"
+#include "goldylox/detail/engine/notices.hpp"
 #include "goldylox/detail/engine/tiers.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -54,9 +55,11 @@ class expiry_sweep {
     }
   }
 
-  // Sweeps now, on the calling thread (run_pending_tasks).
+  // Sweeps now, on the calling thread (run_pending_tasks, the pool's job).
   void sweep() {
-    if (tiers_.clock != nullptr) tiers_.hot.expire_due(tiers_.clock->now());
+    if (tiers_.clock == nullptr) return;
+    const notice_scope notices(tiers_.notices.active());
+    tiers_.hot.expire_due(tiers_.clock->now());
   }
 
  private:

@@ -45,6 +45,7 @@
 #include "goldylox/detail/common/group_lock.hpp"
 #include "goldylox/detail/common/platform.hpp"
 #include "goldylox/detail/engine/demotion.hpp"
+#include "goldylox/detail/engine/notices.hpp"
 #include "goldylox/detail/engine/tiers.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
@@ -207,6 +208,8 @@ class promotion {
   // Makes the queued moves now, on the calling thread (with a pool; nothing to do without).
   void run_pending() const {
     if (queue_ == nullptr) return;
+    // Declared before the lock: removal notices the moves cause are heard after it is released.
+    const notice_scope notices(tiers_.notices.active());
     std::lock_guard lock(run_mu_);
     if (stopped_.load(std::memory_order_relaxed)) return;
     last_run_.store(now_ns(), std::memory_order_relaxed);
@@ -248,6 +251,8 @@ class promotion {
   // Below the hot tier: warm, then cold. f(const S&) runs on the value found.
   template <class Q, class F>
   GOLDYLOX_NOINLINE bool visit_lower(const Q& key, F&& f) const {
+    // A move up can evict (a hot victim into the warm tier, a warm victim out of the cache).
+    const notice_scope notices(tiers_.notices.active());
     if (tiers_.warm != nullptr && visit_warm(key, f)) return true;
     if (tiers_.cold == nullptr) return false;
     return visit_cold(key, f);

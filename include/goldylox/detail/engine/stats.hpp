@@ -44,6 +44,8 @@ cache_stats collect_stats(const tier_stack<K, S, Hash, KeyEqual>& t, std::size_t
   s.updates = counters.total(counter::updates);
   s.removals = counters.total(counter::removals);
   s.expirations = counters.total(counter::expirations);
+  s.removal_listener_failures = t.notices.failures();
+  s.removal_notices_dropped = t.notices.dropped();
   s.load_successes = counters.total(counter::load_successes);
   s.load_failures = counters.total(counter::load_failures);
   s.load_time_ns = counters.total(counter::load_nanos);

@@ -26,6 +26,7 @@
 #include "goldylox/detail/common/expiry_clock.hpp"
 #include "goldylox/detail/common/weight.hpp"
 #include "goldylox/detail/engine/governor.hpp"
+#include "goldylox/detail/engine/notices.hpp"
 #include "goldylox/detail/hot/table.hpp"
 #include "goldylox/detail/warm/policy/any_policy.hpp"
 #include "goldylox/detail/warm/tier.hpp"
@@ -136,10 +137,13 @@ struct tier_stack {
     return out;
   }
 
-  // The hot table's on_insert hook: a key new to the hot tier leaves the warm tier (under the
-  // key's home lock). warm_tier::erase throws only if the policy's on_erase does.
+  // The hot table's on_insert hook of a promotion: the key leaves the warm tier (under the key's
+  // home lock). If the warm tier no longer had it, it was evicted (and reported so) after the
+  // promotion read it: the insert is refused, so an evicted entry never comes back. (Writes of
+  // the key take the home lock too, so eviction is the only way it can have left.)
+  // warm_tier::erase throws only if the policy's on_erase does.
   auto drop_warm_copy() const {
-    return [this](const K& k) noexcept { warm->erase(k); };
+    return [this](const K& k) noexcept { return warm->template erase<false>(k); };
   }
 
   // The key as K, for the cold tier (which serializes keys), or nullopt if a transparent key
@@ -164,6 +168,8 @@ struct tier_stack {
   bool expiring_reads = false;
   const std::uint32_t promotion_hits;
   mutable striped_counters counters;
+  // With a removal listener: where the tiers report what leaves the cache (notices.hpp).
+  removal_notifier<K, S> notices;
   // With expiry: the clock deadlines are set and checked against (declared before the tiers,
   // which point to it).
   const std::unique_ptr<expiry_clock> clock;

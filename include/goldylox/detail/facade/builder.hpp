@@ -20,6 +20,7 @@
 #include "goldylox/detail/common/serialization.hpp"
 #include "goldylox/detail/engine/engine.hpp"
 #include "goldylox/detail/facade/loading.hpp"
+#include "goldylox/removal.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
@@ -136,6 +137,39 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     return *this;
   }
 
+  // Hears of every entry that leaves the cache: listener(const K&, const V&, removal_cause) for a
+  // typed_cache, listener(const K&, const value_view&, removal_cause) for a cache<K>
+  // (goldylox/removal.hpp). It runs on the thread whose call removed the entry (the background
+  // pool's for expiry sweeps and moves it makes), after that call has released its locks and
+  // before it returns, so it may call into this or any cache; what it blocks is that thread
+  // only. Moves between tiers are not removals. An exception it throws is caught and counted
+  // (stats().removal_listener_failures); the cache is unaffected. With a listener, a put of a
+  // present key takes the key's lock (to read the value it replaces). An empty callable, or a
+  // cache with a cold tier (not supported yet), fails build() with kInvalidArgument.
+  template <class F>
+    requires(requires { typename Cache::mapped_type; } &&
+             std::is_invocable_v<const F&, const typename Cache::key_type&,
+                                 const typename Cache::mapped_type&, removal_cause>) ||
+            (!requires { typename Cache::mapped_type; } &&
+             std::is_invocable_v<const F&, const typename Cache::key_type&, const value_view&,
+                                 removal_cause>)
+  facade_builder& removal_listener(F listener) {
+    using K = typename Cache::key_type;
+    listener_empty_ = callable_is_empty(listener);
+    if constexpr (requires { typename Cache::mapped_type; }) {
+      listener_ = [listener = std::move(listener)](
+                      const K& key, const typename Cache::mapped_type& value, removal_cause cause) {
+        listener(key, value, cause);
+      };
+    } else {
+      listener_ = [listener = std::move(listener)](const K& key, const any_value& value,
+                                                   removal_cause cause) {
+        listener(key, value_view(value), cause);
+      };
+    }
+    return *this;
+  }
+
   // kInvalidArgument for invalid or conflicting options, kResourceExhausted if the tables cannot
   // be allocated; with a cold tier, what opening its directory reports (kPermissionDenied,
   // kNotFound, kFailedPrecondition when another cache holds it).
@@ -150,6 +184,13 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
       absl::StatusOr<policy_factory> made = resolve_warm_policy(this->request());
       if (!made.ok()) return made.status();
       make_policy = *std::move(made);
+    }
+    if (listener_empty_ || (listener_ && !config->cold_tier_storage_path.empty())) {
+      return absl::InvalidArgumentError(
+          listener_empty_ ? "goldylox: removal_listener() was given an empty callable"
+                          : "goldylox: a removal listener is not available with a cold tier yet "
+                            "(removals from disk are not reported); drop "
+                            "cold_tier_storage_path or the listener");
     }
     std::unique_ptr<cold_store> cold;
     if (!config->cold_tier_storage_path.empty()) {
@@ -191,7 +232,7 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     }
     try {
       Cache made(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold),
-                                               weigher_, ticker_));
+                                               weigher_, ticker_, listener_));
       if constexpr (requires { typename Cache::loaders_type; }) {
         loaders_type loaders = loaders_;
         loaders.ticker = ticker_;
@@ -217,6 +258,8 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
   bool weigher_empty_ = false;
   ticker_function ticker_;  // empty: the features' default clocks
   bool ticker_empty_ = false;
+  typename Cache::engine_type::listener_type listener_;  // removal_listener(); empty: none
+  bool listener_empty_ = false;
 };
 
 }  // namespace detail

@@ -3,7 +3,8 @@
 // write no shared line except to set a clear CLOCK bit (a governed table's reads also write a
 // record into a hit ring of their own thread, governed.hpp); every mutation of a key runs under its
 // home group's lock; the table never resizes. May call common/ only; it hands evictions to a sink
-// the engine installs and never calls another tier.
+// the engine installs (and, with a removal observer, the entries erased, replaced or expired, under
+// the same lock) and never calls another tier.
 //
 // The hot tier: a bounded, concurrent open-addressing table with lock-free reads.
 //
@@ -119,6 +120,7 @@
 #include "goldylox/detail/common/timer_wheel.hpp"
 #include "goldylox/detail/hot/governed.hpp"
 #include "goldylox/detail/hot/tag_group.hpp"
+#include "goldylox/removal.hpp"
 
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
@@ -219,6 +221,16 @@ class hot_table {
   }
 
   void set_eviction_sink(eviction_sink sink) { sink_ = std::move(sink); }
+
+  // Receives each entry that leaves other than through the sink (erased, replaced, expired), under
+  // its home lock, before it goes; must not throw and must not call back into this table. Set
+  // before use. Puts of present keys then take the home lock (the value they replace is read
+  // under it), as with weights.
+  using removal_observer = std::function<void(const K&, const V&, removal_cause)>;
+  void set_removal_observer(removal_observer observer) {
+    on_removal_ = std::move(observer);
+    if (on_removal_) locked_puts_ = true;
+  }
 
   // Bounds the table by weight as well as by entries: the sum of weigher(key, value) over the
   // entries stays within max_weight (> 0) once each write's evictions are done. An entry heavier
@@ -448,7 +460,9 @@ class hot_table {
   // Runs decide(const V* current) — or decide(const K& key, const V* current) — under the key's
   // home lock and applies its decision. If decide throws, the table is unchanged and the
   // exception propagates. If the decision inserts the key, on_insert(const K&) runs once the entry
-  // is published, still under the lock (a lower tier drops its copy there: see engine.hpp).
+  // is published, still under the lock (a lower tier drops its copy there: see engine.hpp). An
+  // on_insert returning bool may refuse the insert with false (the lower tier's copy had left
+  // it meanwhile, evicted): the entry is removed again, unreported, and the outcome is kept.
   template <class F, class OnInsert = no_hook>
   compute_outcome compute(K key, F&& decide, OnInsert&& on_insert = {}) {
     const std::uint64_t h = hash_of(key);
@@ -485,6 +499,7 @@ class hot_table {
           break;
         case decision::kind::erase:
           if (found) {
+            if (on_removal_) report_removal(*found, removal_cause::erased);
             // If an in-place update got there first, this erase is ordered before it (as in
             // store_locked) and the key stays with that update's value.
             if (remove_slot(*found, h, pin, packed && !locked_puts_ ? &seen : nullptr)) {
@@ -561,6 +576,7 @@ class hot_table {
     std::lock_guard<group_lock> lock(locks_[home]);
     const std::optional<std::size_t> found = locate_live(h, key, pin);
     if (!found) return static_cast<bool>(if_absent());
+    if (on_removal_) report_removal(*found, removal_cause::erased);
     remove_slot(*found, h, pin);
     counters_.add(counter::removals);
     return true;
@@ -1145,11 +1161,14 @@ class hot_table {
     } else if constexpr (packed) {
       const K stored(std::forward<KeyArg>(key));  // trivially copyable: a register copy
       publish(inserted_at, h, K(stored), std::move(value), deadline);
-      on_insert(stored);
+      if (!inserted(on_insert, stored)) return undo_insert(inserted_at, h, pin);
     } else {
       publish(inserted_at, h, K(std::forward<KeyArg>(key)), std::move(value), deadline);
       // The node's key is stable while the home lock is held.
-      on_insert(std::as_const(slots_[inserted_at].load(std::memory_order_relaxed)->key));
+      if (!inserted(on_insert,
+                    std::as_const(slots_[inserted_at].load(std::memory_order_relaxed)->key))) {
+        return undo_insert(inserted_at, h, pin);
+      }
     }
     size_.fetch_add(1, std::memory_order_relaxed);
     counters_.add(counter::inserts);
@@ -1161,6 +1180,26 @@ class hot_table {
   // loads issued after it cannot overlap with its miss; issued before, the three lines arrive
   // together instead of one after another (measured on 1M-key tables, docs/benchmarks.md).
   // Only a hint: nothing read here is trusted, the locked section reads everything again.
+  // Runs an insert's on_insert hook: whether the insert stands (see compute).
+  template <class OnInsert>
+  static bool inserted(OnInsert& on_insert, const K& key) {
+    if constexpr (std::is_same_v<std::invoke_result_t<OnInsert&, const K&>, bool>) {
+      return on_insert(key);
+    } else {
+      on_insert(key);
+      return true;
+    }
+  }
+
+  // Takes back an entry just published in slot s (still under its home lock) whose on_insert
+  // refused it: nothing else can have written it meanwhile, readers may have seen it.
+  compute_outcome undo_insert(std::size_t& s, std::uint64_t h, pin_type& pin) {
+    size_.fetch_add(1, std::memory_order_relaxed);  // remove_slot takes it off again
+    remove_slot(s, h, pin);
+    s = no_slot;
+    return compute_outcome::kept;
+  }
+
   void warm_for_write(std::uint64_t h, std::size_t home) const noexcept {
     prefetch<true>(&locks_[home]);
     const group_header& hdr = headers_[home];
@@ -1356,6 +1395,7 @@ class hot_table {
   template <class KeyArg>
   void replace_value(std::size_t s, std::uint64_t h, KeyArg&& key, V&& value, pin_type& pin,
                      const std::uint64_t* seen, std::int64_t deadline) {
+    if (on_removal_) report_removal(s, removal_cause::replaced);  // seen is null (locked puts)
     if (deadlines_ != nullptr) refile_timer(s, deadline);
     if (weights_ != nullptr) {
       // No in-place update runs while weights are on (assign takes the lock), so the slot holds
@@ -1468,6 +1508,8 @@ class hot_table {
       d = deadlines_[s].load(std::memory_order_acquire);
     }
     if (d > clock_->now()) return false;
+    // With an observer, puts take the lock: the removal below cannot fail after the report.
+    if (on_removal_) report_removal(s, removal_cause::expired);
     if (!remove_slot(s, h, pin, packed && !locked_puts_ ? &seq : nullptr)) return false;
     counters_.add(counter::expirations);
     return true;
@@ -1634,12 +1676,29 @@ class hot_table {
       const bool referenced = is_referenced(s);
       if (!remove_slot(s, h, pin, &observed_seq)) return false;
       if (to_sink && sink_) sink_(snapshot->key, snapshot->value, referenced);
+      if (!to_sink && on_removal_)
+        on_removal_(snapshot->key, snapshot->value, removal_cause::erased);
     } else {
       if (to_sink && sink_) sink_(observed->key, node_value(*observed), is_referenced(s));
+      if (!to_sink && on_removal_) {
+        on_removal_(observed->key, node_value(*observed), removal_cause::erased);  // clear()
+      }
       remove_slot(s, h, pin);
     }
     if (to_sink) counters_.add(counter::evictions);
     return true;
+  }
+
+  // Hands slot s's entry to the removal observer: under the home lock of its key, which every
+  // writer of the slot holds then (puts are locked with an observer), so the read is stable.
+  GOLDYLOX_NOINLINE void report_removal(std::size_t s, removal_cause cause) const {
+    if constexpr (packed) {
+      const std::optional<packed_pair<K, V>> kv = read_packed(slots_[s]);
+      if (kv) on_removal_(kv->key, kv->value, cause);
+    } else {
+      const node* n = slots_[s].load(std::memory_order_relaxed);
+      if (n != nullptr) on_removal_(n->key, node_value(*n), cause);
+    }
   }
 
   // Whether slot s holds an entry of hash h now (read optimistically; node mode: call pinned).
@@ -1738,6 +1797,7 @@ class hot_table {
   [[no_unique_address]] Hash hash_;
   [[no_unique_address]] KeyEqual eq_;
   eviction_sink sink_;
+  removal_observer on_removal_;
   reference_observer observer_;
   table_governor* gov_ = nullptr;
   // Weights (set_weight_bound): per slot, guarded by the home lock of the key in the slot.

@@ -6,7 +6,9 @@
 //
 // The warm tier: a sharded, thread-safe, bounded key-value store whose replacement decisions come
 // from an eviction_policy (policies.hpp), bounded by entries and optionally by weight (bytes, as
-// a weigher counts them). Evicted entries go to a sink: the cold tier's demotion, or the user's.
+// a weigher counts them). Evicted entries go to a sink: the cold tier's demotion, or the user's;
+// with a removal observer, erased and replaced entries are reported to it (a move to another
+// tier, erase<false>, is not).
 //
 // Layout. 2^n shards by key hash (high bits, so the shard and the index's own position bits do
 // not correlate). An entry is an immutable heap node (hash, weight, slot, generation, read count,
@@ -102,6 +104,7 @@
 #include "goldylox/detail/common/group_lock.hpp"
 #include "goldylox/detail/common/hash.hpp"
 #include "goldylox/detail/common/platform.hpp"
+#include "goldylox/removal.hpp"
 
 #if GOLDYLOX_ASAN
 #include <sanitizer/asan_interface.h>
@@ -279,6 +282,16 @@ class warm_tier {
   warm_tier(const warm_tier&) = delete;
   warm_tier& operator=(const warm_tier&) = delete;
 
+  // The sink of evictions (instead of the constructor's). Set before use.
+  void set_sink(sink_type sink) { sink_ = std::move(sink); }
+
+  // Receives each entry that leaves other than through the sink: erased (erase, clear without
+  // to_sink) or replaced (a put of its key), under the shard's lock or just after it, before the
+  // node is retired; must not throw and must not call back into this tier. erase<false> (a move
+  // to another tier) is not reported. Set before use.
+  using removal_observer = std::function<void(const K&, const V&, removal_cause)>;
+  void set_removal_observer(removal_observer observer) { on_removal_ = std::move(observer); }
+
   // Instead of the sink: stamp(key) runs under the shard's lock as each entry leaves the tier,
   // and sink(key, value, stamp, reads) gets the stamp after the lock is released, with the
   // number of reads the entry had in this tier. Every stamp taken reaches the sink (clear()
@@ -428,8 +441,9 @@ class warm_tier {
  public:
   // Removes `key`. Looks without the lock first, so erasing an absent key (the common case when
   // the engine inserts a key new to the hot tier) never waits for a writer. Throws only if the
-  // policy's on_erase does, and then changes nothing.
-  template <class Q>
+  // policy's on_erase does, and then changes nothing. Report = false: the entry moves to another
+  // tier, which is not a removal (no removal observer call).
+  template <bool Report = true, class Q>
   bool erase(const Q& key) {
     const std::uint64_t h = hash_of(key);
     shard& sh = shard_for(h);
@@ -448,6 +462,7 @@ class warm_tier {
       unlink(sh, at);
       release(sh, n->at, n->weight);
     }
+    if (Report && on_removal_) on_removal_(n->key, n->value, removal_cause::erased);
     retire(n);
     return true;
   }
@@ -480,7 +495,10 @@ class warm_tier {
       if (to_sink) {
         deliver(gone);
       } else {
-        for (const victim& v : gone) retire(v.n);
+        for (const victim& v : gone) {
+          if (on_removal_) on_removal_(v.n->key, v.n->value, removal_cause::erased);
+          retire(v.n);
+        }
       }
     }
   }
@@ -901,6 +919,7 @@ class warm_tier {
     t.cells[at].store(cell_value(n), std::memory_order_seq_cst);
     sh[s].n = n;
     sh.weight = sh.weight - old->weight + w;
+    if (on_removal_) on_removal_(old->key, old->value, removal_cause::replaced);
     retire(old);
     sh.policy.on_hit(s);
     if (sh.max_weight == 0 || sh.weight <= sh.max_weight) return;
@@ -1019,6 +1038,7 @@ class warm_tier {
   epoch_domain* const epoch_ = &epoch_domain::global();
   weigher_type weigher_;
   sink_type sink_;
+  removal_observer on_removal_;
   std::function<std::uint64_t(const K&)> stamp_;
   std::function<void(const K&, const V&, std::uint64_t, std::uint32_t)> stamped_sink_;
   std::function<void()> learning_due_;  // see defer_learning
