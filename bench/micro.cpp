@@ -8,6 +8,7 @@
 //         goldylox_telemetry   typed_cache, enable_telemetry(true)
 //         goldylox_expire_write   typed_cache, expire_after_write(1 h) (u64 only)
 //         goldylox_expire_access  typed_cache, expire_after_access(1 h) (u64 only)
+//         goldylox_listener    typed_cache with a removal listener that counts (u64 only)
 //         goldylox_any         cache<K>::get<V> (run-time-typed facade), same V
 //         absl_flat            absl::flat_hash_map, unsynchronized (the single-thread floor)
 //         absl_shard64_mutex   64 absl::flat_hash_map shards, std::mutex each
@@ -445,14 +446,16 @@ auto all_impls() {
   );
 }
 
-// The u64 set also measures goldylox's SWAR tag match, telemetry-on and expiry variants.
+// The u64 set also measures goldylox's SWAR tag match, telemetry-on, expiry and listener
+// variants.
 auto u64_impls() {
   return std::tuple_cat(
       std::make_tuple(
           impl<gb::gx_typed<u64, u64, gb::gx_tag::swar>, u64>{"goldylox_swar"},
           impl<gb::gx_typed<u64, u64, gb::gx_tag::telemetry>, u64>{"goldylox_telemetry"},
           impl<gb::gx_typed<u64, u64, gb::gx_tag::expire_write>, u64>{"goldylox_expire_write"},
-          impl<gb::gx_typed<u64, u64, gb::gx_tag::expire_access>, u64>{"goldylox_expire_access"}),
+          impl<gb::gx_typed<u64, u64, gb::gx_tag::expire_access>, u64>{"goldylox_expire_access"},
+          impl<gb::gx_typed<u64, u64, gb::gx_tag::listener>, u64>{"goldylox_listener"}),
       all_impls<u64>());
 }
 

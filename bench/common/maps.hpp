@@ -68,7 +68,12 @@ T built_or_die(absl::StatusOr<T> made) {
 
 // expire_write / expire_access: expire_after_write / expire_after_access of an hour (nothing
 // expires during a run: the cost measured is the deadline check and its bookkeeping).
-enum class gx_tag { simd, swar, telemetry, expire_write, expire_access };
+// listener: a removal listener that counts what it hears (every put_update replaces a value, so
+// each one queues and delivers a notice).
+enum class gx_tag { simd, swar, telemetry, expire_write, expire_access, listener };
+
+// What the listener variant heard (read only to keep the calls observable).
+inline std::atomic<std::uint64_t> gx_heard{0};
 
 // What both goldylox adapters share: the cache, put, and access to it. Sized at exactly
 // `capacity` so a prefilled table never evicts.
@@ -116,6 +121,11 @@ class gx_typed : public gx_holder<goldylox::typed_cache<K, V>> {
         .enable_telemetry(Tag == gx_tag::telemetry);
     if constexpr (Tag == gx_tag::expire_write) b.expire_after_write(std::chrono::hours(1));
     if constexpr (Tag == gx_tag::expire_access) b.expire_after_access(std::chrono::hours(1));
+    if constexpr (Tag == gx_tag::listener) {
+      b.removal_listener([](const K&, const V&, goldylox::removal_cause) {
+        gx_heard.fetch_add(1, std::memory_order_relaxed);
+      });
+    }
     return built_or_die(b.build());
   }
 };

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -266,6 +268,140 @@ TEST(ExpiryCache, RunTimeTypedValuesExpireToo) {
   clock.advance(9s);
   EXPECT_EQ(c.get<std::string>("user").value(), std::nullopt);
   EXPECT_EQ(c.stats().expirations, 2U);
+}
+
+// expire_after: each value's own ttl, decided from the value (here: value i lives i seconds).
+template <class T>
+std::chrono::nanoseconds own_ttl(const typename T::value& v) {
+  for (int i = 0; i < 100; ++i) {
+    if (v == T::v(i)) return std::chrono::seconds(i);
+  }
+  return std::chrono::nanoseconds::max();
+}
+
+TYPED_TEST(Expiry, ExpireAfterGivesEachValueItsOwnTtl) {
+  using T = TypeParam;
+  manual_ticker clock;
+  auto c = cache_of<T>(clock, [](auto& b) {
+    b.expire_after(
+        [](const typename T::key&, const typename T::value& v) { return own_ttl<T>(v); });
+  });
+  fill<T>(c, 0, 10);  // value i expires i seconds from now; value 0 at once
+  EXPECT_EQ(c.get(T::k(0)), std::nullopt);
+  ASSERT_TRUE(c.put(T::k(20), T::v(50)).ok());      // 50 s, by the value, whatever the key
+  ASSERT_TRUE(c.put(T::k(21), T::v(1), 30s).ok());  // a put's own ttl overrides it
+  clock.advance(5s);
+  for (int i = 1; i < 10; ++i) EXPECT_EQ(c.get(T::k(i)).has_value(), i > 5) << i;
+  EXPECT_TRUE(c.contains(T::k(21)));
+  // An overwrite takes its new value's ttl: 1 s from now.
+  ASSERT_TRUE(c.put(T::k(9), T::v(1)).ok());
+  clock.advance(1s);
+  EXPECT_FALSE(c.contains(T::k(9)));
+  // Every write that stores a value asks: put_if_absent, replace, compare_and_swap.
+  ASSERT_TRUE(c.put_if_absent(T::k(30), T::v(2)).ok());
+  ASSERT_TRUE(c.replace(T::k(20), T::v(3)).ok());
+  clock.advance(2s);
+  EXPECT_FALSE(c.contains(T::k(30)));
+  EXPECT_TRUE(c.contains(T::k(20)));
+  clock.advance(1s);
+  EXPECT_FALSE(c.contains(T::k(20)));
+  EXPECT_TRUE(c.contains(T::k(21)));  // 30 s
+  clock.advance(30s);
+  EXPECT_FALSE(c.contains(T::k(21)));
+}
+
+TYPED_TEST(Expiry, ExpireAfterGivesLoadedValuesTheirOwnTtl) {
+  using T = TypeParam;
+  manual_ticker clock;
+  auto loads = std::make_shared<std::atomic<int>>(0);
+  using cache_type = goldylox::typed_cache<typename T::key, typename T::value>;
+  auto c = cache_type::builder()
+               .max_entries(100)
+               .ticker(clock)
+               .expire_after(
+                   [](const typename T::key&, const typename T::value& v) { return own_ttl<T>(v); })
+               .loader([loads](const typename T::key&) -> absl::StatusOr<typename T::value> {
+                 loads->fetch_add(1);
+                 return T::v(3);  // lives 3 s
+               })
+               .build()
+               .value();
+  EXPECT_EQ(*c.get_or_load(T::k(1)), T::v(3));
+  clock.advance(2s);
+  EXPECT_EQ(*c.get_or_load(T::k(1)), T::v(3));
+  EXPECT_EQ(loads->load(), 1);
+  clock.advance(1s);
+  EXPECT_EQ(*c.get_or_load(T::k(1)), T::v(3));  // expired: loaded again
+  EXPECT_EQ(loads->load(), 2);
+}
+
+TYPED_TEST(Expiry, AThrowingExpireAfterFailsTheWriteAndChangesNothing) {
+  using T = TypeParam;
+  manual_ticker clock;
+  auto c = cache_of<T>(clock, [](auto& b) {
+    b.expire_after([](const typename T::key&, const typename T::value& v) {
+      if (v == T::v(7)) throw std::runtime_error("no ttl for this one");
+      return std::chrono::nanoseconds(std::chrono::hours(1));
+    });
+  });
+  ASSERT_TRUE(c.put(T::k(1), T::v(1)).ok());
+  EXPECT_THROW((void)c.put(T::k(1), T::v(7)), std::runtime_error);
+  EXPECT_THROW((void)c.put_if_absent(T::k(2), T::v(7)), std::runtime_error);
+  EXPECT_EQ(c.get(T::k(1)), T::v(1));
+  EXPECT_FALSE(c.contains(T::k(2)));
+  ASSERT_TRUE(c.put(T::k(2), T::v(2)).ok());  // the cache keeps serving
+  EXPECT_EQ(c.get(T::k(2)), T::v(2));
+}
+
+TEST(ExpiryOptions, ExpireAfterIsRefusedWithFixedTtlsOrEmpty) {
+  using cache_type = goldylox::typed_cache<std::uint64_t, std::uint64_t>;
+  auto ttl = [](const std::uint64_t&, const std::uint64_t&) { return std::chrono::seconds(1); };
+  for (int which = 0; which < 2; ++which) {
+    auto b = cache_type::builder();
+    b.max_entries(10).expire_after(ttl);
+    if (which == 0) b.expire_after_write(1s);
+    if (which == 1) b.expire_after_access(1s);
+    auto made = b.build();
+    ASSERT_FALSE(made.ok());
+    EXPECT_EQ(made.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(made.status().message().find("expire_after"), std::string::npos);
+  }
+  std::function<std::chrono::nanoseconds(const std::uint64_t&, const std::uint64_t&)> empty;
+  auto made = cache_type::builder().max_entries(10).expire_after(empty).build();
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.status().message().find("empty"), std::string::npos);
+  made = cache_type::builder().max_entries(10).expire_after(ttl).enable_expiry(false).build();
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.status().code(), absl::StatusCode::kInvalidArgument);
+  // Like every expiry setting, not with a cold tier yet.
+  made = cache_type::builder()
+             .max_entries(10)
+             .expire_after(ttl)
+             .cold_tier_storage_path(testing::TempDir() + "/goldylox_expire_after")
+             .build();
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ExpiryOptions, AnyValueCacheDecidesByTheValuesType) {
+  manual_ticker clock;
+  auto c = goldylox::cache<std::string>::builder()
+               .max_entries(100)
+               .ticker(clock)
+               .expire_after([](const std::string&, const goldylox::value_view& v) {
+                 // Tokens live their own lifetime; everything else an hour.
+                 if (const auto* t = v.get_if<std::chrono::seconds>()) return *t;
+                 return std::chrono::seconds(3600);
+               })
+               .build()
+               .value();
+  ASSERT_TRUE(c.put("token", std::chrono::seconds(5)).ok());
+  ASSERT_TRUE(c.put("name", std::string("ada")).ok());
+  clock.advance(5s);
+  EXPECT_EQ(c.get<std::chrono::seconds>("token").value(), std::nullopt);
+  EXPECT_EQ(c.get<std::string>("name").value(), "ada");
+  clock.advance(3595s);
+  EXPECT_EQ(c.get<std::string>("name").value(), std::nullopt);
 }
 
 TEST(ExpiryClock, TheDefaultClockExpiresEntriesInRealTime) {

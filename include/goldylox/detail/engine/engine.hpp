@@ -83,6 +83,7 @@ class engine {
 
   using weigher_type = typename tiers_type::weigher_type;
   using listener_type = typename removal_notifier<K, S>::listener_type;
+  using expiry_function = typename tiers_type::expiry_function;
 
   // make_policy: the warm tier's policy per shard (config.warm_tier_max_entries != 0).
   // cold: the opened cold store (config.cold_tier_storage_path set; K must be serializable).
@@ -91,15 +92,18 @@ class engine {
   // ticker: the clock of expiry (config.expiry; empty: expiry_clock's default).
   // listener: hears of every entry that leaves the cache (notices.hpp); empty: none. Not with a
   // cold tier (std::invalid_argument: its removals from disk are not reported yet).
+  // expire_after: with expiry, each written value's time to live (empty: the config's).
   explicit engine(const cache_config& config, policy_factory make_policy = {},
                   std::unique_ptr<cold_store> cold = nullptr, weigher_type weigher = {},
-                  ticker_function ticker = {}, listener_type listener = {})
+                  ticker_function ticker = {}, listener_type listener = {},
+                  expiry_function expire_after = {})
       : t_(config, std::move(make_policy), std::move(cold), std::move(weigher), std::move(ticker)),
         coherence_(t_),
         demotions_(t_, coherence_),
         promotion_(t_, demotions_) {
     t_.direct_reads = !t_.has_lower_tier() && t_.clock == nullptr;
     t_.expiring_reads = !t_.has_lower_tier() && t_.clock != nullptr;
+    if (t_.clock != nullptr) t_.expire_after = std::move(expire_after);
     if (listener) {
       if (t_.cold != nullptr) {
         throw std::invalid_argument(
@@ -346,11 +350,12 @@ class engine {
       if (GOLDYLOX_LIKELY(t_.clock == nullptr)) {
         return t_.hot.compute(std::move(key), std::forward<F>(decide));
       }
-      const compute_outcome done = t_.hot.compute(std::move(key), [&](const S* current) {
-        decision d = decide(current);
-        if (d.what == decision::kind::assign) d.deadline = t_.write_deadline();
-        return d;
-      });
+      const compute_outcome done =
+          t_.hot.compute(std::move(key), [&](const K& k, const S* current) {
+            decision d = decide(current);
+            if (d.what == decision::kind::assign) d.deadline = t_.write_deadline(k, *d.value);
+            return d;
+          });
       expiry_.after_write();
       return done;
     }
@@ -436,7 +441,8 @@ class engine {
   // too heavy for its tier is kInvalidArgument (as compute).
   template <class KeyArg>
   absl::Status assign(KeyArg&& key, S value) {
-    return assign_until(std::forward<KeyArg>(key), std::move(value), t_.write_deadline());
+    const std::int64_t deadline = t_.write_deadline(std::as_const(key), std::as_const(value));
+    return assign_until(std::forward<KeyArg>(key), std::move(value), deadline);
   }
 
   // assign() of a value that expires `ttl` from now (whatever the cache's expire_after_write or

@@ -61,6 +61,9 @@ struct tier_stack {
   using governor_type = slot_governor<hot_type>;
   using decision = table_decision<S>;
   using weigher_type = std::function<std::size_t(const K&, const S&)>;
+  // A value's own time to live (builder expire_after): <= 0 expires it at once,
+  // nanoseconds::max() never.
+  using expiry_function = std::function<std::chrono::nanoseconds(const K&, const S&)>;
   static constexpr bool cold_capable = cold_serializable<K>;
 
   // An entry's weight when the cache has a byte budget and no weigher: weight_of<K> plus
@@ -128,6 +131,14 @@ struct tier_stack {
     return ttl.count() == 0 ? no_deadline : deadline_after(clock->now(), ttl);
   }
 
+  // The deadline of (key, value) written now: expire_after's for it when the cache has one, else
+  // write_deadline().
+  std::int64_t write_deadline(const K& key, const S& value) const {
+    if (clock == nullptr) return no_deadline;
+    if (!expire_after) return write_deadline();
+    return deadline_after(clock->now(), expire_after(key, value));
+  }
+
   // A copy of the warm tier's value of `k` that neither counts nor records a hit (the reads a
   // write makes under the key's home lock).
   std::optional<S> warm_copy(const K& k) const {
@@ -173,6 +184,9 @@ struct tier_stack {
   // With expiry: the clock deadlines are set and checked against (declared before the tiers,
   // which point to it).
   const std::unique_ptr<expiry_clock> clock;
+  // With expiry: each value's own time to live (empty: the config's); set by the engine before
+  // use.
+  expiry_function expire_after;
   // Mutable: a read may move an entry between tiers, which changes no value.
   mutable hot_type hot;
   // memory_layout::one_table with a warm budget: the warm policy deciding the hot table's

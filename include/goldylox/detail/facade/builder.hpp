@@ -170,6 +170,40 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     return *this;
   }
 
+  // Each value's own time to live, decided from the value when it is written (as Caffeine's
+  // Expiry): duration(const K&, const V&) for a typed_cache, duration(const K&, const
+  // value_view&) for a cache<K>, returning std::chrono::nanoseconds (or convertible to it); <= 0
+  // expires the value at once, std::chrono::nanoseconds::max() never. Called on every write that
+  // stores a value (put, put_if_absent, replace, compare_and_swap, a load: the way to give
+  // loaded values their own ttl), under the key's lock: it must be quick and must not call into
+  // the cache; what it throws reaches the caller of the write, the cache unchanged. A put with
+  // its own ttl overrides it. Turns expiry on (as enable_expiry); cannot be combined with
+  // expire_after_write or expire_after_access (kInvalidArgument), nor given an empty callable.
+  template <class F>
+    requires(requires { typename Cache::mapped_type; } &&
+             std::is_invocable_r_v<std::chrono::nanoseconds, const F&,
+                                   const typename Cache::key_type&,
+                                   const typename Cache::mapped_type&>) ||
+            (!requires { typename Cache::mapped_type; } &&
+             std::is_invocable_r_v<std::chrono::nanoseconds, const F&,
+                                   const typename Cache::key_type&, const value_view&>)
+  facade_builder& expire_after(F duration) {
+    using K = typename Cache::key_type;
+    expire_after_empty_ = callable_is_empty(duration);
+    if constexpr (requires { typename Cache::mapped_type; }) {
+      expire_after_ = [duration = std::move(duration)](const K& key,
+                                                       const typename Cache::mapped_type& value) {
+        return std::chrono::nanoseconds(duration(key, value));
+      };
+    } else {
+      expire_after_ = [duration = std::move(duration)](const K& key, const any_value& value) {
+        return std::chrono::nanoseconds(duration(key, value_view(value)));
+      };
+    }
+    this->enable_expiry();
+    return *this;
+  }
+
   // kInvalidArgument for invalid or conflicting options, kResourceExhausted if the tables cannot
   // be allocated; with a cold tier, what opening its directory reports (kPermissionDenied,
   // kNotFound, kFailedPrecondition when another cache holds it).
@@ -184,6 +218,18 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
       absl::StatusOr<policy_factory> made = resolve_warm_policy(this->request());
       if (!made.ok()) return made.status();
       make_policy = *std::move(made);
+    }
+    if (expire_after_empty_) {
+      return absl::InvalidArgumentError("goldylox: expire_after() was given an empty callable");
+    }
+    if (expire_after_ && (!config->expiry || config->expire_after_write.count() != 0 ||
+                          config->expire_after_access.count() != 0)) {
+      return absl::InvalidArgumentError(
+          !config->expiry ? "goldylox: expire_after needs expiry, which enable_expiry(false) "
+                            "turned off after it"
+                          : "goldylox: expire_after (each value's own ttl) cannot be combined "
+                            "with expire_after_write or expire_after_access; fold their "
+                            "duration into it");
     }
     if (listener_empty_ || (listener_ && !config->cold_tier_storage_path.empty())) {
       return absl::InvalidArgumentError(
@@ -232,7 +278,7 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     }
     try {
       Cache made(std::make_unique<engine_type>(*config, std::move(make_policy), std::move(cold),
-                                               weigher_, ticker_, listener_));
+                                               weigher_, ticker_, listener_, expire_after_));
       if constexpr (requires { typename Cache::loaders_type; }) {
         loaders_type loaders = loaders_;
         loaders.ticker = ticker_;
@@ -260,6 +306,8 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
   bool ticker_empty_ = false;
   typename Cache::engine_type::listener_type listener_;  // removal_listener(); empty: none
   bool listener_empty_ = false;
+  typename Cache::engine_type::expiry_function expire_after_;  // expire_after(); empty: none
+  bool expire_after_empty_ = false;
 };
 
 }  // namespace detail
