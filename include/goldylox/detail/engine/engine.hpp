@@ -113,6 +113,10 @@ class engine {
       t_.notices.set(std::move(listener));
       watch_removals();
     }
+    // After the removal observers: the sweep job reads them from the pool's threads. (What the
+    // rest of this constructor sets, the lower tiers' sinks, no sweep touches: expiry exists only
+    // without a warm or cold tier.)
+    expiry_.start();
     if (t_.warm == nullptr) {
       if (t_.cold != nullptr) {
         // The hot tier's sink runs under the victim's home lock, which every write of the key

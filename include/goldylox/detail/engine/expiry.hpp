@@ -36,8 +36,13 @@ class expiry_sweep {
   explicit expiry_sweep(tiers_type& tiers) : tiers_(tiers) {
     if (tiers.clock == nullptr) return;
     next_.store(tiers.clock->now() + period.count(), std::memory_order_relaxed);
-    if (!tiers.config.background_pool) return;
-    job_ = background_pool_access::pool(*tiers.config.background_pool)
+  }
+
+  // Registers the pool job (with a pool), once the engine has finished setting up what a sweep
+  // reads (the removal observers and notifier): the job may run at once, on another thread.
+  void start() {
+    if (tiers_.clock == nullptr || !tiers_.config.background_pool) return;
+    job_ = background_pool_access::pool(*tiers_.config.background_pool)
                ->add([this](std::stop_token) { sweep(); }, period);
   }
 
