@@ -9,6 +9,7 @@
 //         goldylox_expire_write   typed_cache, expire_after_write(1 h) (u64 only)
 //         goldylox_expire_access  typed_cache, expire_after_access(1 h) (u64 only)
 //         goldylox_listener    typed_cache with a removal listener that counts (u64 only)
+//         goldylox_refresh     typed_cache, refresh_after_write(1 h) with a loader (u64 only)
 //         goldylox_any         cache<K>::get<V> (run-time-typed facade), same V
 //         absl_flat            absl::flat_hash_map, unsynchronized (the single-thread floor)
 //         absl_shard64_mutex   64 absl::flat_hash_map shards, std::mutex each
@@ -446,8 +447,8 @@ auto all_impls() {
   );
 }
 
-// The u64 set also measures goldylox's SWAR tag match, telemetry-on, expiry and listener
-// variants.
+// The u64 set also measures goldylox's SWAR tag match, telemetry-on, expiry, listener and
+// refresh variants.
 auto u64_impls() {
   return std::tuple_cat(
       std::make_tuple(
@@ -455,7 +456,8 @@ auto u64_impls() {
           impl<gb::gx_typed<u64, u64, gb::gx_tag::telemetry>, u64>{"goldylox_telemetry"},
           impl<gb::gx_typed<u64, u64, gb::gx_tag::expire_write>, u64>{"goldylox_expire_write"},
           impl<gb::gx_typed<u64, u64, gb::gx_tag::expire_access>, u64>{"goldylox_expire_access"},
-          impl<gb::gx_typed<u64, u64, gb::gx_tag::listener>, u64>{"goldylox_listener"}),
+          impl<gb::gx_typed<u64, u64, gb::gx_tag::listener>, u64>{"goldylox_listener"},
+          impl<gb::gx_typed<u64, u64, gb::gx_tag::refresh>, u64>{"goldylox_refresh"}),
       all_impls<u64>());
 }
 

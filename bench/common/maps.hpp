@@ -70,7 +70,9 @@ T built_or_die(absl::StatusOr<T> made) {
 // expires during a run: the cost measured is the deadline check and its bookkeeping).
 // listener: a removal listener that counts what it hears (every put_update replaces a value, so
 // each one queues and delivers a notice).
-enum class gx_tag { simd, swar, telemetry, expire_write, expire_access, listener };
+// refresh: refresh_after_write of an hour with a loader (nothing falls due during a run: the cost
+// measured is the refresh time's bookkeeping on reads and writes).
+enum class gx_tag { simd, swar, telemetry, expire_write, expire_access, listener, refresh };
 
 // What the listener variant heard (read only to keep the calls observable).
 inline std::atomic<std::uint64_t> gx_heard{0};
@@ -124,6 +126,11 @@ class gx_typed : public gx_holder<goldylox::typed_cache<K, V>> {
     if constexpr (Tag == gx_tag::listener) {
       b.removal_listener([](const K&, const V&, goldylox::removal_cause) {
         gx_heard.fetch_add(1, std::memory_order_relaxed);
+      });
+    }
+    if constexpr (Tag == gx_tag::refresh) {
+      b.refresh_after_write(std::chrono::hours(1)).loader([](const K&) -> absl::StatusOr<V> {
+        return V{};
       });
     }
     return built_or_die(b.build());

@@ -17,6 +17,9 @@
 //   expire_after_access         entries expire this long after they were last read or written.
 //   enable_expiry               entries may expire: put(key, value, ttl) gives one its own ttl
 //                               (implied by either option above). docs/api.md#expiry.
+//   refresh_after_write         a typed_cache with a loader reloads an entry this long after it
+//                               was written, on the background pool, while reads keep getting
+//                               the old value (implies enable_expiry). docs/api.md#refresh.
 //   warm_tier_policy            the warm tier's eviction policy: a name (default "adaptive"), a
 //                               policy type, or a factory making a user policy.
 //   warm_tier_promotion_hits    warm hits after which an entry moves back to the hot tier
@@ -129,6 +132,8 @@ struct cache_config {
   bool expiry = false;
   std::chrono::nanoseconds expire_after_write{0};
   std::chrono::nanoseconds expire_after_access{0};
+  // Refresh: an entry is reloaded this long after it was written (0: off; needs expiry).
+  std::chrono::nanoseconds refresh_after_write{0};
   std::string warm_tier_policy;  // the warm tier's policy: its name, or P::name for a type
   std::uint32_t warm_tier_promotion_hits = 2;
   goldylox::memory_layout memory_layout = goldylox::memory_layout::one_table;
@@ -190,6 +195,7 @@ struct config_request {
   std::optional<std::size_t> max_weight;
   std::optional<std::chrono::nanoseconds> expire_after_write;
   std::optional<std::chrono::nanoseconds> expire_after_access;
+  std::optional<std::chrono::nanoseconds> refresh_after_write;
   bool enable_expiry = false;
   std::optional<std::size_t> hot_tier_max_entries;
   std::optional<std::size_t> warm_tier_max_entries;
@@ -248,12 +254,14 @@ constexpr std::size_t hot_share_of(std::size_t total, std::size_t hot, std::size
 // yet (the warm tier of memory_layout::two_tables, the cold tier).
 inline absl::Status resolve_expiry(const config_request& r, cache_config& c) {
   for (const auto& [given, name] : {std::pair{r.expire_after_write, "expire_after_write"},
-                                    std::pair{r.expire_after_access, "expire_after_access"}}) {
+                                    std::pair{r.expire_after_access, "expire_after_access"},
+                                    std::pair{r.refresh_after_write, "refresh_after_write"}}) {
     if (given && *given <= std::chrono::nanoseconds::zero()) {
       return absl::InvalidArgumentError(
           absl::StrCat("goldylox: ", name,
                        " must be a duration above zero (omit it for entries "
-                       "that do not expire)"));
+                       "that do not ",
+                       std::string_view(name) == "refresh_after_write" ? "refresh)" : "expire)"));
     }
   }
   if (r.expire_after_write && r.expire_after_access) {
@@ -263,13 +271,22 @@ inline absl::Status resolve_expiry(const config_request& r, cache_config& c) {
   }
   c.expire_after_write = r.expire_after_write.value_or(std::chrono::nanoseconds::zero());
   c.expire_after_access = r.expire_after_access.value_or(std::chrono::nanoseconds::zero());
-  c.expiry = r.enable_expiry || r.expire_after_write || r.expire_after_access;
+  c.refresh_after_write = r.refresh_after_write.value_or(std::chrono::nanoseconds::zero());
+  // Refresh keeps its write times beside expiry's deadlines, and ticks by expiry's clock.
+  c.expiry =
+      r.enable_expiry || r.expire_after_write || r.expire_after_access || r.refresh_after_write;
   if (!c.expiry) return absl::OkStatus();
   if (!c.cold_tier_storage_path.empty() ||
       (c.warm_tier_max_entries != 0 && c.memory_layout == memory_layout::two_tables)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "goldylox: ", r.refresh_after_write ? "refresh_after_write" : "expiry",
+        " works with the in-memory one_table layout (the default) for now; the "
+        "cold tier and memory_layout::two_tables's warm tier do not carry deadlines yet"));
+  }
+  if (r.refresh_after_write && !r.enable_background_workers) {
     return absl::InvalidArgumentError(
-        "goldylox: expiry works with the in-memory one_table layout (the default) for now; the "
-        "cold tier and memory_layout::two_tables's warm tier do not carry deadlines yet");
+        "goldylox: refresh_after_write reloads entries on the background pool; it needs "
+        "enable_background_workers (the default)");
   }
   return absl::OkStatus();
 }
@@ -762,6 +779,8 @@ class basic_builder {
 
  protected:
   const detail::config_request& request() const noexcept { return request_; }
+  // For a facade's own options that live in the request (typed_cache's refresh_after_write).
+  detail::config_request& edit_request() noexcept { return request_; }
 
  private:
   Derived& self() noexcept { return static_cast<Derived&>(*this); }

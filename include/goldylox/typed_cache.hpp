@@ -369,6 +369,11 @@ class typed_cache {
       negative_ = std::make_unique<detail::negative_cache<K, Hash, KeyEqual>>(
           loaders_.negative_ttl, loaders_.negative_max_keys, loaders_.ticker);
     }
+    if (engine_->config().refresh_after_write.count() > 0) {
+      // A copy of the loaders, not `this`: the cache may move; the engine does not.
+      engine_->set_refresh(
+          [loaders = loaders_](const K& key) { return detail::load_one(loaders, key); });
+    }
   }
 
   std::unique_ptr<engine_type> engine_;

@@ -20,6 +20,8 @@
 //   promotion.hpp     reads below the hot tier and the moves up they cause (M2, C3)
 //   maintenance.hpp   the pool job the warm tier's policies learn on (off the request path)
 //   single_flight.hpp get_or_insert: one loader per absent key
+//   refresh.hpp       refresh_after_write: the reloads reads claim, made on the pool (reload
+//                     below stores them)
 //   stats.hpp         the cache_stats snapshot
 // With a cold tier every write runs under the key's home lock (no lock-free in-place put), retires
 // the key's cold record first and, if that fails, returns the error with memory untouched (C1);
@@ -55,6 +57,7 @@
 #include "goldylox/detail/engine/maintenance.hpp"
 #include "goldylox/detail/engine/notices.hpp"
 #include "goldylox/detail/engine/promotion.hpp"
+#include "goldylox/detail/engine/refresh.hpp"
 #include "goldylox/detail/engine/single_flight.hpp"
 #include "goldylox/detail/engine/stats.hpp"
 #include "goldylox/detail/engine/tiers.hpp"
@@ -84,6 +87,9 @@ class engine {
   using weigher_type = typename tiers_type::weigher_type;
   using listener_type = typename removal_notifier<K, S>::listener_type;
   using expiry_function = typename tiers_type::expiry_function;
+  // A refresh's loader: the key's fresh value; kNotFound removes the entry, any other error
+  // keeps the old value.
+  using reload_function = std::function<absl::StatusOr<S>(const K&)>;
 
   // make_policy: the warm tier's policy per shard (config.warm_tier_max_entries != 0).
   // cold: the opened cold store (config.cold_tier_storage_path set; K must be serializable).
@@ -559,6 +565,27 @@ class engine {
     demotions_.settle();
     maintenance_.run_pending();
     expiry_.sweep();
+    refresh_.run_pending();
+  }
+
+  // Turns on refresh (config.refresh_after_write, which implies expiry and a background pool:
+  // config.hpp checks both): an entry read config.refresh_after_write or more after its write is
+  // reloaded by `reload` on the pool, once per write, while reads keep getting its value
+  // (refresh.hpp). Call once, before the cache is shared. std::invalid_argument if the config has
+  // no refresh, `reload` is empty, or it was called before.
+  void set_refresh(reload_function reload) {
+    if (t_.config.refresh_after_write.count() <= 0 || t_.clock == nullptr ||
+        !t_.config.background_pool || !reload || refresh_.active()) {
+      throw std::invalid_argument(
+          "goldylox: refresh needs refresh_after_write, a background pool and a loader, once");
+    }
+    reload_ = std::move(reload);
+    refresh_.start(*t_.config.background_pool,
+                   [this](refresh_request<K>&& r) { this->reload(std::move(r)); });
+    t_.hot.set_refresh(t_.config.refresh_after_write,
+                       [this](const K& key, std::size_t slot, std::int64_t at) noexcept {
+                         return refresh_.request(key, slot, at);
+                       });
   }
 
   // Makes what the cold tier holds durable (cold_store::sync); OK without a cold tier. First
@@ -794,6 +821,42 @@ class engine {
     return stored.ok() ? absl::OkStatus() : stored.status();
   }
 
+  // One refresh (refresh.hpp), on the pool: loads the key and stores the value if the slot still
+  // holds the write whose refresh was claimed (kNotFound: removes it then, as Caffeine does with
+  // a refresh that loads nothing); otherwise, or if the load fails, the old value stays and the
+  // claim is released, so a later read asks again. Counted and timed as every load.
+  void reload(refresh_request<K>&& r) {
+    const notice_scope notices(t_.notices.active());
+    // (Built in place, never assigned: S need not be assignable.)
+    absl::StatusOr<S> loaded = [&]() -> absl::StatusOr<S> {
+      load_meter meter(*this);
+      try {
+        absl::StatusOr<S> got = reload_(std::as_const(r.key));
+        if (got.ok()) meter.succeeded();
+        return got;
+      } catch (...) {  // the facade's loaders turn exceptions into statuses; this is a last guard
+        return absl::InternalError("goldylox: a refresh's loader threw");
+      }
+    }();
+    compute_outcome outcome = compute_outcome::kept;
+    if (loaded.ok() || absl::IsNotFound(loaded.status())) {
+      try {
+        outcome = t_.hot.compute(K(r.key), [&](const K& k, const S* current, std::size_t slot) {
+          if (current == nullptr || slot != r.slot || !t_.hot.refresh_claimed(slot, r.at)) {
+            return decision::keep();  // written, removed or evicted since the claim
+          }
+          if (!loaded.ok()) return decision::erase();
+          decision d = decision::assign(std::move(*loaded));
+          d.deadline = t_.write_deadline(k, *d.value);
+          return d;
+        });
+      } catch (...) {  // the value's ttl function threw, or the value is too heavy to store
+        outcome = compute_outcome::kept;
+      }
+    }
+    if (outcome == compute_outcome::kept) t_.hot.release_refresh(r.slot, r.at);
+  }
+
   // erase() with the key as K, with a cold tier.
   absl::StatusOr<bool> erase_key(K key) {
     // Decides erase whatever the decision sees: a cold record of a type this program does not
@@ -892,6 +955,9 @@ class engine {
   // (~engine has stopped the queued moves, the only pool job that writes the warm tier).
   maintenance<K, S, Hash, KeyEqual> maintenance_{t_};
   expiry_sweep<K, S, Hash, KeyEqual> expiry_{t_};
+  reload_function reload_;  // set_refresh's loader
+  // Last, so destroyed first: its job stores into the hot table.
+  refresh_queue<K> refresh_;
 };
 
 }  // namespace detail

@@ -127,10 +127,19 @@ class move_queue {
 
   enum class pushed { dropped, queued, batch_ready };
 
+  // `attempts`: how many times to try a busy stripe's lock before dropping the request (the lock
+  // is held for one push or one swap, so a few tries ride out a drainer or another pusher).
   template <class... Args>
   pushed push(std::uint64_t hash, Args&&... args) noexcept {
+    return push_trying(1, hash, std::forward<Args>(args)...);
+  }
+  template <class... Args>
+  pushed push_trying(unsigned attempts, std::uint64_t hash, Args&&... args) noexcept {
     stripe& s = stripes_[(hash >> 29) % stripes];
-    if (!s.lock.try_lock()) return pushed::dropped;
+    for (unsigned i = 1; !s.lock.try_lock(); ++i) {
+      if (i >= attempts) return pushed::dropped;
+      cpu_relax();
+    }
     std::size_t n = 0;
     try {
       if (s.buffer.size() < per_stripe) {

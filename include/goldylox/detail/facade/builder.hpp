@@ -80,6 +80,24 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
     return *this;
   }
 
+  // typed_cache with a loader() or bulk_loader(): an entry read `d` or more after it was written
+  // is reloaded by the loader on the background pool, once per write, while reads keep getting
+  // its current value without waiting (Caffeine's refreshAfterWrite). The reloaded value replaces
+  // it only if nothing wrote, removed or evicted the entry meanwhile (the listener hears
+  // `replaced`); a reload answering kNotFound removes it (`erased`); any other failure keeps the
+  // old value, is counted in load_failures, and the next read asks again. Turns expiry on (as
+  // enable_expiry: with expire_after_write, an entry that expires first is gone, not refreshed).
+  // build() fails with kInvalidArgument for d <= 0, without a loader, with
+  // enable_background_workers(false), or with a cold tier or memory_layout::two_tables (not
+  // supported yet). Reloads run one at a time on one pool thread: give a cache with slow loads a
+  // background_pool of its own.
+  facade_builder& refresh_after_write(std::chrono::nanoseconds d)
+    requires requires { typename Cache::loaders_type; }
+  {
+    this->edit_request().refresh_after_write = d;
+    return *this;
+  }
+
   // typed_cache: remembers for `ttl` each key a loader answered kNotFound for, so that asking
   // for it again within ttl returns kNotFound without calling the loader (facade/loading.hpp);
   // at most `max_keys` keys are remembered, the oldest dropped first, and a put or remove of the
@@ -266,6 +284,11 @@ class facade_builder : public basic_builder<facade_builder<Cache>> {
       if (loaders_.bad_negative) {
         return absl::InvalidArgumentError(
             "goldylox: negative_cache needs a ttl above zero and max_keys of at least 1");
+      }
+      if (config->refresh_after_write.count() > 0 && !loaders_.one && !loaders_.bulk) {
+        return absl::InvalidArgumentError(
+            "goldylox: refresh_after_write reloads entries with the cache's loader; give it a "
+            "loader() or bulk_loader()");
       }
     }
     if (ticker_empty_) {

@@ -8,6 +8,10 @@
 // never stored, so the next request loads again. absl::NotFoundError is a loader's way to say
 // "no such value": get_or_load returns it, get_all leaves the key out.
 //
+// Refresh (refresh_after_write(d)): an entry read d or more after its write is reloaded by the
+// same loaders (load_one), on the background pool, while reads keep its old value
+// (engine/refresh.hpp).
+//
 // Negative caching (negative_cache(ttl)): a key the loader answered kNotFound for is remembered
 // for ttl, so that a key asked for again and again (does this user exist?) reaches the loader
 // once per ttl rather than on every request. Only kNotFound is remembered: other failures
@@ -153,6 +157,21 @@ auto guarded_load(F&& load) noexcept -> decltype(load()) {
   } catch (...) {
     return absl::InternalError("goldylox: the loader threw (not a std::exception)");
   }
+}
+
+// One key's value by the loaders: loader() if set, else the bulk loader asked for this key alone
+// (kNotFound if it returns no value for it). A loader that throws gives kInternal (guarded_load).
+// refresh_after_write's reloads.
+template <class K, class V, class Hash, class KeyEqual>
+absl::StatusOr<V> load_one(const cache_loaders<K, V, Hash, KeyEqual>& loaders, const K& key) {
+  if (loaders.one) return guarded_load([&] { return loaders.one(key); });
+  auto got = guarded_load([&] { return loaders.bulk(std::span<const K>(&key, 1)); });
+  if (!got.ok()) return got.status();
+  auto it = got->find(key);
+  if (it == got->end()) {
+    return absl::NotFoundError("goldylox: the bulk loader returned no value for this key");
+  }
+  return std::move(it->second);
 }
 
 // What a bulk loader may return: absl::StatusOr of any range of (key, value) pairs (a map, a

@@ -94,11 +94,26 @@
 // Lock order: home lock, then a stripe's mutex; expire_due() never holds a stripe's mutex while
 // it takes a home lock. With expiry, a put of a present packed key takes the home lock (as with
 // weights), and a node's small value is replaced by a new node rather than in place.
+//
+// Refresh (set_refresh, off by default; needs expiry's clock and deadlines). Each slot has a
+// refresh time in a second array: when its value becomes due for a reload (write time + the
+// refresh age). Every write of the slot sets it, under the key's home lock, strictly above its
+// previous value and even, so (slot, refresh time) names one write of the slot. A packed slot's
+// coarse date (below) is the earlier of its deadline and its refresh time, so the inline read
+// stays as it is until a refresh falls due; the out-of-line read (and every node read) then
+// compares the refresh time with the clock, and a reader that finds it due claims the refresh
+// with one CAS that sets the low bit (one claim per write, however many readers) and hands
+// (key, slot, time) to the refresh observer: the engine queues the reload and keeps serving the
+// old value. The reload is stored only if the key still sits in that slot with that claimed time
+// (refresh_claimed, under the home lock): any write, removal or eviction since discards it. A
+// reload that fails or is discarded releases the claim (release_refresh), so a later read claims
+// it again.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -276,6 +291,42 @@ class hot_table {
     // Expire-after-access readers move deadlines (and, in packed slots, the sequence word):
     // in-place puts, which rely on the word changing only with the contents, are then off.
     if (access_ttl_ != 0) locked_puts_ = true;
+  }
+
+  // Receives a refresh a reader claimed: the key, its slot and the claimed refresh time (see the
+  // header comment). Called on the reading thread, with no lock held; must not throw and must not
+  // block. Returns false if the refresh could not be queued (the claim is then released).
+  using refresh_observer = std::function<bool(const K&, std::size_t slot, std::int64_t at)>;
+
+  // Makes every entry due for a reload `age` (> 0) after it was written (see the header
+  // comment). After set_expiry, before use, on an empty table. Puts of present keys then take
+  // the home lock (the refresh time changes with the value).
+  void set_refresh(std::chrono::nanoseconds age, refresh_observer observer) {
+    if (deadlines_ == nullptr || age.count() <= 0 || !observer) {
+      throw std::invalid_argument("hot tier: refresh needs expiry, an age above 0 and an observer");
+    }
+    const std::size_t n = groups_ * group_width;
+    refresh_at_ = std::make_unique<std::atomic<std::int64_t>[]>(n);
+    for (std::size_t s = 0; s < n; ++s) refresh_at_[s].store(0, std::memory_order_relaxed);
+    refresh_age_ = age;
+    on_refresh_ = std::move(observer);
+    locked_puts_ = true;
+  }
+
+  // Under the home lock of the key in slot s: whether the slot's refresh is still the one claimed
+  // at `at` (no write of the slot since).
+  bool refresh_claimed(std::size_t s, std::int64_t at) const noexcept {
+    return refresh_at_ != nullptr && s < groups_ * group_width &&
+           refresh_at_[s].load(std::memory_order_acquire) == (at | 1);
+  }
+
+  // Gives up the refresh claimed at `at` in slot s (if no write has replaced it), so that a later
+  // read claims it again.
+  void release_refresh(std::size_t s, std::int64_t at) const noexcept {
+    if (refresh_at_ == nullptr || s >= groups_ * group_width) return;
+    std::int64_t claimed = at | 1;
+    refresh_at_[s].compare_exchange_strong(claimed, at, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed);
   }
 
   // With expiry: removes the entries whose deadline is at or before `now` among those the timer
@@ -457,7 +508,8 @@ class hot_table {
     }
   }
 
-  // Runs decide(const V* current) — or decide(const K& key, const V* current) — under the key's
+  // Runs decide(const V* current) — or decide(const K& key, const V* current), or decide(key,
+  // current, slot) with the key's slot (no_slot when absent) — under the key's
   // home lock and applies its decision. If decide throws, the table is unchanged and the
   // exception propagates. If the decision inserts the key, on_insert(const K&) runs once the entry
   // is published, still under the lock (a lower tier drops its copy there: see engine.hpp). An
@@ -488,7 +540,9 @@ class hot_table {
         }
       }
       decision d = [&] {
-        if constexpr (std::is_invocable_v<F&, const K&, const V*>) {
+        if constexpr (std::is_invocable_v<F&, const K&, const V*, std::size_t>) {
+          return decide(std::as_const(key), current, found.value_or(no_slot));
+        } else if constexpr (std::is_invocable_v<F&, const K&, const V*>) {
           return decide(std::as_const(key), current);
         } else {
           return decide(current);
@@ -623,6 +677,7 @@ class hot_table {
                         groups_ * group_width * sizeof(slot);
     if constexpr (!packed) bytes += size() * sizeof(node);
     if (weights_ != nullptr) bytes += groups_ * group_width * sizeof(std::size_t);
+    if (refresh_at_ != nullptr) bytes += groups_ * group_width * sizeof(std::int64_t);
     if (deadlines_ != nullptr) {
       bytes += groups_ * group_width * (sizeof(std::int64_t) + sizeof(timer_wheel::handle)) +
                stripe_count_ * sizeof(expiry_stripe);
@@ -1037,7 +1092,11 @@ class hot_table {
                                           const std::uint64_t* seq = nullptr) const {
     if (!eq_(candidate, key)) return match::other;
     if (deadline != no_deadline && !alive(s, deadline, seq)) return match::expired;
-    if constexpr (Touch) note_hit(h, hdr, i);
+    if constexpr (Touch) {
+      note_hit(h, hdr, i);
+      // The inline stage (no seq) has seen the coarse date, which a due refresh would have failed.
+      if (seq != nullptr && GOLDYLOX_UNLIKELY(refresh_at_ != nullptr)) claim_refresh(s, candidate);
+    }
     f(value);
     return match::hit;
   }
@@ -1056,6 +1115,9 @@ class hot_table {
       const std::int64_t deadline = deadlines_[s].load(std::memory_order_acquire);
       if (sl.load(std::memory_order_acquire) != n) return match::changed;
       if (!alive(s, deadline, nullptr)) return match::expired;
+      if constexpr (Touch) {
+        if (GOLDYLOX_UNLIKELY(refresh_at_ != nullptr)) claim_refresh(s, n->key);
+      }
     }
     if constexpr (Touch) note_hit(h, hdr, i);
     const auto& value = node_value(*n);  // a copy's lifetime is extended to the block's end
@@ -1333,12 +1395,16 @@ class hot_table {
       if (deadlines_ == nullptr) {
         close_write(sl, opened, &kv);
       } else {
+        const std::int64_t dated = stamp_refresh(s, deadline);
         deadlines_[s].store(deadline, std::memory_order_release);
-        close_write(sl, opened, &kv, true, dated_bits(deadline));
+        close_write(sl, opened, &kv, true, dated_bits(dated));
       }
     } else {
       // Before the node: a reader that loads the node sees this deadline or a later one.
-      if (deadlines_ != nullptr) deadlines_[s].store(deadline, std::memory_order_release);
+      if (deadlines_ != nullptr) {
+        stamp_refresh(s, deadline);
+        deadlines_[s].store(deadline, std::memory_order_release);
+      }
       try {
         slots_[s].store(new node(h, std::move(key), std::move(value)), std::memory_order_release);
       } catch (...) {
@@ -1421,8 +1487,9 @@ class hot_table {
       if (deadlines_ == nullptr) {
         close_write(sl, opened, &kv);
       } else {
+        const std::int64_t dated = stamp_refresh(s, deadline);
         deadlines_[s].store(deadline, std::memory_order_release);
-        close_write(sl, opened, &kv, true, dated_bits(deadline));
+        close_write(sl, opened, &kv, true, dated_bits(dated));
       }
     } else {
       if constexpr (inline_value) {
@@ -1442,6 +1509,7 @@ class hot_table {
       // The earlier of the two deadlines stands while the node changes, so a reader that pairs
       // either node with it errs on the side of expiry; the new one is written after.
       if (deadlines_ != nullptr) {
+        stamp_refresh(s, deadline);
         const std::int64_t before = deadlines_[s].load(std::memory_order_relaxed);
         deadlines_[s].store(std::min(before, deadline), std::memory_order_release);
       }
@@ -1602,7 +1670,11 @@ class hot_table {
           if constexpr (packed) {
             std::uint64_t seen = *seq;
             const std::uint64_t low = (std::uint64_t{1} << dated_shift) - 1;
-            slots_[s].seq.compare_exchange_strong(seen, (seen & low) | dated_bits(moved),
+            const std::int64_t dated =
+                refresh_at_ == nullptr
+                    ? moved
+                    : std::min(moved, refresh_at_[s].load(std::memory_order_relaxed) & ~1);
+            slots_[s].seq.compare_exchange_strong(seen, (seen & low) | dated_bits(dated),
                                                   std::memory_order_release,
                                                   std::memory_order_relaxed);
           }
@@ -1610,6 +1682,33 @@ class hot_table {
       }
     }
     return true;
+  }
+
+  // With refresh, under the home lock of the key written into slot s: sets the slot's refresh
+  // time for this write, strictly above the one before (so it names this write) and even (the
+  // low bit is a reader's claim). Returns the time the slot's coarse date must not pass: the
+  // earlier of `deadline` and the refresh time (`deadline` itself without refresh).
+  std::int64_t stamp_refresh(std::size_t s, std::int64_t deadline) {
+    if (refresh_at_ == nullptr) return deadline;
+    const std::int64_t before = refresh_at_[s].load(std::memory_order_relaxed);
+    std::int64_t at = deadline_after(clock_->now(), refresh_age_) & ~std::int64_t{1};
+    // Near the end of the clock's range (an age of centuries) the time stops growing; it is then
+    // never due, so no claim can mistake one write for another.
+    if (before < no_deadline - 2) at = std::max(at, (before | 1) + 1);
+    refresh_at_[s].store(at, std::memory_order_release);
+    return std::min(deadline, at);
+  }
+
+  // A reader found `key` alive in slot s: if its refresh is due and unclaimed, claims it and hands
+  // it to the refresh observer (releasing the claim if the observer could not queue it).
+  void claim_refresh(std::size_t s, const K& key) const noexcept {
+    std::int64_t at = refresh_at_[s].load(std::memory_order_acquire);
+    if ((at & 1) != 0 || at > clock_->now()) return;
+    if (!refresh_at_[s].compare_exchange_strong(at, at | 1, std::memory_order_acq_rel,
+                                                std::memory_order_relaxed)) {
+      return;  // claimed by another reader, or rewritten
+    }
+    if (!on_refresh_(key, s, at)) release_refresh(s, at);
   }
 
   // Reserves a free slot in the key's probe window, evicting inside the window if it is full.
@@ -1816,6 +1915,12 @@ class hot_table {
   const expiry_clock* clock_ = nullptr;
   const std::uint64_t id_ = next_id.fetch_add(1, std::memory_order_relaxed);
   const std::atomic<std::uint64_t>* coarse_word_ = nullptr;  // clock_->coarse_word()
+  // Refresh (set_refresh): per slot, the time its value falls due for a reload, low bit set once
+  // a reader claimed it (written under the home lock of the key in the slot; claimed and
+  // released with CASes).
+  std::unique_ptr<std::atomic<std::int64_t>[]> refresh_at_;
+  std::chrono::nanoseconds refresh_age_{0};
+  refresh_observer on_refresh_;
   std::int64_t access_ttl_ = 0;
   std::uint64_t access_slack_ = 0;  // how far (as a coarse word) a deadline may be ahead of
                                     // now and still be due for an access extension
