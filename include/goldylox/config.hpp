@@ -14,7 +14,8 @@
 //                               entries (bytes by default: weight.hpp; a typed_cache may set its
 //                               own weigher), split like the entries; off by default.
 //   expire_after_write          entries expire this long after they were written; off by default.
-//   expire_after_access         entries expire this long after they were last read or written.
+//   expire_after_access         entries expire this long after they were last read or written
+//                               (with expire_after_write too: whichever comes first).
 //   enable_expiry               entries may expire: put(key, value, ttl) gives one its own ttl
 //                               (implied by either option above). docs/api.md#expiry.
 //   refresh_after_write         a typed_cache with a loader reloads an entry this long after it
@@ -263,11 +264,6 @@ inline absl::Status resolve_expiry(const config_request& r, cache_config& c) {
                        "that do not ",
                        std::string_view(name) == "refresh_after_write" ? "refresh)" : "expire)"));
     }
-  }
-  if (r.expire_after_write && r.expire_after_access) {
-    return absl::InvalidArgumentError(
-        "goldylox: expire_after_write and expire_after_access cannot be combined yet: each "
-        "entry keeps one deadline; choose one (a put's ttl can still shorten an entry's life)");
   }
   c.expire_after_write = r.expire_after_write.value_or(std::chrono::nanoseconds::zero());
   c.expire_after_access = r.expire_after_access.value_or(std::chrono::nanoseconds::zero());
@@ -753,14 +749,16 @@ class basic_builder {
   // background pool, or with enable_background_workers(false) within the writes and
   // run_pending_tasks()). Times come from the builder's ticker() if given, else from a clock
   // with about a millisecond's resolution (an entry may be seen up to ~1 ms past its deadline).
-  // build() fails with kInvalidArgument for d <= 0, with expire_after_access also set, or with a
-  // cold tier or memory_layout::two_tables (not supported yet).
+  // build() fails with kInvalidArgument for d <= 0, or with a cold tier or
+  // memory_layout::two_tables (not supported yet).
   Derived& expire_after_write(std::chrono::nanoseconds d) {
     request_.expire_after_write = d;
     return self();
   }
   // As expire_after_write, but each read that finds the entry also restarts its time: it expires
-  // `d` after its last read or write.
+  // `d` after its last read or write. With expire_after_write as well, whichever comes first:
+  // reads keep an entry alive, but never past expire_after_write from its write (Caffeine's
+  // expireAfterAccess with expireAfterWrite).
   Derived& expire_after_access(std::chrono::nanoseconds d) {
     request_.expire_after_access = d;
     return self();

@@ -429,19 +429,22 @@ void byte_budget_holds(goldylox::memory_layout layout) {
 // read checks that, whichever path (inline probe, out-of-line probe, a slot being rewritten,
 // reclaimed or reused) it took. With expire-after-access (`access`) reads move deadlines too (a
 // CAS beside the writers' in packed sequence words), so only a value for another key is an error
-// there, and the end of the run, when every entry must be found expired.
+// there, and the end of the run, when every entry must be found expired. With both durations
+// (`capped`: access 2 phases, write 3), reads extend deadlines but a value is still never
+// returned 3 phases after its write.
+enum class expiry_mode { write, access, capped };
 template <class V>
-void expiry_never_serves_an_expired_value(bool access = false) {
+void expiry_never_serves_an_expired_value(expiry_mode mode = expiry_mode::write) {
   constexpr std::int64_t ttl_phases = 3;
   constexpr std::uint64_t keyspace = 2'048;
+  const bool access = mode == expiry_mode::access;
   auto phase = std::make_shared<std::atomic<std::int64_t>>(0);
   auto builder = goldylox::typed_cache<std::uint64_t, V>::builder();
   builder.max_entries(1'024).ticker([phase] { return std::chrono::seconds(phase->load()); });
-  if (access) {
-    builder.expire_after_access(std::chrono::seconds(ttl_phases));
-  } else {
-    builder.expire_after_write(std::chrono::seconds(ttl_phases));
+  if (mode != expiry_mode::write) {
+    builder.expire_after_access(std::chrono::seconds(access ? ttl_phases : ttl_phases - 1));
   }
+  if (mode != expiry_mode::access) builder.expire_after_write(std::chrono::seconds(ttl_phases));
   auto made = builder.build();
   ASSERT_TRUE(made.ok()) << made.status();
   auto& cache = *made;
@@ -515,10 +518,16 @@ TEST(Stress, ExpiryNeverServesAnExpiredValueNode) {
   expiry_never_serves_an_expired_value<std::string>();
 }
 TEST(Stress, ExpiryAfterAccessStaysConsistentPacked) {
-  expiry_never_serves_an_expired_value<std::uint64_t>(/*access=*/true);
+  expiry_never_serves_an_expired_value<std::uint64_t>(expiry_mode::access);
 }
 TEST(Stress, ExpiryAfterAccessStaysConsistentNode) {
-  expiry_never_serves_an_expired_value<std::string>(/*access=*/true);
+  expiry_never_serves_an_expired_value<std::string>(expiry_mode::access);
+}
+TEST(Stress, ExpiryAfterAccessCappedByWritePacked) {
+  expiry_never_serves_an_expired_value<std::uint64_t>(expiry_mode::capped);
+}
+TEST(Stress, ExpiryAfterAccessCappedByWriteNode) {
+  expiry_never_serves_an_expired_value<std::string>(expiry_mode::capped);
 }
 
 TEST(Stress, ByteBudgetHoldsOneTable) {

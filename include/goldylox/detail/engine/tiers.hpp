@@ -89,7 +89,8 @@ struct tier_stack {
         hot(c.hot_tier_max_entries +
                 (c.memory_layout == memory_layout::one_table ? c.warm_tier_max_entries : 0),
             c.enable_simd, counters) {
-    if (clock != nullptr) hot.set_expiry(*clock, c.expire_after_access);
+    // With both durations, reads extend an entry's life up to expire_after_write from its write.
+    if (clock != nullptr) hot.set_expiry(*clock, c.expire_after_access, c.expire_after_write);
     if constexpr (cold_capable) {
       if (store != nullptr) cold = std::make_unique<cold_type>(std::move(store));
     }
@@ -122,12 +123,12 @@ struct tier_stack {
   bool has_lower_tier() const noexcept { return warm != nullptr || cold != nullptr; }
 
   // The deadline of a value written now: now + the cache's expire_after_write or
-  // expire_after_access, or no_deadline (also without expiry).
+  // expire_after_access (the shorter, with both), or no_deadline (also without expiry).
   std::int64_t write_deadline() const {
     if (clock == nullptr) return no_deadline;
-    const std::chrono::nanoseconds ttl = config.expire_after_write.count() != 0
-                                             ? config.expire_after_write
-                                             : config.expire_after_access;
+    const std::chrono::nanoseconds w = config.expire_after_write;
+    const std::chrono::nanoseconds a = config.expire_after_access;
+    const std::chrono::nanoseconds ttl = w.count() == 0 ? a : (a.count() == 0 ? w : std::min(w, a));
     return ttl.count() == 0 ? no_deadline : deadline_after(clock->now(), ttl);
   }
 

@@ -95,19 +95,22 @@
 // it takes a home lock. With expiry, a put of a present packed key takes the home lock (as with
 // weights), and a node's small value is replaced by a new node rather than in place.
 //
-// Refresh (set_refresh, off by default; needs expiry's clock and deadlines). Each slot has a
-// refresh time in a second array: when its value becomes due for a reload (write time + the
-// refresh age). Every write of the slot sets it, under the key's home lock, strictly above its
-// previous value and even, so (slot, refresh time) names one write of the slot. A packed slot's
-// coarse date (below) is the earlier of its deadline and its refresh time, so the inline read
-// stays as it is until a refresh falls due; the out-of-line read (and every node read) then
-// compares the refresh time with the clock, and a reader that finds it due claims the refresh
-// with one CAS that sets the low bit (one claim per write, however many readers) and hands
-// (key, slot, time) to the refresh observer: the engine queues the reload and keeps serving the
-// old value. The reload is stored only if the key still sits in that slot with that claimed time
-// (refresh_claimed, under the home lock): any write, removal or eviction since discards it. A
-// reload that fails or is discarded releases the claim (release_refresh), so a later read claims
-// it again.
+// Write times (with refresh, or with expire-after-access capped by expire-after-write). Each
+// slot then also has the time its value was written, in a second array: every write of the slot
+// sets it, under the key's home lock, strictly above its previous value and even, so (slot, write
+// time) names one write of the slot. With both expiry durations, an access extension never moves
+// a deadline past write time + the write duration.
+//
+// Refresh (set_refresh, off by default; needs expiry's clock and deadlines). An entry is due for
+// a reload at write time + the refresh age. A packed slot's coarse date (below) is the earlier of
+// its deadline and that time, so the inline read stays as it is until a refresh falls due; the
+// out-of-line read (and every node read) then compares it with the clock, and a reader that
+// finds it due claims the refresh with one CAS that sets the write time's low bit (one claim per
+// write, however many readers) and hands (key, slot, write time) to the refresh observer: the
+// engine queues the reload and keeps serving the old value. The reload is stored only if the key
+// still sits in that slot with that claimed write time (refresh_claimed, under the home lock):
+// any write, removal or eviction since discards it. A reload that fails or is discarded releases
+// the claim (release_refresh), so a later read claims it again.
 #pragma once
 
 #include <algorithm>
@@ -270,7 +273,10 @@ class hot_table {
   // reclaim_expired_read) and through expire_due(), whichever comes first. Set before use, on an
   // empty table; `clock` must outlive the table. A put of a present key then takes the home lock
   // (its deadline changes with the value).
-  void set_expiry(const expiry_clock& clock, std::chrono::nanoseconds access_ttl) {
+  // With `access_ttl` and `write_cap` > 0 both, an access extension stops at write time +
+  // write_cap (expire-after-write and expire-after-access together: the earlier one wins).
+  void set_expiry(const expiry_clock& clock, std::chrono::nanoseconds access_ttl,
+                  std::chrono::nanoseconds write_cap = std::chrono::nanoseconds::zero()) {
     const std::size_t n = groups_ * group_width;
     deadlines_ = std::make_unique<std::atomic<std::int64_t>[]>(n);
     timers_ = std::make_unique<timer_wheel::handle[]>(n);
@@ -291,9 +297,13 @@ class hot_table {
     // Expire-after-access readers move deadlines (and, in packed slots, the sequence word):
     // in-place puts, which rely on the word changing only with the contents, are then off.
     if (access_ttl_ != 0) locked_puts_ = true;
+    if (access_ttl_ != 0 && write_cap.count() > 0) {
+      write_cap_ = write_cap;
+      keep_write_times();
+    }
   }
 
-  // Receives a refresh a reader claimed: the key, its slot and the claimed refresh time (see the
+  // Receives a refresh a reader claimed: the key, its slot and the claimed write time (see the
   // header comment). Called on the reading thread, with no lock held; must not throw and must not
   // block. Returns false if the refresh could not be queued (the claim is then released).
   using refresh_observer = std::function<bool(const K&, std::size_t slot, std::int64_t at)>;
@@ -305,27 +315,25 @@ class hot_table {
     if (deadlines_ == nullptr || age.count() <= 0 || !observer) {
       throw std::invalid_argument("hot tier: refresh needs expiry, an age above 0 and an observer");
     }
-    const std::size_t n = groups_ * group_width;
-    refresh_at_ = std::make_unique<std::atomic<std::int64_t>[]>(n);
-    for (std::size_t s = 0; s < n; ++s) refresh_at_[s].store(0, std::memory_order_relaxed);
+    keep_write_times();
     refresh_age_ = age;
     on_refresh_ = std::move(observer);
     locked_puts_ = true;
   }
 
-  // Under the home lock of the key in slot s: whether the slot's refresh is still the one claimed
-  // at `at` (no write of the slot since).
+  // Under the home lock of the key in slot s: whether the slot still holds the write whose
+  // refresh was claimed, written at `at` (no write of the slot since).
   bool refresh_claimed(std::size_t s, std::int64_t at) const noexcept {
-    return refresh_at_ != nullptr && s < groups_ * group_width &&
-           refresh_at_[s].load(std::memory_order_acquire) == (at | 1);
+    return written_at_ != nullptr && s < groups_ * group_width &&
+           written_at_[s].load(std::memory_order_acquire) == (at | 1);
   }
 
   // Gives up the refresh claimed at `at` in slot s (if no write has replaced it), so that a later
   // read claims it again.
   void release_refresh(std::size_t s, std::int64_t at) const noexcept {
-    if (refresh_at_ == nullptr || s >= groups_ * group_width) return;
+    if (written_at_ == nullptr || s >= groups_ * group_width) return;
     std::int64_t claimed = at | 1;
-    refresh_at_[s].compare_exchange_strong(claimed, at, std::memory_order_acq_rel,
+    written_at_[s].compare_exchange_strong(claimed, at, std::memory_order_acq_rel,
                                            std::memory_order_relaxed);
   }
 
@@ -677,7 +685,7 @@ class hot_table {
                         groups_ * group_width * sizeof(slot);
     if constexpr (!packed) bytes += size() * sizeof(node);
     if (weights_ != nullptr) bytes += groups_ * group_width * sizeof(std::size_t);
-    if (refresh_at_ != nullptr) bytes += groups_ * group_width * sizeof(std::int64_t);
+    if (written_at_ != nullptr) bytes += groups_ * group_width * sizeof(std::int64_t);
     if (deadlines_ != nullptr) {
       bytes += groups_ * group_width * (sizeof(std::int64_t) + sizeof(timer_wheel::handle)) +
                stripe_count_ * sizeof(expiry_stripe);
@@ -1095,7 +1103,7 @@ class hot_table {
     if constexpr (Touch) {
       note_hit(h, hdr, i);
       // The inline stage (no seq) has seen the coarse date, which a due refresh would have failed.
-      if (seq != nullptr && GOLDYLOX_UNLIKELY(refresh_at_ != nullptr)) claim_refresh(s, candidate);
+      if (seq != nullptr && GOLDYLOX_UNLIKELY(on_refresh_ != nullptr)) claim_refresh(s, candidate);
     }
     f(value);
     return match::hit;
@@ -1116,7 +1124,7 @@ class hot_table {
       if (sl.load(std::memory_order_acquire) != n) return match::changed;
       if (!alive(s, deadline, nullptr)) return match::expired;
       if constexpr (Touch) {
-        if (GOLDYLOX_UNLIKELY(refresh_at_ != nullptr)) claim_refresh(s, n->key);
+        if (GOLDYLOX_UNLIKELY(on_refresh_ != nullptr)) claim_refresh(s, n->key);
       }
     }
     if constexpr (Touch) note_hit(h, hdr, i);
@@ -1395,14 +1403,14 @@ class hot_table {
       if (deadlines_ == nullptr) {
         close_write(sl, opened, &kv);
       } else {
-        const std::int64_t dated = stamp_refresh(s, deadline);
+        const std::int64_t dated = stamp_write(s, deadline);
         deadlines_[s].store(deadline, std::memory_order_release);
         close_write(sl, opened, &kv, true, dated_bits(dated));
       }
     } else {
       // Before the node: a reader that loads the node sees this deadline or a later one.
       if (deadlines_ != nullptr) {
-        stamp_refresh(s, deadline);
+        stamp_write(s, deadline);
         deadlines_[s].store(deadline, std::memory_order_release);
       }
       try {
@@ -1487,7 +1495,7 @@ class hot_table {
       if (deadlines_ == nullptr) {
         close_write(sl, opened, &kv);
       } else {
-        const std::int64_t dated = stamp_refresh(s, deadline);
+        const std::int64_t dated = stamp_write(s, deadline);
         deadlines_[s].store(deadline, std::memory_order_release);
         close_write(sl, opened, &kv, true, dated_bits(dated));
       }
@@ -1509,7 +1517,7 @@ class hot_table {
       // The earlier of the two deadlines stands while the node changes, so a reader that pairs
       // either node with it errs on the side of expiry; the new one is written after.
       if (deadlines_ != nullptr) {
-        stamp_refresh(s, deadline);
+        stamp_write(s, deadline);
         const std::int64_t before = deadlines_[s].load(std::memory_order_relaxed);
         deadlines_[s].store(std::min(before, deadline), std::memory_order_release);
       }
@@ -1662,7 +1670,8 @@ class hot_table {
       return false;
     }
     if (access_ttl_ != 0) {
-      const std::int64_t moved = deadline_after(now, std::chrono::nanoseconds(access_ttl_));
+      std::int64_t moved = deadline_after(now, std::chrono::nanoseconds(access_ttl_));
+      if (write_cap_.count() != 0) moved = std::min(moved, deadline_after(written(s), write_cap_));
       if (moved - deadline > (access_ttl_ >> 6)) {
         std::int64_t expected = deadline;
         if (deadlines_[s].compare_exchange_strong(expected, moved, std::memory_order_release,
@@ -1671,9 +1680,7 @@ class hot_table {
             std::uint64_t seen = *seq;
             const std::uint64_t low = (std::uint64_t{1} << dated_shift) - 1;
             const std::int64_t dated =
-                refresh_at_ == nullptr
-                    ? moved
-                    : std::min(moved, refresh_at_[s].load(std::memory_order_relaxed) & ~1);
+                on_refresh_ == nullptr ? moved : std::min(moved, refresh_due(written(s)));
             slots_[s].seq.compare_exchange_strong(seen, (seen & low) | dated_bits(dated),
                                                   std::memory_order_release,
                                                   std::memory_order_relaxed);
@@ -1684,27 +1691,43 @@ class hot_table {
     return true;
   }
 
-  // With refresh, under the home lock of the key written into slot s: sets the slot's refresh
+  void keep_write_times() {
+    if (written_at_ != nullptr) return;
+    const std::size_t n = groups_ * group_width;
+    written_at_ = std::make_unique<std::atomic<std::int64_t>[]>(n);
+    // -2: a slot's first write at time 0 (an injected ticker's start) gets time 0 itself.
+    for (std::size_t s = 0; s < n; ++s) written_at_[s].store(-2, std::memory_order_relaxed);
+  }
+
+  // Slot s's write time, without a reader's claim.
+  std::int64_t written(std::size_t s) const noexcept {
+    return written_at_[s].load(std::memory_order_acquire) & ~std::int64_t{1};
+  }
+  std::int64_t refresh_due(std::int64_t written) const noexcept {
+    return deadline_after(written, refresh_age_);
+  }
+
+  // With write times, under the home lock of the key written into slot s: sets the slot's write
   // time for this write, strictly above the one before (so it names this write) and even (the
   // low bit is a reader's claim). Returns the time the slot's coarse date must not pass: the
-  // earlier of `deadline` and the refresh time (`deadline` itself without refresh).
-  std::int64_t stamp_refresh(std::size_t s, std::int64_t deadline) {
-    if (refresh_at_ == nullptr) return deadline;
-    const std::int64_t before = refresh_at_[s].load(std::memory_order_relaxed);
-    std::int64_t at = deadline_after(clock_->now(), refresh_age_) & ~std::int64_t{1};
-    // Near the end of the clock's range (an age of centuries) the time stops growing; it is then
-    // never due, so no claim can mistake one write for another.
+  // earlier of `deadline` and, with refresh, the time the write falls due for a reload.
+  std::int64_t stamp_write(std::size_t s, std::int64_t deadline) {
+    if (written_at_ == nullptr) return deadline;
+    const std::int64_t before = written_at_[s].load(std::memory_order_relaxed);
+    std::int64_t at = std::max<std::int64_t>(0, clock_->now()) & ~std::int64_t{1};
+    // Near the end of the clock's range (centuries of uptime) the time stops growing; no write
+    // is then due for anything, so no claim can mistake one write for another.
     if (before < no_deadline - 2) at = std::max(at, (before | 1) + 1);
-    refresh_at_[s].store(at, std::memory_order_release);
-    return std::min(deadline, at);
+    written_at_[s].store(at, std::memory_order_release);
+    return on_refresh_ == nullptr ? deadline : std::min(deadline, refresh_due(at));
   }
 
   // A reader found `key` alive in slot s: if its refresh is due and unclaimed, claims it and hands
   // it to the refresh observer (releasing the claim if the observer could not queue it).
   void claim_refresh(std::size_t s, const K& key) const noexcept {
-    std::int64_t at = refresh_at_[s].load(std::memory_order_acquire);
-    if ((at & 1) != 0 || at > clock_->now()) return;
-    if (!refresh_at_[s].compare_exchange_strong(at, at | 1, std::memory_order_acq_rel,
+    std::int64_t at = written_at_[s].load(std::memory_order_acquire);
+    if ((at & 1) != 0 || refresh_due(at) > clock_->now()) return;
+    if (!written_at_[s].compare_exchange_strong(at, at | 1, std::memory_order_acq_rel,
                                                 std::memory_order_relaxed)) {
       return;  // claimed by another reader, or rewritten
     }
@@ -1915,12 +1938,13 @@ class hot_table {
   const expiry_clock* clock_ = nullptr;
   const std::uint64_t id_ = next_id.fetch_add(1, std::memory_order_relaxed);
   const std::atomic<std::uint64_t>* coarse_word_ = nullptr;  // clock_->coarse_word()
-  // Refresh (set_refresh): per slot, the time its value falls due for a reload, low bit set once
-  // a reader claimed it (written under the home lock of the key in the slot; claimed and
-  // released with CASes).
-  std::unique_ptr<std::atomic<std::int64_t>[]> refresh_at_;
+  // Write times (refresh, or both expiry durations): per slot, when its value was written, low
+  // bit set once a reader claimed its refresh (written under the home lock of the key in the
+  // slot; claimed and released with CASes).
+  std::unique_ptr<std::atomic<std::int64_t>[]> written_at_;
   std::chrono::nanoseconds refresh_age_{0};
   refresh_observer on_refresh_;
+  std::chrono::nanoseconds write_cap_{0};  // both expiry durations: expire-after-write's
   std::int64_t access_ttl_ = 0;
   std::uint64_t access_slack_ = 0;  // how far (as a coarse word) a deadline may be ahead of
                                     // now and still be due for an access extension
