@@ -3,7 +3,7 @@
 //
 // The hot table decides when an entry is due and lets exactly one reader claim each due write
 // (hot/table.hpp, "Refresh"); that reader calls request() and returns the old value at once. A
-// request is the key, its slot and the claimed refresh time, which together name the write the
+// request is the key, its slot and the claimed write time, which together name the write the
 // reload replaces. Requests wait in a move_queue (promotion.hpp: striped, try-locked, bounded and
 // lossy: a read never waits for more than a few tries of a stripe's lock); a full stripe, or one
 // still busy after those tries, refuses the request, and the table then releases the claim so a
@@ -15,14 +15,15 @@
 // and releases the claim.
 //
 // Cost on the read path: none until an entry falls due (the table's inline read checks one
-// coarse date that already carries the refresh time); a due read makes one CAS, one try-locked
-// push and one pool notify, once per write of the entry.
+// coarse date that already carries the time the write falls due); a due read makes one CAS, one
+// try-locked push and one pool notify, once per write of the entry.
 //
 // Owns: the queue and the pool job. Invariant: the job is registered only once the table's
 // observer can reach it, and no run outlives this object (~job_handle waits); the engine declares
 // it last, so it goes first.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -39,7 +40,7 @@
 GOLDYLOX_BEGIN_NAMESPACE
 namespace detail {
 
-// One claimed refresh: the key, its slot in the hot table and the claimed refresh time.
+// One claimed refresh: the key, its slot in the hot table and the claimed write's time.
 template <class K>
 struct refresh_request {
   refresh_request(const K& k, std::size_t s, std::int64_t a) : key(k), slot(s), at(a) {}

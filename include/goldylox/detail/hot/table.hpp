@@ -310,7 +310,7 @@ class hot_table {
 
   // Makes every entry due for a reload `age` (> 0) after it was written (see the header
   // comment). After set_expiry, before use, on an empty table. Puts of present keys then take
-  // the home lock (the refresh time changes with the value).
+  // the home lock (the write time changes with the value).
   void set_refresh(std::chrono::nanoseconds age, refresh_observer observer) {
     if (deadlines_ == nullptr || age.count() <= 0 || !observer) {
       throw std::invalid_argument("hot tier: refresh needs expiry, an age above 0 and an observer");
